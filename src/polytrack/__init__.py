@@ -1,0 +1,86 @@
+"""polytrack: experiment tracking for reproducible machine learning.
+
+    import polytrack
+    run = polytrack.init(project="mnist", params={"lr": 0.01})
+    polytrack.log_metrics({"loss": 0.5}, step=0)
+    run.finish()
+
+Importing polytrack touches nothing: no files, no environment, no threads. Names are
+loaded on first use (PEP 562), so the import itself costs about a millisecond.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from polytrack._version import __version__
+
+# public name -> module that defines it
+_EXPORTS = {
+    "current_run": "polytrack._api",
+    "finish": "polytrack._api",
+    "init": "polytrack._api",
+    "log_metric": "polytrack._api",
+    "log_metrics": "polytrack._api",
+    "log_params": "polytrack._api",
+    "log_tags": "polytrack._api",
+    "AmbiguousRunError": "polytrack.errors",
+    "InvalidInputError": "polytrack.errors",
+    "InvalidMetricError": "polytrack.errors",
+    "PolytrackError": "polytrack.errors",
+    "QueryError": "polytrack.errors",
+    "RunNotFoundError": "polytrack.errors",
+    "RunStateError": "polytrack.errors",
+    "StoreError": "polytrack.errors",
+    "TrackingWarning": "polytrack.errors",
+    "MetricSummary": "polytrack.models",
+    "RunInfo": "polytrack.models",
+    "RunView": "polytrack.reading",
+    "get_run": "polytrack.reading",
+    "runs": "polytrack.reading",
+    "DisabledRun": "polytrack.run",
+    "Run": "polytrack.run",
+    "Settings": "polytrack.settings",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:
+    from polytrack._api import (
+        current_run,
+        finish,
+        init,
+        log_metric,
+        log_metrics,
+        log_params,
+        log_tags,
+    )
+    from polytrack.errors import (
+        AmbiguousRunError,
+        InvalidInputError,
+        InvalidMetricError,
+        PolytrackError,
+        QueryError,
+        RunNotFoundError,
+        RunStateError,
+        StoreError,
+        TrackingWarning,
+    )
+    from polytrack.models import MetricSummary, RunInfo
+    from polytrack.reading import RunView, get_run, runs
+    from polytrack.run import DisabledRun, Run
+    from polytrack.settings import Settings
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'polytrack' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

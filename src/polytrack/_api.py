@@ -1,0 +1,248 @@
+"""`init()` and the module-level log functions: sugar over the current run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from polytrack import _state
+from polytrack._version import __version__
+from polytrack.errors import InvalidInputError, RunStateError, StoreError, TrackingWarning
+from polytrack.journal import JournalWriter
+from polytrack.models import ParamsSet, RunStarted, StatusChanged
+from polytrack.processes import process_started
+from polytrack.run import DisabledRun, Run, check_tags, flatten_params
+from polytrack.settings import MODES, Settings
+
+__all__ = ["finish", "init", "log_metric", "log_metrics", "log_params", "log_tags", "current_run"]
+
+
+def init(
+    project: str | None = None,
+    name: str | None = None,
+    params: Mapping[str, Any] | argparse.Namespace | None = None,
+    tags: Iterable[str] | None = None,
+    notes: str | None = None,
+    *,
+    mode: str | None = None,
+    dir: str | os.PathLike[str] | None = None,
+    resume: str | None = None,
+    settings: Settings | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Run | DisabledRun:
+    """Start recording a run and make it the current run.
+
+    Args:
+        project: groups runs; default `POLYTRACK_PROJECT` or "default".
+        name: a human name, unique or not; default the run id.
+        params: hyperparameters; nested mappings are flattened with dots.
+        tags: labels to filter by.
+        notes: free text.
+        mode: "online" (default), "offline" (never sync; local store only) or "disabled"
+            (every call is a no-op).
+        dir: the store's home; default `POLYTRACK_HOME`, else `~/.local/share/polytrack`.
+        resume: the id (or prefix, or name) of a run to continue: its steps go on.
+        settings: a full `Settings`; the arguments above override it.
+        environ: read instead of `os.environ` (for tests).
+
+    Raises:
+        InvalidInputError: an argument cannot be recorded (names it).
+        RunStateError: `resume` names a run that is still running.
+
+    Example:
+        >>> with polytrack.init(project="mnist", params={"lr": 0.01}) as run:
+        ...     run.log_metrics({"loss": 0.5}, step=0)
+    """
+    settings = settings or Settings.from_env(environ)
+    if mode is not None:
+        if mode not in MODES:
+            raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        settings = settings.evolve(mode=mode)
+    if dir is not None:
+        settings = settings.evolve(home=Path(dir).expanduser())
+    if project is not None:
+        _check_text("project", project)
+        settings = settings.evolve(project=project)
+    if name is not None:
+        _check_text("name", name)
+    flat = flatten_params(params) if params is not None else {}
+    clean_tags = check_tags(tags) if tags is not None else ()
+    if notes is not None and not isinstance(notes, str):
+        raise InvalidInputError(f"notes must be a string; got {type(notes).__name__}")
+
+    previous = _state.current
+    if previous is not None:
+        previous.finish()
+    if settings.mode == "disabled":
+        disabled = DisabledRun()
+        _state.set_current(disabled)
+        return disabled
+
+    try:
+        run = _start(settings, name, flat, clean_tags, notes, resume)
+    except StoreError as exc:
+        fallback = Path(tempfile.gettempdir()) / f"polytrack-{os.getuid()}"
+        if resume is not None or settings.home == fallback:
+            raise
+        warnings.warn(
+            f"polytrack cannot write to {settings.home} ({exc}); recording to {fallback}",
+            TrackingWarning,
+            stacklevel=2,
+        )
+        run = _start(settings.evolve(home=fallback), name, flat, clean_tags, notes, None)
+    _state.set_current(run)
+    return run
+
+
+def _start(
+    settings: Settings,
+    name: str | None,
+    params: dict[str, Any],
+    tags: tuple[str, ...],
+    notes: str | None,
+    resume: str | None,
+) -> Run:
+    now = time.time()
+    attempt, last_step = 0, -1
+    project = settings.project
+    if resume is None:
+        run_id = new_run_id()
+    else:
+        # The store's reader needs numpy and SQLite: imported only to resume.
+        from polytrack.backends.local import LocalStore
+
+        with LocalStore.open(settings.home, stale_after=6 * settings.heartbeat_interval) as store:
+            run_id = store.resolve(resume)
+            info, _ = store.read_run(run_id)
+        if info.status == "running":
+            raise RunStateError(f"run {run_id} is still running (pid {info.pid} on {info.host})")
+        attempt = info.attempts
+        last_step = max((m.last_step for m in info.metrics.values()), default=-1)
+        project = info.project
+        name = name or info.name
+    directory = settings.home / "runs" / run_id
+    writer = JournalWriter.create(
+        directory,
+        run_id=run_id,
+        attempt=attempt,
+        fsync_interval=settings.fsync_interval,
+        heartbeat_interval=settings.heartbeat_interval,
+        first_segment_bytes=settings.first_segment_bytes,
+        max_segment_bytes=settings.max_segment_bytes,
+    )
+    writer.set_last_step(last_step)
+    try:
+        writer.append_event(
+            RunStarted(
+                id=run_id,
+                project=project,
+                name=name or run_id,
+                created_at=now,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                process_started=process_started(os.getpid()),
+                attempt=attempt,
+                notes=notes,
+                tags=tags,
+                version=__version__,
+            )
+        )
+        if params:
+            writer.append_event(ParamsSet(params=params))
+        writer.append_event(StatusChanged(status="running", at=now))
+    except BaseException:
+        writer.close()
+        raise
+    writer.start()
+    return Run(
+        run_id=run_id,
+        project=project,
+        name=name or run_id,
+        directory=directory,
+        settings=settings,
+        writer=writer,
+    )
+
+
+_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def new_run_id() -> str:
+    """Eight random base-36 characters, as W&B does: short enough to type."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+def _check_text(field: str, value: object) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > 256:
+        raise InvalidInputError(f"{field} must be a non-empty string of at most 256 characters; got {value!r}")
+
+
+def current_run() -> Run | DisabledRun | None:
+    """The current run, or None."""
+    return _state.current
+
+
+def log_metrics(
+    metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+) -> None:
+    """Record metrics on the current run; see `Run.log_metrics`.
+
+    Example:
+        >>> polytrack.log_metrics({"loss": 0.5}, step=3)
+    """
+    run = _state.current
+    if run is None:
+        _no_run("log_metrics")
+        return
+    run.log_metrics(metrics, step, epoch)
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Record one metric on the current run."""
+    log_metrics({key: value}, step)
+
+
+def log_params(params: Mapping[str, Any] | argparse.Namespace) -> None:
+    """Record params on the current run; see `Run.log_params`."""
+    run = _state.current
+    if run is None:
+        _no_run("log_params")
+        return
+    run.log_params(params)
+
+
+def log_tags(tags: Iterable[str] | str) -> None:
+    """Add tags to the current run."""
+    run = _state.current
+    if run is None:
+        _no_run("log_tags")
+        return
+    run.log_tags(tags)
+
+
+def finish(status: str = "succeeded", *, message: str | None = None) -> None:
+    """Finish the current run, if any."""
+    run = _state.current
+    if run is not None:
+        run.finish(status, message=message)
+
+
+_warned_no_run: set[str] = set()
+
+
+def _no_run(what: str) -> None:
+    if what not in _warned_no_run:
+        _warned_no_run.add(what)
+        warnings.warn(
+            f"polytrack.{what}() called before polytrack.init(); nothing is recorded",
+            TrackingWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,117 @@
+"""The only process-wide mutable state: the current run and the hooks that guard it.
+
+Hooks are installed at the first `init()`, never at import: `atexit` finishes a run the
+script forgot to finish, `sys.excepthook` (chained to the previous hook, restored when no
+run is left) marks it failed, and `os.register_at_fork` makes sure a forked child
+(a DataLoader worker, say) never writes into its parent's journal.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import weakref
+from types import TracebackType
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    from polytrack.run import DisabledRun, Run
+
+__all__ = ["current", "forget", "reset", "set_current"]
+
+current: Union[Run, DisabledRun, None] = None  # noqa: UP007 - read on the hot path
+
+_lock = threading.Lock()
+_live: weakref.WeakSet[Run] = weakref.WeakSet()
+_hooks_installed = False
+_fork_hook_registered = False
+_previous_excepthook = sys.excepthook
+
+
+def set_current(run: Run | DisabledRun) -> None:
+    """Make `run` the current run and install the hooks once."""
+    global current
+    from polytrack.run import Run
+
+    with _lock:
+        current = run
+        if isinstance(run, Run):
+            _live.add(run)
+        _install_hooks()
+
+
+def forget(run: Run | DisabledRun) -> None:
+    """`run` finished: it is no longer current; hooks go when no run is left."""
+    global current
+    with _lock:
+        if current is run:
+            current = None
+        _live.discard(run)  # type: ignore[arg-type]
+        if current is None and not _live:
+            _uninstall_hooks()
+
+
+def reset() -> None:
+    """Finish every live run and restore the hooks; for tests and notebooks."""
+    for run in list(_live):
+        run.finish("stopped", message="polytrack state reset")
+    global current
+    with _lock:
+        current = None
+        _uninstall_hooks()
+
+
+def _install_hooks() -> None:
+    global _hooks_installed, _previous_excepthook, _fork_hook_registered
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    _previous_excepthook = sys.excepthook
+    sys.excepthook = _excepthook
+    atexit.register(_at_exit)
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        # register_at_fork cannot be undone: register once, act only on live runs.
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook_registered = True
+
+
+def _uninstall_hooks() -> None:
+    global _hooks_installed
+    if not _hooks_installed:
+        return
+    _hooks_installed = False
+    if sys.excepthook is _excepthook:
+        sys.excepthook = _previous_excepthook
+    atexit.unregister(_at_exit)
+
+
+def _excepthook(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    for run in list(_live):
+        if issubclass(exc_type, KeyboardInterrupt):
+            run.finish("stopped", message="KeyboardInterrupt")
+        else:
+            run.finish("failed", message=f"{exc_type.__name__}: {exc}")
+    _previous_excepthook(exc_type, exc, tb)
+
+
+def _at_exit() -> None:
+    for run in list(_live):
+        run.finish("succeeded")
+
+
+def _after_fork_in_child() -> None:
+    global current, _lock, _hooks_installed
+    _lock = threading.Lock()  # the parent may have held it at fork time
+    for run in list(_live):
+        run.detach_after_fork()
+    _live.clear()
+    current = None
+    if _hooks_installed:
+        _hooks_installed = False
+        if sys.excepthook is _excepthook:
+            sys.excepthook = _previous_excepthook
+        atexit.unregister(_at_exit)

@@ -1,0 +1,239 @@
+"""The embedded store: run directories under a home, indexed by SQLite.
+
+```
+$POLYTRACK_HOME/
+  index.sqlite3           the index: a cache, rebuilt from the run directories at will
+  runs/<run id>/          one directory per run, written only by the run's own process
+    events-000.log  points-000-000-00000.seg  ...  heartbeat
+```
+Writers never take a cross-process lock: each run writes its own directory, so parallel
+runs and distributed ranks can share a home, also on a shared volume. Readers bring the
+index up to date (`refresh`) before they answer, so they see every run and every point the
+files hold, also those of a run killed before anything was indexed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import attrs
+import numpy as np
+
+from polytrack import query
+from polytrack.backends.index import Index, summarize
+from polytrack.errors import AmbiguousRunError, RunNotFoundError, StoreError
+from polytrack.journal_reader import MetricSeries, read_run_files
+from polytrack.processes import owner_alive
+from polytrack.models import (
+    FINAL_STATUSES,
+    ParamsSet,
+    RunInfo,
+    RunStarted,
+    StatusChanged,
+    TagsAdded,
+)
+
+__all__ = ["LocalStore"]
+
+INDEX_FILE: Final = "index.sqlite3"
+
+
+@attrs.define
+class _Folded:
+    """A run's record, folded from its events in order."""
+
+    started: RunStarted | None = None
+    first: RunStarted | None = None
+    status: str = "created"
+    status_at: float = 0.0
+    message: str | None = None
+    params: dict[str, object] = attrs.field(factory=dict)
+    tags: list[str] = attrs.field(factory=list)
+    attempts: int = 0
+
+
+class LocalStore:
+    """Run directories under `home` plus their SQLite index."""
+
+    def __init__(self, home: Path, index: Index, *, stale_after: float = 60.0) -> None:
+        self.home = home
+        self.runs_dir = home / "runs"
+        self._index = index
+        self._stale_after = stale_after
+
+    @classmethod
+    def open(cls, home: Path, *, stale_after: float = 60.0) -> LocalStore:
+        """Open the store at `home`. A read-only or locked index falls back to memory."""
+        try:
+            index = Index.open(home / INDEX_FILE)
+        except StoreError:
+            index = Index.in_memory()
+        return cls(home, index, stale_after=stale_after)
+
+    def close(self) -> None:
+        self._index.close()
+
+    def __enter__(self) -> LocalStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    # -- indexing -------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Index new runs, live runs and runs whose files changed; forget deleted ones."""
+        known = self._index.signatures()
+        seen: set[str] = set()
+        try:
+            entries = list(os.scandir(self.runs_dir))
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            seen.add(entry.name)
+            previous = known.get(entry.name)
+            if previous is not None and previous[0] and previous[1] == _signature(Path(entry.path)):
+                continue
+            try:
+                self.index_run(entry.name)
+            except StoreError:
+                continue  # a directory that is not (yet) a run
+        gone = [run_id for run_id in known if run_id not in seen]
+        if gone:
+            self._index.delete_runs(gone)
+
+    def read_run(self, run_id: str) -> tuple[RunInfo, dict[str, MetricSeries]]:
+        """Fold a run's files into its record, deriving `crashed` for a dead owner."""
+        directory = self.run_dir(run_id)
+        files = read_run_files(directory)
+        folded = _Folded()
+        for attempt, event in files.events:
+            if isinstance(event, RunStarted):
+                folded.started = event
+                folded.first = folded.first or event
+                folded.attempts = max(folded.attempts, attempt + 1)
+                folded.tags.extend(t for t in event.tags if t not in folded.tags)
+                folded.status, folded.status_at, folded.message = "created", event.created_at, None
+            elif isinstance(event, StatusChanged):
+                folded.status, folded.status_at, folded.message = (
+                    event.status, event.at, event.message,
+                )
+            elif isinstance(event, ParamsSet):
+                folded.params.update(event.params)
+            elif isinstance(event, TagsAdded):
+                folded.tags.extend(t for t in event.tags if t not in folded.tags)
+        if folded.started is None or folded.first is None:
+            raise StoreError(f"{directory} holds no run")
+        heartbeat = _mtime(directory / "heartbeat")
+        status, finished_at = folded.status, None
+        if status in FINAL_STATUSES:
+            finished_at = folded.status_at
+        elif not owner_alive(
+            folded.started, heartbeat, stale_after=self._stale_after, now=time.time()
+        ):
+            status = "crashed"
+            finished_at = max(heartbeat or 0.0, folded.status_at)
+        info = RunInfo(
+            id=folded.first.id,
+            project=folded.started.project,
+            name=folded.started.name,
+            status=status,
+            created_at=folded.first.created_at,
+            updated_at=max(folded.status_at, heartbeat or 0.0),
+            finished_at=finished_at,
+            host=folded.started.host,
+            pid=folded.started.pid,
+            path=str(directory),
+            notes=folded.started.notes,
+            tags=tuple(folded.tags),
+            params=dict(folded.params),  # type: ignore[arg-type]
+            metrics={key: summarize(s) for key, s in files.series.items() if s.values.size},
+            message=folded.message,
+            attempts=folded.attempts,
+        )
+        return info, files.series
+
+    def index_run(self, run_id: str) -> RunInfo:
+        """Re-read one run's files into the index."""
+        info, series = self.read_run(run_id)
+        complete = info.status in FINAL_STATUSES or info.status == "crashed"
+        self._index.replace_run(
+            info, series, complete=complete, signature=_signature(self.run_dir(run_id))
+        )
+        return info
+
+    # -- reading --------------------------------------------------------------------------
+
+    def query(
+        self,
+        *,
+        project: str | None = None,
+        where: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[RunInfo]:
+        """Runs matching `where` (see `polytrack.query`), ordered and limited."""
+        where_sql, where_params = query.compile_where(where)
+        order_sql, order_params = query.compile_order_by(order_by)
+        self.refresh()
+        ids = self._index.query_ids(
+            where_sql, where_params, order_sql, order_params, project=project, limit=limit
+        )
+        return self._index.load(ids)
+
+    def resolve(self, ref: str, *, project: str | None = None) -> str:
+        """The id of the run named by an id, a unique id prefix, or a name in `project`."""
+        if not ref:
+            raise RunNotFoundError("a run reference must not be empty")
+        if self.run_dir(ref).is_dir() and "/" not in ref:
+            return ref
+        self.refresh()
+        matches = self._index.resolve(ref, project=project)
+        if not matches:
+            where = f" in project {project!r}" if project else ""
+            raise RunNotFoundError(f"no run{where} has the id, id prefix or name {ref!r}")
+        if len(matches) > 1:
+            raise AmbiguousRunError(
+                f"{ref!r} matches {len(matches)} runs ({', '.join(matches[:5])}"
+                f"{', ...' if len(matches) > 5 else ''}); give more of the id"
+            )
+        return matches[0]
+
+    def get(self, ref: str, *, project: str | None = None) -> RunInfo:
+        """The record of one run, read fresh from its files."""
+        run_id = self.resolve(ref, project=project)
+        return self.read_run(run_id)[0]
+
+    def history(self, run_id: str, key: str) -> MetricSeries:
+        """Every point of one metric, read from the run files."""
+        files = read_run_files(self.run_dir(run_id), keys=frozenset([key]))
+        series = files.series.get(key)
+        if series is None:
+            return MetricSeries(
+                np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64)
+            )
+        return series
+
+    def chunks(self, run_id: str, key: str) -> list[tuple[int, int, int, int, float, float, float]]:
+        return self._index.chunks(run_id, key)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _signature(directory: Path) -> str:
+    """Changes when a run gains files (a resume) or its heartbeat moves."""
+    return f"{_mtime(directory)}:{_mtime(directory / 'heartbeat')}"

@@ -1,0 +1,674 @@
+"""Append-only, crash-tolerant record log of one run.
+
+A run directory holds, per attempt (the first start and each resume):
+
+- `events-AAA.log`: framed records `[u32 length][u32 crc32][JSON payload]`, padded to 8 bytes:
+  the run's start, params, tags, status changes, metric key ids and row schemas.
+- `points-AAA-SSS-NNNNN.seg`: segments of one *stream* of fixed-size metric records. Stream 0
+  holds single points `[i64 step][f64 value][f32 seconds][u16 key][u16 kind]` (24 bytes);
+  stream S > 0 holds rows of one key set `[i64 step][f64 value] * n [f32 seconds][u16 S][u16 kind]`.
+  Times count from the segment's start (in its header); the flusher starts a new segment
+  after `SEGMENT_MAX_AGE`, which keeps a float32 time within 8 ms.
+
+Both are written through shared memory maps. A store into a `MAP_SHARED` page is in the page
+cache the moment it happens, so a `kill -9` right after a log call returned loses nothing, and
+no log call makes a system call. A record is one `struct.pack_into`, which zero-fills the
+record and then stores its fields in order, so the `kind` field at its end is stored last: a
+record torn by the death of its process reads as empty and is skipped.
+The flusher thread fsyncs both every `fsync_interval`, so a power loss costs at most that
+interval; once a segment is full (or the run finishes) its bytes get a CRC32, recorded as an
+event, so a page torn by a power loss is detected and dropped, never returned.
+
+Segments are allocated with `posix_fallocate` before they are mapped: a full disk is then an
+error at allocation time on the flusher's or the rotating thread's side, never a SIGBUS on a
+store from the training loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import json
+import mmap
+import os
+import re
+import struct
+import threading
+import time
+import warnings
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from polytrack.errors import InvalidInputError, InvalidMetricError, StoreError, TrackingWarning
+from polytrack.models import EVENT_TYPE_NAMES, Checksum, Event, KeyDefined, SchemaDefined
+
+__all__ = ["JournalWriter", "LogMetrics", "event_to_dict"]
+
+SEGMENT_MAGIC: Final = b"PTSEG\x00\x00\x01"
+EVENTS_MAGIC: Final = b"PTEVT\x00\x00\x01"
+HEADER_SIZE: Final = 64
+# magic, stream, record size, capacity, attempt, wall-clock ns at t=0
+SEGMENT_HEADER: Final = struct.Struct("<8sIIIIq")
+FRAME: Final = struct.Struct("<II")
+_POINT: Final = struct.Struct("<qdfHH")
+_KIND: Final = struct.Struct("<H")
+POINT_SIZE: Final = 24
+
+KIND_POINT: Final = 0x5450  # "PT"
+KIND_ROW: Final = 0x5752  # "RW"
+KIND_VOID: Final = 0x4F56  # "VO": a slot whose log call failed validation
+
+MAX_KEYS: Final = 0xFFFF
+# Beyond this many distinct key sets per attempt, dicts are written as single points:
+# each stream costs a file and a map.
+MAX_ROW_STREAMS: Final = 64
+SEGMENT_MAX_AGE: Final = 86_400.0
+
+EVENTS_RE: Final = re.compile(r"events-(\d{3})\.log$")
+SEGMENT_RE: Final = re.compile(r"points-(\d{3})-(\d{3})-(\d{5})\.seg$")
+
+LogMetrics = Callable[[Mapping[str, Any], "int | None", "int | None"], None]
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """An event as a JSON-ready dict tagged with its type.
+
+    `attrs.asdict` rather than the cattrs converter: the records are flat, and this keeps
+    cattrs' import off `init()`. Reading them back goes through the converter.
+    """
+    data = attrs.asdict(event)
+    data["type"] = EVENT_TYPE_NAMES[type(event)]
+    return data
+
+
+def _allocate(fd: int, size: int) -> None:
+    """Reserve `size` bytes of disk so stores into the map can never SIGBUS."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            raise
+        # Filesystems without fallocate: writing zeros reserves the blocks just the same.
+        current = os.fstat(fd).st_size
+        zeros = bytes(min(size - current, 1 << 20)) if size > current else b""
+        while current < size:
+            current += os.pwrite(fd, zeros[: size - current], current)
+
+
+def _peek(counter: Iterator[int]) -> int:
+    """The next value an `itertools.count` would hand out, without consuming it."""
+    return int(repr(counter)[6:-1])  # "count(N)"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@attrs.define(eq=False)
+class _Segment:
+    """One mapped segment file of a stream."""
+
+    path: Path
+    fd: int
+    mm: mmap.mmap
+    record_size: int
+    capacity: int
+    base_mono: float
+    # Bytes [HEADER_SIZE, checked) are covered by Checksum events.
+    checked: int = HEADER_SIZE
+    # Bytes [HEADER_SIZE, committed) hold every record written (and maybe empty slots).
+    committed: int = HEADER_SIZE
+    counter: Iterator[int] | None = None
+
+    @classmethod
+    def create(
+        cls, path: Path, *, stream: int, record_size: int, size: int, attempt: int
+    ) -> _Segment:
+        capacity = (size - HEADER_SIZE) // record_size
+        size = HEADER_SIZE + capacity * record_size
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            _allocate(fd, size)
+            mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        base_wall_ns, base_mono = time.time_ns(), time.monotonic()
+        SEGMENT_HEADER.pack_into(
+            mm, 0, SEGMENT_MAGIC, stream, record_size, capacity, attempt, base_wall_ns
+        )
+        return cls(path, fd, mm, record_size, capacity, base_mono)
+
+    def cell(self) -> tuple[Iterator[int], mmap.mmap, int, float]:
+        """What the hot path needs, swapped in as one tuple so threads never mix segments."""
+        self.counter = itertools.count()
+        return (self.counter, self.mm, self.capacity, self.base_mono)
+
+    def scan_committed(self, counter: Iterator[int] | None) -> None:
+        """Advance `committed` to the slots handed out so far.
+
+        Called for a segment no thread writes any more (retired or closing), so every
+        handed-out slot holds a record or stays empty for good; readers skip empty ones.
+        """
+        if counter is None:
+            return
+        handed_out = min(_peek(counter), self.capacity)
+        self.committed = max(self.committed, HEADER_SIZE + handed_out * self.record_size)
+
+    def checksum(self, force: bool) -> Checksum | None:
+        if self.committed <= self.checked:
+            return None
+        crc = zlib.crc32(self.mm[self.checked : self.committed])
+        event = Checksum(file=self.path.name, start=self.checked, end=self.committed, crc=crc)
+        self.checked = self.committed
+        return event
+
+    def close(self, *, truncate: bool) -> None:
+        try:
+            self.mm.close()
+            if truncate:
+                os.ftruncate(self.fd, self.committed)
+            os.fsync(self.fd)
+        finally:
+            os.close(self.fd)
+
+
+@attrs.define(eq=False)
+class _Stream:
+    """A sequence of segments of one record layout."""
+
+    number: int
+    record_size: int
+    cell: list[tuple[Iterator[int], mmap.mmap, int, float]]
+    segments: list[_Segment]
+    next_size: int
+    spare: _Segment | None = None
+
+
+class _Events:
+    """The framed, mapped events file of one attempt; writes are serialized by a lock."""
+
+    def __init__(self, path: Path, fd: int, mm: mmap.mmap) -> None:
+        self._path, self._fd, self._mm = path, fd, mm
+        self._pos = HEADER_SIZE
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def create(cls, path: Path, size: int = 64 * 1024) -> _Events:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            _allocate(fd, size)
+            mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        mm[: len(EVENTS_MAGIC)] = EVENTS_MAGIC
+        return cls(path, fd, mm)
+
+    def append(self, event: Event) -> None:
+        payload = json.dumps(event_to_dict(event), separators=(",", ":")).encode()
+        length = len(payload)
+        frame = FRAME.size + length + (-length % 8)
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"{self._path} is closed")
+            if self._pos + frame > len(self._mm):
+                self._grow(self._pos + frame)
+            start = self._pos + FRAME.size
+            self._mm[start : start + length] = payload
+            # The frame header last: until it is there, readers see the end of the log.
+            FRAME.pack_into(self._mm, self._pos, length, zlib.crc32(payload))
+            self._pos += frame
+
+    def _grow(self, needed: int) -> None:
+        size = len(self._mm)
+        while size < needed:
+            size *= 2
+        _allocate(self._fd, size)
+        self._mm.resize(size)
+
+    def flush(self) -> None:
+        if not self._closed:
+            os.fsync(self._fd)  # releases the GIL, unlike mmap.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._mm.close()
+            try:
+                os.ftruncate(self._fd, self._pos)
+                os.fsync(self._fd)
+            finally:
+                os.close(self._fd)
+
+
+class JournalWriter:
+    """Writes one attempt of one run: the events log and the metric streams.
+
+    The log function returned by `make_log_metrics` is the training loop's hot path; all
+    other methods are rare calls. A background thread (`polytrack-journal-<run>`), owned by
+    this writer and stopped by `close()`, checksums, msyncs, beats the heartbeat and maps
+    the next segment of a filling stream before it is needed.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        run_id: str,
+        attempt: int,
+        events: _Events,
+        fsync_interval: float,
+        heartbeat_interval: float,
+        first_segment_bytes: int,
+        max_segment_bytes: int,
+    ) -> None:
+        self.directory = directory
+        self.run_id = run_id
+        self.attempt = attempt
+        self._events = events
+        self._fsync_interval = fsync_interval
+        self._heartbeat_interval = heartbeat_interval
+        self._first_segment_bytes = first_segment_bytes
+        self._max_segment_bytes = max_segment_bytes
+        self._key_ids: dict[str, int] = {}
+        self._rows: dict[tuple[str, ...], tuple[Any, ...] | None] = {}
+        self._streams: list[_Stream] = []
+        self._retired: list[tuple[float, _Segment]] = []
+        self._lock = threading.RLock()  # rotation, key registration: never the hot path
+        self._last_step = [-1]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._warned: set[str] = set()
+        self._new_files = False
+        self.heartbeat_path = directory / "heartbeat"
+
+    @classmethod
+    def create(
+        cls,
+        directory: Path,
+        *,
+        run_id: str,
+        attempt: int,
+        fsync_interval: float = 1.0,
+        heartbeat_interval: float = 5.0,
+        first_segment_bytes: int = 64 * 1024,
+        max_segment_bytes: int = 8 * 1024 * 1024,
+    ) -> JournalWriter:
+        """Create the attempt's files in `directory` (which may hold earlier attempts)."""
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            events = _Events.create(directory / f"events-{attempt:03d}.log")
+        except OSError as exc:
+            raise StoreError(f"cannot create the run journal in {directory}: {exc}") from exc
+        writer = cls(
+            directory,
+            run_id=run_id,
+            attempt=attempt,
+            events=events,
+            fsync_interval=fsync_interval,
+            heartbeat_interval=heartbeat_interval,
+            first_segment_bytes=max(first_segment_bytes, HEADER_SIZE + 8 * POINT_SIZE),
+            max_segment_bytes=max(max_segment_bytes, first_segment_bytes),
+        )
+        writer._streams.append(writer._new_stream(0, POINT_SIZE))
+        writer.heartbeat_path.touch()
+        _fsync_dir(directory)
+        return writer
+
+    # -- rare writes ----------------------------------------------------------------------
+
+    def append_event(self, event: Event) -> None:
+        """Record an event durably (against process death) before returning."""
+        self._events.append(event)
+
+    @property
+    def last_step(self) -> int:
+        return self._last_step[0]
+
+    def set_last_step(self, step: int) -> None:
+        """Continue the auto-incremented step after `step` (used when resuming)."""
+        self._last_step[0] = step
+
+    # -- the hot path ---------------------------------------------------------------------
+
+    def make_log_metrics(self) -> LogMetrics:
+        """Return the function that records a dict of metrics at a step.
+
+        Built as a closure over local names: an attribute lookup or a method call per
+        log call would cost more than the whole record write.
+        """
+        mono = time.monotonic
+        pack_point = _POINT.pack_into
+        key_ids = self._key_ids
+        rows = self._rows
+        points = self._streams[0].cell
+        last = self._last_step
+        slow = self._log_slow
+        POINT, ROW, HS, RS = KIND_POINT, KIND_ROW, HEADER_SIZE, POINT_SIZE
+
+        def log_metrics(
+            metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+        ) -> None:
+            now = mono()
+            if step is None:
+                step = last[0] + 1
+            if len(metrics) == 1:
+                for key, value in metrics.items():
+                    pass
+                kid = key_ids.get(key)
+                counter, mm, cap, base = points[0]
+                slot = next(counter)
+                if kid is None or slot >= cap:
+                    slow(key, value, step, now)
+                else:
+                    try:
+                        pack_point(mm, HS + slot * RS, step, value, now - base, kid, POINT)
+                    except Exception:
+                        self._void(mm, HS + slot * RS, RS)
+                        slow(key, value, step, now)
+            elif metrics:
+                names = tuple(metrics)
+                row = rows.get(names)
+                if row is None:
+                    for key, value in metrics.items():
+                        slow(key, value, step, now)
+                else:
+                    cell, pack, number, size = row
+                    counter, mm, cap, base = cell[0]
+                    slot = next(counter)
+                    if slot >= cap:
+                        self._log_row_slow(names, metrics, step, now)
+                    else:
+                        try:
+                            pack(
+                                mm, HS + slot * size, step, *metrics.values(),
+                                now - base, number, ROW,
+                            )
+                        except Exception:
+                            self._void(mm, HS + slot * size, size)
+                            self._log_row_slow(names, metrics, step, now)
+                if row is None and names not in rows:
+                    self._define_row(names)
+            if epoch is not None:
+                slow("epoch", epoch, step, now)
+            last[0] = step
+
+        return log_metrics
+
+    @staticmethod
+    def _void(mm: mmap.mmap, offset: int, size: int) -> None:
+        """Mark a slot whose write failed, so the committed prefix can pass over it."""
+        try:
+            _KIND.pack_into(mm, offset + size - 2, KIND_VOID)
+        except (ValueError, TypeError):  # the map was closed: nothing to mark
+            pass
+
+    def _log_slow(self, key: object, value: object, step: object, now: float) -> None:
+        """Validate, register new keys, rotate full segments, then write one point.
+
+        Bad input raises; a failing disk warns once and drops the point.
+        """
+        value = _check_value(key, value)
+        step = _check_step(step)
+        try:
+            self._write_point(self._key_id(key), value, step, now)
+        except StoreError as exc:
+            self.warn_once("write", f"polytrack could not record metric {key!r}: {exc}")
+
+    def _write_point(self, kid: int, value: float, step: int, now: float) -> None:
+        while True:
+            if self._closed:
+                raise StoreError("the run's journal is closed")
+            cell = self._streams[0].cell[0]
+            counter, mm, cap, base = cell
+            slot = next(counter)
+            t = max(0.0, now - base)
+            if slot >= cap:
+                self._rotate(self._streams[0], cell)
+                continue
+            try:
+                _POINT.pack_into(mm, HEADER_SIZE + slot * POINT_SIZE, step, value, t, kid, KIND_POINT)
+                return
+            except ValueError:  # map closed under us by a concurrent rotation: retry
+                continue
+
+    def _log_row_slow(
+        self, names: tuple[str, ...], metrics: Mapping[str, Any], step: object, now: float
+    ) -> None:
+        row = self._rows.get(names)
+        values = [_check_value(key, metrics[key]) for key in names]
+        step = _check_step(step)
+        assert row is not None
+        try:
+            self._write_row(row, values, step, now)
+        except StoreError as exc:
+            self.warn_once("write", f"polytrack could not record metrics {names!r}: {exc}")
+
+    def _write_row(self, row: tuple[Any, ...], values: list[float], step: int, now: float) -> None:
+        cell_ref, pack, number, size = row
+        stream = self._streams[number]
+        while True:
+            if self._closed:
+                raise StoreError("the run's journal is closed")
+            cell = cell_ref[0]
+            counter, mm, cap, base = cell
+            slot = next(counter)
+            t = max(0.0, now - base)
+            if slot >= cap:
+                self._rotate(stream, cell)
+                continue
+            try:
+                pack(mm, HEADER_SIZE + slot * size, step, *values, t, number, KIND_ROW)
+                return
+            except ValueError:
+                continue
+
+    def _key_id(self, key: object) -> int:
+        if not isinstance(key, str):
+            raise InvalidMetricError(
+                f"metric keys must be strings; got {type(key).__name__} {key!r}"
+            )
+        kid = self._key_ids.get(key)
+        if kid is not None:
+            return kid
+        if not key or len(key) > 250:
+            raise InvalidMetricError(f"metric key {key!r} must have 1 to 250 characters")
+        with self._lock:
+            kid = self._key_ids.get(key)
+            if kid is None:
+                if len(self._key_ids) >= MAX_KEYS:
+                    raise InvalidMetricError(
+                        f"metric {key!r}: a run holds at most {MAX_KEYS} metric keys"
+                    )
+                kid = len(self._key_ids) + 1
+                self.append_event(KeyDefined(id=kid, name=key))
+                self._key_ids[key] = kid
+        return kid
+
+    def _define_row(self, names: tuple[str, ...]) -> None:
+        """Give a key set logged together its own stream of fixed-size rows."""
+        with self._lock:
+            if names in self._rows:
+                return
+            if len(self._streams) > MAX_ROW_STREAMS:
+                self._rows[names] = None  # no row stream: single points
+                return
+            try:
+                kids = tuple(self._key_id(name) for name in names)
+            except InvalidMetricError:
+                return  # the caller has raised already; nothing to remember
+            number = len(self._streams)
+            size = 16 + 8 * len(names)
+            try:
+                stream = self._new_stream(number, size)
+                self.append_event(SchemaDefined(stream=number, keys=kids))
+            except StoreError as exc:
+                self.warn_once("write", f"polytrack could not add a metric stream: {exc}")
+                self._rows[names] = None
+                return
+            self._streams.append(stream)
+            pack = struct.Struct(f"<q{len(names)}dfHH").pack_into
+            self._rows[names] = (stream.cell, pack, number, size)
+
+    # -- segments -------------------------------------------------------------------------
+
+    def _new_stream(self, number: int, record_size: int) -> _Stream:
+        stream = _Stream(number, record_size, [], [], self._first_segment_bytes)
+        segment = self._create_segment(stream)
+        stream.segments.append(segment)
+        stream.cell.append(segment.cell())
+        return stream
+
+    def _create_segment(self, stream: _Stream) -> _Segment:
+        index = len(stream.segments) + (stream.spare is not None)
+        path = self.directory / f"points-{self.attempt:03d}-{stream.number:03d}-{index:05d}.seg"
+        try:
+            segment = _Segment.create(
+                path,
+                stream=stream.number,
+                record_size=stream.record_size,
+                size=max(stream.next_size, HEADER_SIZE + stream.record_size * 8),
+                attempt=self.attempt,
+            )
+        except OSError as exc:
+            raise StoreError(f"cannot allocate {path}: {exc}") from exc
+        stream.next_size = min(stream.next_size * 2, self._max_segment_bytes)
+        self._new_files = True
+        return segment
+
+    def _rotate(self, stream: _Stream, seen: tuple[Any, ...]) -> None:
+        """Swap in the next segment of `stream`, unless another thread already did."""
+        with self._lock:
+            if stream.cell[0] is not seen:
+                return
+            if self._closed:
+                raise StoreError("the run's journal is closed")
+            segment = stream.spare or self._create_segment(stream)
+            stream.spare = None
+            old = stream.segments[-1]
+            stream.segments.append(segment)
+            stream.cell[0] = segment.cell()
+            # Threads may still be storing into the old map; the flusher closes it later.
+            self._retired.append((time.monotonic() + 2 * self._fsync_interval + 1.0, old))
+
+    # -- background -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the flusher thread."""
+        self._thread = threading.Thread(
+            target=self._flush_loop, name=f"polytrack-journal-{self.run_id}", daemon=True
+        )
+        self._thread.start()
+
+    def _flush_loop(self) -> None:
+        next_beat = time.monotonic() + self._heartbeat_interval
+        while not self._stop.wait(self._fsync_interval):
+            try:
+                self.flush()
+                if time.monotonic() >= next_beat:
+                    os.utime(self.heartbeat_path)
+                    next_beat = time.monotonic() + self._heartbeat_interval
+                self._prepare_spares()
+                self._close_retired(force=False)
+            except Exception as exc:  # the flusher must outlive a full or broken disk
+                self.warn_once("flush", f"polytrack could not flush the run journal: {exc}")
+
+    def flush(self) -> None:
+        """fsync every mapped file (not msync: that holds the GIL for the disk write)."""
+        with self._lock:
+            segments = [s.segments[-1] for s in self._streams]
+            segments += [seg for _, seg in self._retired]
+        for segment in segments:
+            os.fsync(segment.fd)
+        self._events.flush()
+        if self._new_files:
+            self._new_files = False
+            _fsync_dir(self.directory)
+
+    def _prepare_spares(self) -> None:
+        for stream in list(self._streams):
+            current = stream.segments[-1]
+            used = _peek(current.counter) if current.counter is not None else 0
+            if stream.spare is None and used * 2 >= current.capacity:
+                with self._lock:
+                    if stream.spare is None and not self._closed:
+                        stream.spare = self._create_segment(stream)
+
+    def _close_retired(self, *, force: bool) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [item for item in self._retired if force or item[0] <= now]
+            self._retired = [item for item in self._retired if item not in due]
+        for _, segment in due:
+            self._seal(segment)
+            segment.close(truncate=True)
+
+    def _seal(self, segment: _Segment) -> None:
+        """Checksum a segment that no thread writes any more."""
+        segment.scan_committed(segment.counter)
+        event = segment.checksum(force=True)
+        if event is not None:
+            self.append_event(event)
+
+    def warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warnings.warn(message, TrackingWarning, stacklevel=2)
+
+    def close(self) -> None:
+        """Stop the flusher, checksum and sync the tail, and trim segments to their data."""
+        if self._closed:
+            return
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        with self._lock:
+            self._closed = True
+        self._close_retired(force=True)
+        for stream in self._streams:
+            self._seal(stream.segments[-1])
+            stream.segments[-1].close(truncate=True)
+            if stream.spare is not None:
+                stream.spare.close(truncate=False)
+                stream.spare.path.unlink(missing_ok=True)
+        self._events.close()
+        _fsync_dir(self.directory)
+
+
+def _check_value(key: object, value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise InvalidMetricError(
+        f"metric {key!r}: value must be a real number, got {type(value).__name__} {value!r:.80}"
+    )
+
+
+def _check_step(step: object) -> int:
+    if isinstance(step, bool):
+        raise InvalidInputError(f"step must be an integer, got bool {step!r}")
+    try:
+        value = int(step.__index__())  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        raise InvalidInputError(
+            f"step must be an integer, got {type(step).__name__} {step!r:.80}"
+        ) from None
+    if not -(2**63) <= value < 2**63:
+        raise InvalidInputError(f"step {value} does not fit in 64 bits")
+    return value

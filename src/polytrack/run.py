@@ -1,0 +1,333 @@
+"""`Run`: the live run a training script holds, a thin facade over its journal writer."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from polytrack.errors import InvalidInputError, PolytrackError, StoreError, TrackingWarning
+from polytrack.journal import JournalWriter, LogMetrics
+from polytrack.models import FINAL_STATUSES, ParamsSet, ParamValue, StatusChanged, TagsAdded
+from polytrack.redact import redact_value
+from polytrack.settings import Settings
+
+__all__ = ["DisabledRun", "Run", "flatten_params"]
+
+
+class Run:
+    """A run being recorded. Create one with `polytrack.init()`.
+
+    `log_metrics` is bound per instance to the journal's hot-path function; everything
+    else validates, then appends one event to the journal. Tracking failures (a full
+    disk, say) warn once and never raise; bad input raises `InvalidInputError`.
+
+    Example:
+        >>> run = polytrack.init(project="mnist", params={"lr": 0.01})
+        >>> run.log_metrics({"loss": 0.5}, step=0)
+        >>> run.finish()
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        project: str,
+        name: str,
+        directory: Path,
+        settings: Settings,
+        writer: JournalWriter,
+    ) -> None:
+        self.id = run_id
+        self.project = project
+        self.name = name
+        self.dir = directory
+        self.settings = settings
+        self._writer = writer
+        self._pid = os.getpid()
+        self._status = "running"
+        self._warned: set[str] = set()
+        # The hot path: an instance attribute shadows the documented method below.
+        self.log_metrics: LogMetrics = writer.make_log_metrics()  # type: ignore[method-assign]
+
+    def __repr__(self) -> str:
+        return f"<polytrack.Run {self.id} {self.project}/{self.name} {self._status}>"
+
+    @property
+    def status(self) -> str:
+        """created, running, succeeded, failed or stopped (as this process knows it)."""
+        return self._status
+
+    @property
+    def finished(self) -> bool:
+        return self._status in FINAL_STATUSES
+
+    @property
+    def step(self) -> int:
+        """The last step logged (-1 before any)."""
+        return self._writer.last_step
+
+    # -- logging --------------------------------------------------------------------------
+
+    def log_metrics(  # type: ignore[no-redef]
+        self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+    ) -> None:
+        """Record metric values at a step; returns once they survive a crash of the process.
+
+        Args:
+            metrics: metric name -> real number (int, float, numpy or torch scalar). NaN
+                and inf are kept as such.
+            step: the step; when omitted, one more than the last step logged.
+            epoch: recorded as the metric `epoch` at the same step.
+
+        Raises:
+            InvalidMetricError: a key is not a string or a value is not a real number.
+
+        Example:
+            >>> run.log_metrics({"loss": 0.25, "acc": 0.9}, step=10)
+        """
+        self._after_finish("log_metrics")
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        """Record one metric value; see `log_metrics`.
+
+        Example:
+            >>> run.log_metric("loss", 0.25, step=10)
+        """
+        self.log_metrics({key: value}, step)
+
+    def log_params(self, params: Mapping[str, Any] | argparse.Namespace) -> None:
+        """Record parameters; nested mappings are flattened with dots (`net.depth`).
+
+        Values may be str, int, float, bool, None, numpy/torch scalars, paths, or lists
+        of those. Values under secret-looking names (`password`, `api_key`, `token`, ...)
+        are recorded as `[REDACTED]`, and passwords in URLs are dropped.
+
+        Raises:
+            InvalidInputError: a key is not a string or a value cannot be recorded; the
+                message names the key. Nothing of the call is recorded then.
+
+        Example:
+            >>> run.log_params({"lr": 0.01, "net": {"depth": 4}})
+        """
+        flat = flatten_params(params)
+        if self._after_finish("log_params"):
+            return
+        self._append(ParamsSet(params=flat))
+
+    def log_tags(self, tags: Iterable[str] | str) -> None:
+        """Add tags to the run.
+
+        Example:
+            >>> run.log_tags(["cnn", "baseline"])
+        """
+        clean = check_tags(tags)
+        if self._after_finish("log_tags"):
+            return
+        self._append(TagsAdded(tags=clean))
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def finish(self, status: str = "succeeded", *, message: str | None = None) -> None:
+        """Close the run with a final status; a second call does nothing.
+
+        Args:
+            status: succeeded, failed or stopped.
+            message: why (an exception's text, say), shown by `polytrack runs show`.
+        """
+        if status not in FINAL_STATUSES:
+            raise InvalidInputError(
+                f"status must be one of {', '.join(sorted(FINAL_STATUSES))}; got {status!r}"
+            )
+        if self.finished or os.getpid() != self._pid:
+            return
+        self._status = status
+        self.log_metrics = self._finished_log_metrics  # type: ignore[method-assign]
+        try:
+            self._writer.append_event(StatusChanged(status=status, at=time.time(), message=message))
+        except StoreError as exc:
+            self._warn_once("status", f"polytrack could not record the run's status: {exc}")
+        try:
+            self._writer.close()
+        except OSError as exc:
+            self._warn_once("close", f"polytrack could not close the run journal: {exc}")
+        from polytrack import _state  # _state imports run: resolved at call time, not import
+
+        _state.forget(self)
+        if self.settings.index_on_finish:
+            _index_quietly(self.settings.home, self.id)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.finish("succeeded")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish("stopped", message="KeyboardInterrupt")
+        else:
+            self.finish("failed", message=f"{exc_type.__name__}: {exc}")
+
+    # -- internals ------------------------------------------------------------------------
+
+    def detach_after_fork(self) -> None:
+        """In a forked child: never write into the parent's journal."""
+        self._pid = -1
+        self.log_metrics = _noop_log_metrics  # type: ignore[method-assign]
+        self._status = "stopped"
+
+    def _finished_log_metrics(
+        self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+    ) -> None:
+        self._after_finish("log_metrics")
+
+    def _after_finish(self, what: str) -> bool:
+        if self.finished or self._pid != os.getpid():
+            self._warn_once(
+                f"finished-{what}", f"{what}() on run {self.id} after it finished is ignored"
+            )
+            return True
+        return False
+
+    def _append(self, event: ParamsSet | TagsAdded) -> None:
+        try:
+            self._writer.append_event(event)
+        except StoreError as exc:
+            self._warn_once("append", f"polytrack could not record to {self.dir}: {exc}")
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warnings.warn(message, TrackingWarning, stacklevel=3)
+
+
+def _noop_log_metrics(
+    metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+) -> None:
+    pass
+
+
+class DisabledRun:
+    """What `init(mode="disabled")` returns: every call does nothing, at almost no cost."""
+
+    id = "disabled"
+    project = "disabled"
+    name = "disabled"
+    dir = None
+    status = "disabled"
+    finished = False
+    step = -1
+
+    def __init__(self) -> None:
+        self.log_metrics: LogMetrics = _noop_log_metrics
+
+    def __repr__(self) -> str:
+        return "<polytrack.DisabledRun>"
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        pass
+
+    def log_params(self, params: Mapping[str, Any] | argparse.Namespace) -> None:
+        pass
+
+    def log_tags(self, tags: Iterable[str] | str) -> None:
+        pass
+
+    def finish(self, status: str = "succeeded", *, message: str | None = None) -> None:
+        from polytrack import _state
+
+        _state.forget(self)
+
+    def __enter__(self) -> DisabledRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
+
+
+def _index_quietly(home: Path, run_id: str) -> None:
+    """Index a finished run so the next listing is quick; readers catch up if this fails.
+
+    Only where numpy is loaded already (any training script): importing it here would
+    cost more than the run's whole `init()`; the next reader indexes the run instead.
+    """
+    if "numpy" not in sys.modules:
+        return
+    from polytrack.backends.local import LocalStore
+
+    try:
+        with LocalStore.open(home) as store:
+            store.index_run(run_id)
+    except (PolytrackError, OSError):
+        pass
+
+
+def check_tags(tags: Iterable[str] | str) -> tuple[str, ...]:
+    if isinstance(tags, str):
+        tags = [tags]
+    clean: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip() or len(tag) > 256:
+            raise InvalidInputError(f"tags must be non-empty strings of at most 256 characters; got {tag!r}")
+        clean.append(tag.strip())
+    return tuple(clean)
+
+
+def flatten_params(
+    params: Mapping[str, Any] | argparse.Namespace, prefix: str = ""
+) -> dict[str, ParamValue]:
+    """Flatten nested mappings with dots and validate every leaf value.
+
+    Example:
+        >>> flatten_params({"net": {"depth": 4}, "lr": 0.1})
+        {'net.depth': 4, 'lr': 0.1}
+    """
+    if isinstance(params, argparse.Namespace):
+        params = vars(params)
+    if not isinstance(params, Mapping):
+        raise InvalidInputError(f"params must be a mapping; got {type(params).__name__}")
+    flat: dict[str, ParamValue] = {}
+    for key, value in params.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidInputError(
+                f"param keys must be non-empty strings; got {key!r} under {prefix or 'the top level'!r}"
+            )
+        name = f"{prefix}{key}"
+        if isinstance(value, (Mapping, argparse.Namespace)):
+            flat.update(flatten_params(value, f"{name}."))
+        else:
+            flat[name] = redact_value(name, _param_value(name, value))  # type: ignore[assignment]
+    return flat
+
+
+def _param_value(name: str, value: Any) -> ParamValue:
+    if value is None or isinstance(value, (str, bool, int)):
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, float):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)  # type: ignore[return-value]
+    if isinstance(value, (list, tuple)):
+        return [_param_value(f"{name}[{i}]", item) for i, item in enumerate(value)]
+    # numpy scalars and 0-d arrays, torch 0-d tensors: anything with .item() and no shape.
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", 0) == 0:
+        try:
+            return _param_value(name, item())
+        except (TypeError, ValueError):
+            pass
+    raise InvalidInputError(
+        f"param {name!r}: cannot record a value of type {type(value).__name__} "
+        "(use str, int, float, bool, None, a list of those, or a nested mapping)"
+    )

@@ -1,0 +1,28 @@
+"""Shared fixtures: a fresh store per test, and no global state or threads left behind."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from polytrack import _state
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    # Never touch the user's real store, whatever a test forgets to pass.
+    monkeypatch.setenv("POLYTRACK_HOME", str(tmp_path / "default-home"))
+    monkeypatch.delenv("POLYTRACK_PROJECT", raising=False)
+    monkeypatch.delenv("POLYTRACK_MODE", raising=False)
+    yield
+    _state.reset()
+    leftover = [t.name for t in threading.enumerate() if t.name.startswith("polytrack-")]
+    assert not leftover, f"threads outlived the test: {leftover}"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
