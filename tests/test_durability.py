@@ -85,9 +85,7 @@ def test_parallel_processes_share_a_home(home: Path) -> None:
         run.finish()
         """
     )
-    procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(home), str(i)]) for i in range(4)
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(home), str(i)]) for i in range(4)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
     found = polytrack.runs(project="par", home=home)
     assert sorted(r.params["worker"] for r in found) == [0, 1, 2, 3]
@@ -133,7 +131,9 @@ def test_uncaught_exception_marks_run_failed(home: Path) -> None:
 
 def test_forgotten_finish_is_done_at_exit(home: Path) -> None:
     """A script that never calls finish() ends as succeeded."""
-    script = "import polytrack, sys; polytrack.init(dir=sys.argv[1]); polytrack.log_metrics({'a': 1})"
+    script = (
+        "import polytrack, sys; polytrack.init(dir=sys.argv[1]); polytrack.log_metrics({'a': 1})"
+    )
     subprocess.run([sys.executable, "-c", script, str(home)], check=True)
     (view,) = polytrack.runs(home=home)
     assert view.status == "succeeded" and view.metrics["a"].count == 1
@@ -194,3 +194,66 @@ def test_segments_are_trimmed_on_finish(home: Path) -> None:
     total = sum(p.stat().st_size for p in run.dir.glob("points-*.seg"))
     assert total < 10_000 * 24 + 64 * 10
     assert json.loads(json.dumps(polytrack.get_run(run.id, home=home).metrics["x"].count)) == 10_000
+
+
+def test_full_disk_warns_once_and_training_goes_on(home: Path) -> None:
+    """When segments cannot be allocated, log calls warn once and never raise."""
+    script = textwrap.dedent(
+        """
+        import resource, signal, sys, warnings, polytrack
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death, like ENOSPC
+        run = polytrack.init(dir=sys.argv[1])
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, resource.RLIM_INFINITY))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for step in range(200_000):
+                run.log_metrics({"loss": 1.0}, step=step)
+        print(len(caught), caught[0].category.__name__ if caught else "-")
+        print(str(caught[0].message) if caught else "")
+        run.finish()
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(home)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    counts, message = result.stdout.splitlines()[:2]
+    assert counts == "1 TrackingWarning"
+    assert "could not record metric 'loss'" in message
+    (view,) = polytrack.runs(home=home)
+    steps = view.history("loss")[0]
+    assert steps.size > 10_000 and steps.tolist() == list(range(steps.size))
+
+
+def test_owner_on_another_host_is_judged_by_heartbeat() -> None:
+    """A run owned elsewhere is alive while its heartbeat is fresh, crashed once stale."""
+    from polytrack.models import RunStarted
+    from polytrack.processes import owner_alive
+
+    started = RunStarted(
+        id="abc", project="p", name="n", created_at=0.0, host="elsewhere.invalid",
+        pid=1, process_started=0.0,
+    )
+    assert owner_alive(started, 1000.0, stale_after=60, now=1030.0)
+    assert not owner_alive(started, 1000.0, stale_after=60, now=1100.0)
+    assert not owner_alive(started, None, stale_after=60, now=1100.0)
+
+
+def test_reused_pid_is_not_mistaken_for_the_owner() -> None:
+    """Same host and PID but another process start time means the owner is gone."""
+    import socket
+
+    from polytrack.models import RunStarted
+    from polytrack.processes import owner_alive, process_started
+
+    me = process_started(os.getpid())
+    mine = RunStarted(
+        id="abc", project="p", name="n", created_at=0.0, host=socket.gethostname(),
+        pid=os.getpid(), process_started=me,
+    )
+    assert owner_alive(mine, None, stale_after=60, now=time.time())
+    reused = RunStarted(
+        id="abc", project="p", name="n", created_at=0.0, host=socket.gethostname(),
+        pid=os.getpid(), process_started=me - 3600,
+    )
+    assert not owner_alive(reused, None, stale_after=60, now=time.time())

@@ -23,15 +23,20 @@ from polytrack.errors import (
 def test_quick_start_flow(home: Path) -> None:
     """Metrics and params logged through init/log_metrics/finish come back from runs()."""
     run = polytrack.init(
-        project="mnist", name="baseline", params={"lr": 0.01, "net": {"depth": 4}},
-        tags=["cnn"], dir=home,
+        project="mnist",
+        name="baseline",
+        params={"lr": 0.01, "net": {"depth": 4}},
+        tags=["cnn"],
+        dir=home,
     )
     for step in range(100):
         polytrack.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 100}, step=step)
     run.finish()
     found = polytrack.runs(
-        project="mnist", where="metrics.loss < 0.2 and params.lr == 0.01",
-        order_by="-metrics.acc", home=home,
+        project="mnist",
+        where="metrics.loss < 0.2 and params.lr == 0.01",
+        order_by="-metrics.acc",
+        home=home,
     )
     assert [r.id for r in found] == [run.id]
     view = found[0]
@@ -74,7 +79,7 @@ def test_varying_key_sets_and_many_keys(home: Path) -> None:
             if step % 10 == 0:
                 run.log_metrics({f"k{i}": i * step for i in range(20)}, step=step)
     view = polytrack.get_run(run.id, home=home)
-    steps, a = view.history("a")
+    _, a = view.history("a")
     assert a.size == 100 and np.all(a[::2] == a[1::2])
     assert view.history("k19")[1].tolist() == [19.0 * s for s in range(0, 50, 10)]
 
@@ -143,8 +148,11 @@ def test_params_flattened_redacted_and_namespace(home: Path) -> None:
     args = argparse.Namespace(lr=0.1, data=Path("/data/x"), layers=[1, 2])
     with polytrack.init(dir=home, params=args) as run:
         run.log_params(
-            {"db": {"password": "hunter2", "url": "postgres://bob:s3cret@db:5432/x"},
-             "api_key": "abc", "flag": None}
+            {
+                "db": {"password": "hunter2", "url": "postgres://bob:s3cret@db:5432/x"},
+                "api_key": "abc",
+                "flag": None,
+            }
         )
     params = polytrack.get_run(run.id, home=home).params
     assert params["lr"] == 0.1 and params["data"] == "/data/x" and params["layers"] == [1, 2]
@@ -276,7 +284,8 @@ def test_many_threads_log_at_once(home: Path) -> None:
     view = polytrack.get_run(run.id, home=home)
     for worker in range(8):
         steps, values = view.history(f"w{worker}")
-        assert steps.tolist() == list(range(2000)) and values.tolist() == [float(s) for s in range(2000)]
+        assert steps.tolist() == list(range(2000))
+        assert values.tolist() == [float(s) for s in range(2000)]
     assert view.metrics["shared"].count == 16000
 
 

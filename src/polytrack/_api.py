@@ -182,7 +182,9 @@ def new_run_id() -> str:
 
 def _check_text(field: str, value: object) -> None:
     if not isinstance(value, str) or not value.strip() or len(value) > 256:
-        raise InvalidInputError(f"{field} must be a non-empty string of at most 256 characters; got {value!r}")
+        raise InvalidInputError(
+            f"{field} must be a non-empty string of at most 256 characters; got {value!r}"
+        )
 
 
 def current_run() -> Run | DisabledRun | None:

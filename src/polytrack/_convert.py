@@ -24,7 +24,7 @@ converter.register_structure_hook(ParamsSet, lambda d, _: ParamsSet(params=dict(
 def event_from_dict(data: dict[str, Any]) -> Event:
     """Structure a tagged event dict; unknown types or shapes are corrupt records."""
     data = dict(data)
-    cls = EVENT_TYPES.get(data.pop("type", None))  # type: ignore[arg-type]
+    cls = EVENT_TYPES.get(data.pop("type", None))
     if cls is None:
         raise CorruptRecordError(f"unknown journal event {data!r}")
     try:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["current", "forget", "reset", "set_current"]
 
-current: Union[Run, DisabledRun, None] = None  # noqa: UP007 - read on the hot path
+current: Union[Run, DisabledRun, None] = None  # read on the hot path
 
 _lock = threading.Lock()
 _live: weakref.WeakSet[Run] = weakref.WeakSet()

@@ -26,6 +26,7 @@ store from the training loop.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import json
@@ -37,9 +38,9 @@ import threading
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import attrs
 
@@ -67,11 +68,18 @@ MAX_KEYS: Final = 0xFFFF
 # each stream costs a file and a map.
 MAX_ROW_STREAMS: Final = 64
 SEGMENT_MAX_AGE: Final = 86_400.0
+_ALLOCATION_BACKOFF: Final = 5.0
 
 EVENTS_RE: Final = re.compile(r"events-(\d{3})\.log$")
 SEGMENT_RE: Final = re.compile(r"points-(\d{3})-(\d{3})-(\d{5})\.seg$")
 
-LogMetrics = Callable[[Mapping[str, Any], "int | None", "int | None"], None]
+
+class LogMetrics(Protocol):
+    """The signature of `Run.log_metrics`."""
+
+    def __call__(
+        self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+    ) -> None: ...
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -295,6 +303,7 @@ class JournalWriter:
         self._closed = False
         self._warned: set[str] = set()
         self._new_files = False
+        self._retry_allocation_at = 0.0
         self.heartbeat_path = directory / "heartbeat"
 
     @classmethod
@@ -368,7 +377,7 @@ class JournalWriter:
             if step is None:
                 step = last[0] + 1
             if len(metrics) == 1:
-                for key, value in metrics.items():
+                for key, value in metrics.items():  # noqa: B007 - the one item, cheaply
                     pass
                 kid = key_ids.get(key)
                 counter, mm, cap, base = points[0]
@@ -396,8 +405,13 @@ class JournalWriter:
                     else:
                         try:
                             pack(
-                                mm, HS + slot * size, step, *metrics.values(),
-                                now - base, number, ROW,
+                                mm,
+                                HS + slot * size,
+                                step,
+                                *metrics.values(),
+                                now - base,
+                                number,
+                                ROW,
                             )
                         except Exception:
                             self._void(mm, HS + slot * size, size)
@@ -413,10 +427,8 @@ class JournalWriter:
     @staticmethod
     def _void(mm: mmap.mmap, offset: int, size: int) -> None:
         """Mark a slot whose write failed, so the committed prefix can pass over it."""
-        try:
+        with contextlib.suppress(ValueError, TypeError):  # a closed map: nothing to mark
             _KIND.pack_into(mm, offset + size - 2, KIND_VOID)
-        except (ValueError, TypeError):  # the map was closed: nothing to mark
-            pass
 
     def _log_slow(self, key: object, value: object, step: object, now: float) -> None:
         """Validate, register new keys, rotate full segments, then write one point.
@@ -428,7 +440,7 @@ class JournalWriter:
         try:
             self._write_point(self._key_id(key), value, step, now)
         except StoreError as exc:
-            self.warn_once("write", f"polytrack could not record metric {key!r}: {exc}")
+            self.warn_once("store", f"polytrack could not record metric {key!r}: {exc}")
 
     def _write_point(self, kid: int, value: float, step: int, now: float) -> None:
         while True:
@@ -442,7 +454,9 @@ class JournalWriter:
                 self._rotate(self._streams[0], cell)
                 continue
             try:
-                _POINT.pack_into(mm, HEADER_SIZE + slot * POINT_SIZE, step, value, t, kid, KIND_POINT)
+                _POINT.pack_into(
+                    mm, HEADER_SIZE + slot * POINT_SIZE, step, value, t, kid, KIND_POINT
+                )
                 return
             except ValueError:  # map closed under us by a concurrent rotation: retry
                 continue
@@ -457,7 +471,7 @@ class JournalWriter:
         try:
             self._write_row(row, values, step, now)
         except StoreError as exc:
-            self.warn_once("write", f"polytrack could not record metrics {names!r}: {exc}")
+            self.warn_once("store", f"polytrack could not record metrics {names!r}: {exc}")
 
     def _write_row(self, row: tuple[Any, ...], values: list[float], step: int, now: float) -> None:
         cell_ref, pack, number, size = row
@@ -518,7 +532,7 @@ class JournalWriter:
                 stream = self._new_stream(number, size)
                 self.append_event(SchemaDefined(stream=number, keys=kids))
             except StoreError as exc:
-                self.warn_once("write", f"polytrack could not add a metric stream: {exc}")
+                self.warn_once("store", f"polytrack could not add a metric stream: {exc}")
                 self._rows[names] = None
                 return
             self._streams.append(stream)
@@ -558,7 +572,14 @@ class JournalWriter:
                 return
             if self._closed:
                 raise StoreError("the run's journal is closed")
-            segment = stream.spare or self._create_segment(stream)
+            if stream.spare is None and time.monotonic() < self._retry_allocation_at:
+                # A full disk: don't pay for a failing fallocate on every log call.
+                raise StoreError(f"no space for a new segment in {self.directory}")
+            try:
+                segment = stream.spare or self._create_segment(stream)
+            except StoreError:
+                self._retry_allocation_at = time.monotonic() + _ALLOCATION_BACKOFF
+                raise
             stream.spare = None
             old = stream.segments[-1]
             stream.segments.append(segment)
@@ -586,7 +607,7 @@ class JournalWriter:
                 self._prepare_spares()
                 self._close_retired(force=False)
             except Exception as exc:  # the flusher must outlive a full or broken disk
-                self.warn_once("flush", f"polytrack could not flush the run journal: {exc}")
+                self.warn_once("store", f"polytrack could not flush the run journal: {exc}")
 
     def flush(self) -> None:
         """fsync every mapped file (not msync: that holds the GIL for the disk write)."""
@@ -601,13 +622,23 @@ class JournalWriter:
             _fsync_dir(self.directory)
 
     def _prepare_spares(self) -> None:
+        """Map a half-full stream's next segment ahead of need; rotate aged segments."""
+        now = time.monotonic()
+        if now < self._retry_allocation_at:
+            return
         for stream in list(self._streams):
             current = stream.segments[-1]
             used = _peek(current.counter) if current.counter is not None else 0
-            if stream.spare is None and used * 2 >= current.capacity:
-                with self._lock:
-                    if stream.spare is None and not self._closed:
-                        stream.spare = self._create_segment(stream)
+            try:
+                if stream.spare is None and used * 2 >= current.capacity:
+                    with self._lock:
+                        if stream.spare is None and not self._closed:
+                            stream.spare = self._create_segment(stream)
+                if used and now - current.base_mono > SEGMENT_MAX_AGE:
+                    self._rotate(stream, stream.cell[0])
+            except StoreError:
+                self._retry_allocation_at = time.monotonic() + _ALLOCATION_BACKOFF
+                raise
 
     def _close_retired(self, *, force: bool) -> None:
         now = time.monotonic()

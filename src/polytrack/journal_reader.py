@@ -20,19 +20,20 @@ import numpy.typing as npt
 from polytrack._convert import event_from_dict
 from polytrack.errors import CorruptRecordError, StoreError
 from polytrack.journal import (
-    FRAME,
-    SEGMENT_HEADER,
     EVENTS_MAGIC,
     EVENTS_RE,
+    FRAME,
     HEADER_SIZE,
     KIND_POINT,
     KIND_ROW,
+    SEGMENT_HEADER,
     SEGMENT_MAGIC,
     SEGMENT_RE,
 )
 from polytrack.models import Checksum, Event, KeyDefined, SchemaDefined
 
 __all__ = ["MetricSeries", "RunFiles", "read_run_files"]
+
 
 @attrs.define
 class MetricSeries:

@@ -48,6 +48,6 @@ def owner_alive(
     if started.host == socket.gethostname():
         try:
             return abs(process_started(started.pid) - started.process_started) < 1.0
-        except Exception:  # noqa: BLE001 - psutil.NoSuchProcess and friends: not alive
+        except Exception:
             return False
     return heartbeat_mtime is not None and now - heartbeat_mtime < stale_after

@@ -52,9 +52,10 @@ class RunView:
 
     def history(
         self, key: str, *, with_time: bool = False
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | tuple[
-        npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]
-    ]:
+    ) -> (
+        tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
+        | tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+    ):
         """Every point of metric `key`, sorted by step: `(steps, values)` numpy arrays.
 
         With `with_time=True`, also the wall-clock time of each point (unix seconds).

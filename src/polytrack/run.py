@@ -54,7 +54,7 @@ class Run:
         self._status = "running"
         self._warned: set[str] = set()
         # The hot path: an instance attribute shadows the documented method below.
-        self.log_metrics: LogMetrics = writer.make_log_metrics()  # type: ignore[method-assign]
+        self.log_metrics = writer.make_log_metrics()  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         return f"<polytrack.Run {self.id} {self.project}/{self.name} {self._status}>"
@@ -75,7 +75,7 @@ class Run:
 
     # -- logging --------------------------------------------------------------------------
 
-    def log_metrics(  # type: ignore[no-redef]
+    def log_metrics(
         self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
     ) -> None:
         """Record metric values at a step; returns once they survive a crash of the process.
@@ -279,7 +279,9 @@ def check_tags(tags: Iterable[str] | str) -> tuple[str, ...]:
     clean: list[str] = []
     for tag in tags:
         if not isinstance(tag, str) or not tag.strip() or len(tag) > 256:
-            raise InvalidInputError(f"tags must be non-empty strings of at most 256 characters; got {tag!r}")
+            raise InvalidInputError(
+                f"tags must be non-empty strings of at most 256 characters; got {tag!r}"
+            )
         clean.append(tag.strip())
     return tuple(clean)
 
@@ -301,7 +303,8 @@ def flatten_params(
     for key, value in params.items():
         if not isinstance(key, str) or not key:
             raise InvalidInputError(
-                f"param keys must be non-empty strings; got {key!r} under {prefix or 'the top level'!r}"
+                "param keys must be non-empty strings; "
+                f"got {key!r} under {prefix or 'the top level'!r}"
             )
         name = f"{prefix}{key}"
         if isinstance(value, (Mapping, argparse.Namespace)):
@@ -313,11 +316,12 @@ def flatten_params(
 
 def _param_value(name: str, value: Any) -> ParamValue:
     if value is None or isinstance(value, (str, bool, int)):
-        return value  # type: ignore[no-any-return]
+        return value
     if isinstance(value, float):
         return value
     if isinstance(value, os.PathLike):
-        return os.fspath(value)  # type: ignore[return-value]
+        path: str | bytes = os.fspath(value)
+        return path if isinstance(path, str) else path.decode(errors="replace")
     if isinstance(value, (list, tuple)):
         return [_param_value(f"{name}[{i}]", item) for i, item in enumerate(value)]
     # numpy scalars and 0-d arrays, torch 0-d tensors: anything with .item() and no shape.

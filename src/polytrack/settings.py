@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 from attrs import field, frozen
@@ -85,6 +85,6 @@ class Settings:
             kwargs["index_on_finish"] = raw.strip().lower() not in ("0", "false", "no", "off")
         return cls(**kwargs)  # type: ignore[arg-type]
 
-    def evolve(self, **changes: object) -> Settings:
+    def evolve(self, **changes: Any) -> Settings:
         """A copy with `changes` applied (validated again)."""
         return attrs.evolve(self, **changes)

@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS params (
     PRIMARY KEY (run_id, key)
 );
 CREATE INDEX IF NOT EXISTS params_key ON params (key, run_id);
-CREATE TABLE IF NOT EXISTS tags (run_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (run_id, tag));
+CREATE TABLE IF NOT EXISTS tags (
+    run_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (run_id, tag)
+);
 CREATE INDEX IF NOT EXISTS tags_tag ON tags (tag, run_id);
 CREATE TABLE IF NOT EXISTS metrics (
     run_id TEXT NOT NULL, key TEXT NOT NULL, last REAL, min REAL, max REAL,
@@ -93,7 +95,9 @@ class Index:
             db.executescript(_SCHEMA)
             row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
-                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+                )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the index {path}: {exc}") from exc
         return cls(db, path)
@@ -140,9 +144,21 @@ class Index:
             db.execute(
                 "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    info.id, info.project, info.name, info.status, info.notes, info.host,
-                    info.created_at, info.finished_at, info.updated_at, info.pid, info.path,
-                    info.message, info.attempts, int(complete), signature,
+                    info.id,
+                    info.project,
+                    info.name,
+                    info.status,
+                    info.notes,
+                    info.host,
+                    info.created_at,
+                    info.finished_at,
+                    info.updated_at,
+                    info.pid,
+                    info.path,
+                    info.message,
+                    info.attempts,
+                    int(complete),
+                    signature,
                 ),
             )
             db.executemany(
@@ -155,8 +171,15 @@ class Index:
             db.executemany(
                 "INSERT INTO metrics VALUES (?,?,?,?,?,?,?)",
                 [
-                    (info.id, key, _nan_to_none(s.last), _nan_to_none(s.min),
-                     _nan_to_none(s.max), s.count, s.last_step)
+                    (
+                        info.id,
+                        key,
+                        _nan_to_none(s.last),
+                        _nan_to_none(s.min),
+                        _nan_to_none(s.max),
+                        s.count,
+                        s.last_step,
+                    )
                     for key, s in info.metrics.items()
                 ],
             )
@@ -172,8 +195,11 @@ class Index:
     @staticmethod
     def _delete(db: sqlite3.Connection, run_ids: Sequence[str]) -> None:
         for table, column in (
-            ("runs", "id"), ("params", "run_id"), ("tags", "run_id"),
-            ("metrics", "run_id"), ("metric_chunks", "run_id"),
+            ("runs", "id"),
+            ("params", "run_id"),
+            ("tags", "run_id"),
+            ("metrics", "run_id"),
+            ("metric_chunks", "run_id"),
         ):
             db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i in run_ids])
 
@@ -222,7 +248,7 @@ class Index:
             )
             for row in self._db.execute(f"SELECT {columns} FROM runs WHERE id IN ({marks})", chunk):
                 names = [c.strip() for c in columns.split(",")]
-                record = dict(zip(names, row))
+                record = dict(zip(names, row, strict=True))
                 record.update(params={}, tags=[], metrics={})
                 found[record["id"]] = record
             for run_id, key, value_json in self._db.execute(
@@ -239,8 +265,11 @@ class Index:
                 chunk,
             ):
                 found[run_id]["metrics"][key] = MetricSummary(
-                    last=_none_to_nan(last), min=_none_to_nan(lo), max=_none_to_nan(hi),
-                    count=count, last_step=last_step,
+                    last=_none_to_nan(last),
+                    min=_none_to_nan(lo),
+                    max=_none_to_nan(hi),
+                    count=count,
+                    last_step=last_step,
                 )
         return [_info(found[i]) for i in run_ids if i in found]
 
@@ -288,7 +317,12 @@ def _chunk_rows(run_id: str, series: dict[str, MetricSeries]) -> Iterator[tuple[
             steps, values = s.steps[start : start + CHUNK], s.values[start : start + CHUNK]
             finite = values[~np.isnan(values)]
             yield (
-                run_id, key, chunk, int(values.size), int(steps.min()), int(steps.max()),
+                run_id,
+                key,
+                chunk,
+                int(values.size),
+                int(steps.min()),
+                int(steps.max()),
                 float(finite.min()) if finite.size else None,
                 float(finite.max()) if finite.size else None,
                 _nan_to_none(float(values[-1])),

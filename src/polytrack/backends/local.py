@@ -27,7 +27,6 @@ from polytrack import query
 from polytrack.backends.index import Index, summarize
 from polytrack.errors import AmbiguousRunError, RunNotFoundError, StoreError
 from polytrack.journal_reader import MetricSeries, read_run_files
-from polytrack.processes import owner_alive
 from polytrack.models import (
     FINAL_STATUSES,
     ParamsSet,
@@ -36,6 +35,7 @@ from polytrack.models import (
     StatusChanged,
     TagsAdded,
 )
+from polytrack.processes import owner_alive
 
 __all__ = ["LocalStore"]
 
@@ -125,7 +125,9 @@ class LocalStore:
                 folded.status, folded.status_at, folded.message = "created", event.created_at, None
             elif isinstance(event, StatusChanged):
                 folded.status, folded.status_at, folded.message = (
-                    event.status, event.at, event.message,
+                    event.status,
+                    event.at,
+                    event.message,
                 )
             elif isinstance(event, ParamsSet):
                 folded.params.update(event.params)

@@ -1,0 +1,31 @@
+"""What a command handler gets besides its parsed arguments: where to write, which store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+from attrs import frozen
+
+__all__ = ["Context"]
+
+
+@frozen
+class Context:
+    """Streams and store home for one `main()` call.
+
+    Handlers write only to these streams, never to `sys.stdout`, so that `main(argv,
+    stdout=io.StringIO())` captures everything a command prints.
+    """
+
+    stdout: TextIO
+    stderr: TextIO
+    home: Path
+
+    def out(self, text: str) -> None:
+        """Write `text` plus a newline to stdout."""
+        self.stdout.write(text + "\n")
+
+    def note(self, text: str) -> None:
+        """Write `text` plus a newline to stderr: for people, never for pipes."""
+        self.stderr.write(text + "\n")

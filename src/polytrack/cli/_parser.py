@@ -1,0 +1,70 @@
+"""An argparse parser that writes to injected streams and never calls `sys.exit`.
+
+Stock argparse prints to `sys.stdout`/`sys.stderr` and exits the interpreter on `--help`
+or a usage error; `main(argv, stdout=..., stderr=...)` must instead capture that output and
+turn the exit into a return code, so this subclass routes both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO
+
+if TYPE_CHECKING:
+    Subcommands = argparse._SubParsersAction["Parser"]
+
+__all__ = ["Parser", "ParserExit", "add_command", "add_home_option"]
+
+
+class ParserExit(Exception):
+    """argparse wanted to exit (after `--help`, `--version` or a usage error)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class Parser(argparse.ArgumentParser):
+    """`ArgumentParser` whose output goes to `stdout`/`stderr` and whose exit raises."""
+
+    def __init__(
+        self, *args: Any, stdout: TextIO | None = None, stderr: TextIO | None = None, **kwargs: Any
+    ) -> None:
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.stdout = sys.stdout if stdout is None else stdout
+        self.stderr = sys.stderr if stderr is None else stderr
+
+    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+        # argparse names sys.stdout for help and version, sys.stderr (or None) for errors;
+        # every printing path (help, usage, version, error) funnels through here.
+        if message:
+            (self.stdout if file is sys.stdout else self.stderr).write(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            self._print_message(message, sys.stderr)
+        raise ParserExit(status)
+
+
+def add_command(commands: Subcommands, parent: Parser, name: str, **kwargs: Any) -> Parser:
+    """Add subcommand `name`, writing where `parent` writes and accepting `--home` too.
+
+    `--home` is repeated on every subcommand because people type it last
+    (`polytrack runs ls --home DIR`); SUPPRESS keeps an absent one from overwriting a
+    value given before the subcommand.
+    """
+    parser = commands.add_parser(name, stdout=parent.stdout, stderr=parent.stderr, **kwargs)
+    add_home_option(parser, default=argparse.SUPPRESS)
+    return parser
+
+
+def add_home_option(parser: Parser, *, default: Any) -> None:
+    """The global `--home DIR` option."""
+    parser.add_argument(
+        "--home",
+        metavar="DIR",
+        default=default,
+        help="the store to read (default: $POLYTRACK_HOME, else ~/.local/share/polytrack)",
+    )
