@@ -231,8 +231,13 @@ def test_owner_on_another_host_is_judged_by_heartbeat() -> None:
     from polytrack.processes import owner_alive
 
     started = RunStarted(
-        id="abc", project="p", name="n", created_at=0.0, host="elsewhere.invalid",
-        pid=1, process_started=0.0,
+        id="abc",
+        project="p",
+        name="n",
+        created_at=0.0,
+        host="elsewhere.invalid",
+        pid=1,
+        process_started=0.0,
     )
     assert owner_alive(started, 1000.0, stale_after=60, now=1030.0)
     assert not owner_alive(started, 1000.0, stale_after=60, now=1100.0)
@@ -248,12 +253,22 @@ def test_reused_pid_is_not_mistaken_for_the_owner() -> None:
 
     me = process_started(os.getpid())
     mine = RunStarted(
-        id="abc", project="p", name="n", created_at=0.0, host=socket.gethostname(),
-        pid=os.getpid(), process_started=me,
+        id="abc",
+        project="p",
+        name="n",
+        created_at=0.0,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        process_started=me,
     )
     assert owner_alive(mine, None, stale_after=60, now=time.time())
     reused = RunStarted(
-        id="abc", project="p", name="n", created_at=0.0, host=socket.gethostname(),
-        pid=os.getpid(), process_started=me - 3600,
+        id="abc",
+        project="p",
+        name="n",
+        created_at=0.0,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        process_started=me - 3600,
     )
     assert not owner_alive(reused, None, stale_after=60, now=time.time())

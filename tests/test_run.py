@@ -296,3 +296,60 @@ def test_no_warnings_in_a_normal_run(home: Path) -> None:
         with polytrack.init(dir=home, params={"a": 1}) as run:
             for i in range(10000):
                 run.log_metrics({"x": i}, step=i)
+
+
+def test_resume_after_a_resume_that_died_early(home: Path) -> None:
+    """An attempt that left only an empty events file does not block the next resume."""
+    with polytrack.init(dir=home) as run:
+        run.log_metrics({"a": 1.0})
+    (run.dir / "events-001.log").write_bytes(b"")  # a resume killed before its first record
+    with polytrack.init(dir=home, resume=run.id) as again:
+        again.log_metrics({"a": 2.0})
+    assert (run.dir / "events-002.log").exists()
+    assert polytrack.get_run(run.id, home=home).history("a")[0].tolist() == [0, 1]
+
+
+def test_bad_value_in_a_new_key_set_records_nothing_of_the_call(home: Path) -> None:
+    """A bad value anywhere in a dict records none of that call's values."""
+    with polytrack.init(dir=home) as run:
+        with pytest.raises(InvalidMetricError, match="metric 'c'"):
+            run.log_metrics({"a": 1.0, "b": 2.0, "c": "x"}, step=0)
+        run.log_metrics({"a": 3.0, "b": 4.0, "c": 5.0}, step=1)
+        with pytest.raises(InvalidMetricError, match="metric 'b'"):
+            run.log_metrics({"a": 6.0, "b": "y", "c": 7.0}, step=2)
+    view = polytrack.get_run(run.id, home=home)
+    assert view.history("a")[1].tolist() == [3.0]
+    assert view.history("c")[1].tolist() == [5.0]
+
+
+def test_notes_and_failure_messages_are_redacted_and_kept_on_resume(home: Path) -> None:
+    """Credentials in notes and failure messages are dropped; resume keeps the notes."""
+    notes = "db at mysql://u:pw@h/d"
+    with pytest.raises(ConnectionError), polytrack.init(dir=home, notes=notes) as run:
+        raise ConnectionError("cannot reach postgres://admin:hunter2@db:5432/x")
+    with polytrack.init(dir=home, resume=run.id):
+        pass
+    info = polytrack.get_run(run.id, home=home).info
+    assert info.notes == "db at mysql://u:[REDACTED]@h/d"
+    assert "hunter2" not in "".join(p.read_text("latin-1") for p in run.dir.iterdir())
+
+
+def test_run_references(home: Path) -> None:
+    """Runs are found by id, prefix or name within a project; '..' and others fail cleanly."""
+    with polytrack.init(dir=home, project="p", name="alpha") as run:
+        pass
+    assert polytrack.get_run(run.id, home=home).id == run.id
+    assert polytrack.get_run(run.id[:4], home=home).id == run.id
+    assert polytrack.get_run("alpha", project="p", home=home).id == run.id
+    for ref in ("..", ".", "nope"):
+        with pytest.raises(polytrack.RunNotFoundError):
+            polytrack.get_run(ref, home=home)
+    with pytest.raises(polytrack.RunNotFoundError):
+        polytrack.get_run(run.id, project="other", home=home)
+
+
+def test_reading_a_missing_home_creates_nothing(tmp_path: Path) -> None:
+    """Listing runs of a home that does not exist returns [] and creates nothing."""
+    missing = tmp_path / "typo"
+    assert polytrack.runs(home=missing) == []
+    assert not missing.exists()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from polytrack._version import __version__
+from polytrack._version import __version__ as __version__
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -44,33 +44,71 @@ _EXPORTS = {
     "Settings": "polytrack.settings",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "AmbiguousRunError",
+    "DisabledRun",
+    "InvalidInputError",
+    "InvalidMetricError",
+    "MetricSummary",
+    "PolytrackError",
+    "QueryError",
+    "Run",
+    "RunInfo",
+    "RunNotFoundError",
+    "RunStateError",
+    "RunView",
+    "Settings",
+    "StoreError",
+    "TrackingWarning",
+    "__version__",
+    "current_run",
+    "finish",
+    "get_run",
+    "init",
+    "log_metric",
+    "log_metrics",
+    "log_params",
+    "log_tags",
+    "runs",
+]
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # explicit re-exports (`X as X`) for type checkers
     from polytrack._api import (
-        current_run,
-        finish,
-        init,
-        log_metric,
-        log_metrics,
-        log_params,
-        log_tags,
+        current_run as current_run,
+        finish as finish,
+        init as init,
+        log_metric as log_metric,
+        log_metrics as log_metrics,
+        log_params as log_params,
+        log_tags as log_tags,
     )
     from polytrack.errors import (
-        AmbiguousRunError,
-        InvalidInputError,
-        InvalidMetricError,
-        PolytrackError,
-        QueryError,
-        RunNotFoundError,
-        RunStateError,
-        StoreError,
-        TrackingWarning,
+        AmbiguousRunError as AmbiguousRunError,
+        InvalidInputError as InvalidInputError,
+        InvalidMetricError as InvalidMetricError,
+        PolytrackError as PolytrackError,
+        QueryError as QueryError,
+        RunNotFoundError as RunNotFoundError,
+        RunStateError as RunStateError,
+        StoreError as StoreError,
+        TrackingWarning as TrackingWarning,
     )
-    from polytrack.models import MetricSummary, RunInfo
-    from polytrack.reading import RunView, get_run, runs
-    from polytrack.run import DisabledRun, Run
-    from polytrack.settings import Settings
+    from polytrack.models import (
+        MetricSummary as MetricSummary,
+        RunInfo as RunInfo,
+    )
+    from polytrack.reading import (
+        RunView as RunView,
+        get_run as get_run,
+        runs as runs,
+    )
+    from polytrack.run import (
+        DisabledRun as DisabledRun,
+        Run as Run,
+    )
+    from polytrack.settings import (
+        Settings as Settings,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -16,9 +16,10 @@ from typing import Any
 from polytrack import _state
 from polytrack._version import __version__
 from polytrack.errors import InvalidInputError, RunStateError, StoreError, TrackingWarning
-from polytrack.journal import JournalWriter
+from polytrack.journal import EVENTS_RE, JournalWriter
 from polytrack.models import ParamsSet, RunStarted, StatusChanged
 from polytrack.processes import process_started
+from polytrack.redact import redact_url
 from polytrack.run import DisabledRun, Run, check_tags, flatten_params
 from polytrack.settings import MODES, Settings
 
@@ -75,8 +76,10 @@ def init(
         _check_text("name", name)
     flat = flatten_params(params) if params is not None else {}
     clean_tags = check_tags(tags) if tags is not None else ()
-    if notes is not None and not isinstance(notes, str):
-        raise InvalidInputError(f"notes must be a string; got {type(notes).__name__}")
+    if notes is not None:
+        if not isinstance(notes, str):
+            raise InvalidInputError(f"notes must be a string; got {type(notes).__name__}")
+        notes = redact_url(notes)
 
     previous = _state.current
     if previous is not None:
@@ -124,7 +127,11 @@ def _start(
             info, _ = store.read_run(run_id)
         if info.status == "running":
             raise RunStateError(f"run {run_id} is still running (pid {info.pid} on {info.host})")
-        attempt = info.attempts
+        # One past every attempt on disk, also one that died before its first record.
+        attempt = 1 + max(
+            (int(m.group(1)) for p in Path(info.path).iterdir() if (m := EVENTS_RE.match(p.name))),
+            default=info.attempts - 1,
+        )
         last_step = max((m.last_step for m in info.metrics.values()), default=-1)
         project = info.project
         name = name or info.name

@@ -380,22 +380,24 @@ class JournalWriter:
                 for key, value in metrics.items():  # noqa: B007 - the one item, cheaply
                     pass
                 kid = key_ids.get(key)
-                counter, mm, cap, base = points[0]
-                slot = next(counter)
-                if kid is None or slot >= cap:
-                    slow(key, value, step, now)
+                if kid is None:
+                    slow(key, value, step, now)  # a new key (or not a string)
                 else:
-                    try:
-                        pack_point(mm, HS + slot * RS, step, value, now - base, kid, POINT)
-                    except Exception:
-                        self._void(mm, HS + slot * RS, RS)
-                        slow(key, value, step, now)
+                    counter, mm, cap, base = points[0]
+                    slot = next(counter)
+                    if slot >= cap:
+                        slow(key, value, step, now)  # rotates the full segment
+                    else:
+                        try:
+                            pack_point(mm, HS + slot * RS, step, value, now - base, kid, POINT)
+                        except Exception:
+                            self._void(mm, HS + slot * RS, RS)
+                            slow(key, value, step, now)  # raises, naming the key
             elif metrics:
                 names = tuple(metrics)
                 row = rows.get(names)
                 if row is None:
-                    for key, value in metrics.items():
-                        slow(key, value, step, now)
+                    self._log_points_slow(metrics, step, now)
                 else:
                     cell, pack, number, size = row
                     counter, mm, cap, base = cell[0]
@@ -441,6 +443,17 @@ class JournalWriter:
             self._write_point(self._key_id(key), value, step, now)
         except StoreError as exc:
             self.warn_once("store", f"polytrack could not record metric {key!r}: {exc}")
+
+    def _log_points_slow(self, metrics: Mapping[str, Any], step: object, now: float) -> None:
+        """Validate every key and value first, so a bad one records nothing of the call."""
+        values = {_check_key(key): _check_value(key, value) for key, value in metrics.items()}
+        step = _check_step(step)
+        for key, value in values.items():
+            try:
+                self._write_point(self._key_id(key), value, step, now)
+            except StoreError as exc:
+                self.warn_once("store", f"polytrack could not record metric {key!r}: {exc}")
+                return
 
     def _write_point(self, kid: int, value: float, step: int, now: float) -> None:
         while True:
@@ -493,15 +506,10 @@ class JournalWriter:
                 continue
 
     def _key_id(self, key: object) -> int:
-        if not isinstance(key, str):
-            raise InvalidMetricError(
-                f"metric keys must be strings; got {type(key).__name__} {key!r}"
-            )
+        key = _check_key(key)
         kid = self._key_ids.get(key)
         if kid is not None:
             return kid
-        if not key or len(key) > 250:
-            raise InvalidMetricError(f"metric key {key!r} must have 1 to 250 characters")
         with self._lock:
             kid = self._key_ids.get(key)
             if kid is None:
@@ -679,6 +687,14 @@ class JournalWriter:
                 stream.spare.path.unlink(missing_ok=True)
         self._events.close()
         _fsync_dir(self.directory)
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str):
+        raise InvalidMetricError(f"metric keys must be strings; got {type(key).__name__} {key!r}")
+    if not key or len(key) > 250:
+        raise InvalidMetricError(f"metric key {key!r} must have 1 to 250 characters")
+    return key
 
 
 def _check_value(key: object, value: object) -> float:

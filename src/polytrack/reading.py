@@ -64,7 +64,7 @@ class RunView:
         Example:
             >>> steps, values = polytrack.runs(project="mnist")[0].history("loss")
         """
-        with LocalStore.open(self._home) as store:
+        with LocalStore.open(self._home, create=False) as store:
             series = store.history(self.id, key)
         if with_time:
             return series.steps, series.values, series.times
@@ -96,7 +96,7 @@ def runs(
         >>> polytrack.runs(project="mnist", where="metrics.loss < 0.2", order_by="-metrics.acc")
     """
     store_home = _home(home)
-    with LocalStore.open(store_home) as store:
+    with LocalStore.open(store_home, create=False) as store:
         infos = store.query(project=project, where=where, order_by=order_by, limit=limit)
     return [RunView(info, store_home) for info in infos]
 
@@ -108,7 +108,7 @@ def get_run(ref: str, *, project: str | None = None, home: str | Path | None = N
         RunNotFoundError: nothing matches. AmbiguousRunError: several runs match.
     """
     store_home = _home(home)
-    with LocalStore.open(store_home) as store:
+    with LocalStore.open(store_home, create=False) as store:
         info = store.get(ref, project=project)
     return RunView(info, store_home)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Final
 
@@ -9,28 +10,87 @@ __all__ = ["REDACTED", "is_secret_name", "redact_url", "redact_value"]
 
 REDACTED: Final = "[REDACTED]"
 
-_SECRET_NAME: Final = re.compile(
-    r"(passw(or)?d|passphrase|secret|token|api[_.-]?key|access[_.-]?key|private[_.-]?key"
-    r"|credential|authorization|(^|[_.-])key$|(^|[_.-])pwd$)",
-    re.IGNORECASE,
+# Matched against the words of a name (`AWS_SECRET_ACCESS_KEY` -> aws, secret, access, key;
+# `apiKey` -> api, key), so `tokenizer` or `max_tokens` are not taken for secrets.
+_SECRET_WORDS: Final = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "secrets",
+        "token",
+        "apikey",
+        "credential",
+        "credentials",
+        "authorization",
+        "cookie",
+        "privatekey",
+    }
 )
+_KEY_QUALIFIERS: Final = frozenset(
+    {
+        "api",
+        "access",
+        "private",
+        "secret",
+        "auth",
+        "client",
+        "master",
+        "encryption",
+        "signing",
+        "license",
+        "account",
+        "service",
+        "session",
+        "ssh",
+        "gpg",
+    }
+)
+_WORD: Final = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _URL_WITH_USERINFO: Final = re.compile(r"\b([a-z][a-z0-9+.-]*://)([^/\s@]+)@", re.IGNORECASE)
 
 
+def _words(name: str) -> list[str]:
+    return [word.lower() for word in _WORD.findall(name)]
+
+
 def is_secret_name(name: str) -> bool:
-    """True for names like `DB_PASSWORD`, `api_key`, `hf.token`, `AWS_SECRET_ACCESS_KEY`."""
-    return bool(_SECRET_NAME.search(name))
+    """True for names like `DB_PASSWORD`, `api_key`, `hf.token`, `AWS_SECRET_ACCESS_KEY`.
+
+    Example:
+        >>> is_secret_name("OPENAI_API_KEY"), is_secret_name("tokenizer")
+        (True, False)
+    """
+    words = _words(name)
+    if any(word in _SECRET_WORDS for word in words):
+        return True
+    joined = ["".join(pair) for pair in itertools.pairwise(words)]
+    if any(word in _SECRET_WORDS for word in joined):
+        return True
+    return any(
+        word in ("key", "keys") and i > 0 and words[i - 1] in _KEY_QUALIFIERS
+        for i, word in enumerate(words)
+    )
 
 
 def redact_url(text: str) -> str:
-    """Drop the credentials of every `scheme://user:pass@host` in `text`, keep the user."""
+    """Drop the credentials of every `scheme://user:pass@host` in `text`, keep the user.
+
+    Example:
+        >>> redact_url("postgres://bob:hunter2@db/x")
+        'postgres://bob:[REDACTED]@db/x'
+    """
 
     def strip(match: re.Match[str]) -> str:
-        user = match.group(2).split(":", 1)[0]
-        # A lone token in the user part (https://<token>@github.com) is a secret too.
-        if ":" not in match.group(2) and len(user) >= 20:
+        userinfo = match.group(2)
+        if ":" in userinfo:
+            return f"{match.group(1)}{userinfo.split(':', 1)[0]}:{REDACTED}@"
+        # A lone long user part (https://<token>@github.com) is a token, not a user name.
+        if len(userinfo) >= 20:
             return f"{match.group(1)}{REDACTED}@"
-        return f"{match.group(1)}{user}:{REDACTED}@" if ":" in match.group(2) else match.group(0)
+        return match.group(0)
 
     return _URL_WITH_USERINFO.sub(strip, text)
 

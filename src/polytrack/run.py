@@ -15,7 +15,7 @@ from typing import Any
 from polytrack.errors import InvalidInputError, PolytrackError, StoreError, TrackingWarning
 from polytrack.journal import JournalWriter, LogMetrics
 from polytrack.models import FINAL_STATUSES, ParamsSet, ParamValue, StatusChanged, TagsAdded
-from polytrack.redact import redact_value
+from polytrack.redact import redact_url, redact_value
 from polytrack.settings import Settings
 
 __all__ = ["DisabledRun", "Run", "flatten_params"]
@@ -149,6 +149,8 @@ class Run:
             return
         self._status = status
         self.log_metrics = self._finished_log_metrics  # type: ignore[method-assign]
+        if message is not None:
+            message = redact_url(message)[:4000]  # exception texts quote connection URLs
         try:
             self._writer.append_event(StatusChanged(status=status, at=time.time(), message=message))
         except StoreError as exc:

@@ -284,16 +284,19 @@ class Index:
 
     def resolve(self, ref: str, *, project: str | None) -> list[str]:
         """Ids of runs whose id equals or starts with `ref`, or whose name is `ref`."""
-        exact = self._db.execute("SELECT id FROM runs WHERE id = ?", (ref,)).fetchall()
+        in_project, scope = ("", []) if project is None else (" AND project = ?", [project])
+        exact = self._db.execute(
+            f"SELECT id FROM runs WHERE id = ?{in_project}", [ref, *scope]
+        ).fetchall()
         if exact:
             return [exact[0][0]]
-        sql = "SELECT id FROM runs WHERE (id LIKE ? ESCAPE '\\' OR name = ?)"
         escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        params: list[object] = [escaped, ref]
-        if project is not None:
-            sql += " AND project = ?"
-            params.append(project)
-        return [row[0] for row in self._db.execute(sql + " ORDER BY created_at", params)]
+        rows = self._db.execute(
+            "SELECT id FROM runs WHERE (id LIKE ? ESCAPE '\\' OR name = ?)"
+            f"{in_project} ORDER BY created_at",
+            [escaped, ref, *scope],
+        )
+        return [row[0] for row in rows]
 
 
 def _none_to_nan(value: float | None) -> float:

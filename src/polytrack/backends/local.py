@@ -54,6 +54,7 @@ class _Folded:
     params: dict[str, object] = attrs.field(factory=dict)
     tags: list[str] = attrs.field(factory=list)
     attempts: int = 0
+    notes: str | None = None
 
 
 class LocalStore:
@@ -66,9 +67,14 @@ class LocalStore:
         self._stale_after = stale_after
 
     @classmethod
-    def open(cls, home: Path, *, stale_after: float = 60.0) -> LocalStore:
-        """Open the store at `home`. A read-only or locked index falls back to memory."""
+    def open(cls, home: Path, *, stale_after: float = 60.0, create: bool = True) -> LocalStore:
+        """Open the store at `home`. A read-only or locked index falls back to memory.
+
+        With `create=False` (readers), a missing home is an empty store, not created.
+        """
         try:
+            if not create and not (home / INDEX_FILE).exists():
+                raise StoreError(f"no index in {home}")
             index = Index.open(home / INDEX_FILE)
         except StoreError:
             index = Index.in_memory()
@@ -123,6 +129,7 @@ class LocalStore:
                 folded.attempts = max(folded.attempts, attempt + 1)
                 folded.tags.extend(t for t in event.tags if t not in folded.tags)
                 folded.status, folded.status_at, folded.message = "created", event.created_at, None
+                folded.notes = event.notes if event.notes is not None else folded.notes
             elif isinstance(event, StatusChanged):
                 folded.status, folded.status_at, folded.message = (
                     event.status,
@@ -155,7 +162,7 @@ class LocalStore:
             host=folded.started.host,
             pid=folded.started.pid,
             path=str(directory),
-            notes=folded.started.notes,
+            notes=folded.notes,
             tags=tuple(folded.tags),
             params=dict(folded.params),  # type: ignore[arg-type]
             metrics={key: summarize(s) for key, s in files.series.items() if s.values.size},
@@ -196,8 +203,6 @@ class LocalStore:
         """The id of the run named by an id, a unique id prefix, or a name in `project`."""
         if not ref:
             raise RunNotFoundError("a run reference must not be empty")
-        if self.run_dir(ref).is_dir() and "/" not in ref:
-            return ref
         self.refresh()
         matches = self._index.resolve(ref, project=project)
         if not matches:

@@ -2,16 +2,21 @@
 
 Stock argparse prints to `sys.stdout`/`sys.stderr` and exits the interpreter on `--help`
 or a usage error; `main(argv, stdout=..., stderr=...)` must instead capture that output and
-turn the exit into a return code, so this subclass routes both.
+turn the exit into a return code, so this subclass routes both. It also lets chosen
+options take values that start with "-" (`--order-by -metrics.acc`), which stock argparse
+reads as an unknown option (https://github.com/python/cpython/issues/53580).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import IO, TYPE_CHECKING, Any, NoReturn, TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
     Subcommands = argparse._SubParsersAction["Parser"]
 
 __all__ = ["Parser", "ParserExit", "add_command", "add_home_option"]
@@ -35,8 +40,49 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self.stdout = sys.stdout if stdout is None else stdout
         self.stderr = sys.stderr if stderr is None else stderr
+        self._dash_value_options: set[str] = set()
 
-    def _print_message(self, message: str, file: IO[str] | None = None) -> None:
+    def add_dash_value_option(self, *names: str, **kwargs: Any) -> argparse.Action:
+        """`add_argument` for an option whose value may start with "-", like "-metrics.acc"."""
+        action = self.add_argument(*names, **kwargs)
+        self._dash_value_options.update(action.option_strings)
+        return action
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if args is not None and self._dash_value_options:
+            args = self._attach_dash_values(args)
+        return super().parse_known_args(args, namespace)
+
+    def _attach_dash_values(self, args: Sequence[str]) -> list[str]:
+        """Rewrite `--order-by -x` as `--order-by=-x`, which argparse reads as meant.
+
+        A following word that is itself an option of this parser (`--order-by --json`) is
+        left alone, so argparse still reports the missing value.
+        """
+        out: list[str] = []
+        index = 0
+        while index < len(args):
+            arg = args[index]
+            if arg == "--":
+                out += args[index:]
+                break
+            following = args[index + 1] if index + 1 < len(args) else None
+            if (
+                arg in self._dash_value_options
+                and following is not None
+                and following.startswith("-")
+                and following not in self._option_string_actions
+            ):
+                out.append(f"{arg}={following}")
+                index += 2
+                continue
+            out.append(arg)
+            index += 1
+        return out
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
         # argparse names sys.stdout for help and version, sys.stderr (or None) for errors;
         # every printing path (help, usage, version, error) funnels through here.
         if message:
@@ -66,5 +112,8 @@ def add_home_option(parser: Parser, *, default: Any) -> None:
         "--home",
         metavar="DIR",
         default=default,
-        help="the store to read (default: $POLYTRACK_HOME, else ~/.local/share/polytrack)",
+        help=(
+            "the store to read (default: $POLYTRACK_HOME, else $XDG_DATA_HOME/polytrack "
+            "or ~/.local/share/polytrack)"
+        ),
     )

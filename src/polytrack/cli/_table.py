@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from attrs import field, frozen
 
 __all__ = ["Cell", "Column", "render", "table_width"]
 
 GUTTER = "  "
+
+
+def _cells(cells: Iterable[Cell]) -> tuple[Cell, ...]:
+    return tuple(cells)  # a named converter, so mypy sees what Column() accepts
 
 
 @frozen
@@ -27,7 +31,7 @@ class Column:
     """A header and its cells; cells longer than `max_width` are cut with an ellipsis."""
 
     header: str
-    cells: tuple[Cell, ...] = field(converter=tuple)
+    cells: tuple[Cell, ...] = field(converter=_cells)
     max_width: int | None = None
 
     @property
@@ -63,4 +67,4 @@ def render(columns: Sequence[Column]) -> str:
     if not columns:
         return ""
     padded = [column.lines() for column in columns]
-    return "\n".join(GUTTER.join(row).rstrip() for row in zip(*padded))
+    return "\n".join(GUTTER.join(row).rstrip() for row in zip(*padded, strict=True))

@@ -1,0 +1,5 @@
+"""`python -m polytrack.cli`: the same as the `polytrack` console script."""
+
+from polytrack.cli import entrypoint
+
+entrypoint()

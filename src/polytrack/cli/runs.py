@@ -1,0 +1,421 @@
+"""`polytrack runs ls` and `polytrack runs show`: recorded runs as tables or as JSON.
+
+Reads through the public API (`polytrack.runs`, `polytrack.get_run`, imported from
+`polytrack.reading`), as a user would.
+Nothing here imports numpy or cattrs at import time: `main()` imports this module to
+build its parser, and `polytrack --help` should not pay for a store it never opens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+from attrs import frozen
+
+from polytrack.cli._context import Context
+from polytrack.cli._format import (
+    MISSING,
+    format_duration,
+    format_number,
+    format_time,
+    format_value,
+    printable,
+    to_json,
+)
+from polytrack.cli._parser import Parser, add_command
+from polytrack.cli._table import Cell, Column, render, table_width
+from polytrack.errors import RunNotFoundError
+from polytrack.redact import redact_url
+
+if TYPE_CHECKING:
+    from polytrack.cli._parser import Subcommands
+    from polytrack.models import RunInfo
+
+__all__ = ["Field", "list_runs", "register", "show_run"]
+
+DEFAULT_LIMIT: Final = 50
+# `runs ls` adds varying params/metrics only while the table fits this many characters,
+# and never more than MAX_VARYING of them: past that a table stops being readable.
+TABLE_WIDTH: Final = 120
+MAX_VARYING: Final = 6
+VALUE_WIDTH: Final = 20  # widest param/metric cell before it is cut
+
+_Getter = Callable[["RunInfo"], Cell]
+
+
+def _text(read: Callable[[RunInfo], str | None]) -> _Getter:
+    return lambda info: Cell(printable(read(info) or MISSING))
+
+
+def _duration(info: RunInfo) -> float | None:
+    return None if info.finished_at is None else info.finished_at - info.created_at
+
+
+# name -> (how to read the cell, widest cell before it is cut)
+_ATTRIBUTES: Final[dict[str, tuple[_Getter, int | None]]] = {
+    "id": (_text(lambda i: i.id), None),
+    "name": (_text(lambda i: i.name), 30),
+    "project": (_text(lambda i: i.project), 20),
+    "status": (_text(lambda i: i.status), None),
+    "created": (_text(lambda i: format_time(i.created_at)), None),
+    "finished": (_text(lambda i: format_time(i.finished_at)), None),
+    "updated": (_text(lambda i: format_time(i.updated_at)), None),
+    "duration": (lambda i: Cell(format_duration(_duration(i)), numeric=True), None),
+    "host": (_text(lambda i: i.host), 20),
+    "pid": (lambda i: Cell(str(i.pid), numeric=True), None),
+    "attempts": (lambda i: Cell(str(i.attempts), numeric=True), None),
+    "tags": (_text(lambda i: ", ".join(i.tags)), 30),
+    "notes": (_text(lambda i: i.notes), 40),
+    "message": (_text(lambda i: i.message), 40),
+    "path": (_text(lambda i: i.path), None),
+}
+DEFAULT_COLUMNS: Final = ("id", "name", "project", "status", "created", "duration")
+
+
+@frozen
+class Field:
+    """A column of `runs ls`: a run attribute, `params.<key>`, or `metrics.<key>` (last value).
+
+    Spelled as in `--where`, so a header can be pasted into a query.
+    """
+
+    kind: str  # "attr", "param" or "metric"
+    key: str
+
+    @classmethod
+    def parse(cls, text: str) -> Field:
+        """`name`, `params.lr` or `metrics.val/loss`; ValueError names the choices."""
+        text = text.strip()
+        for kind in ("param", "metric"):
+            prefix = f"{kind}s."
+            if text.startswith(prefix) and len(text) > len(prefix):
+                return cls(kind, text[len(prefix) :])
+        if text in _ATTRIBUTES:
+            return cls("attr", text)
+        choices = ", ".join([*_ATTRIBUTES, "params.<key>", "metrics.<key>"])
+        raise ValueError(f"unknown column {text!r} (columns: {choices})")
+
+    @property
+    def header(self) -> str:
+        return self.key if self.kind == "attr" else f"{self.kind}s.{self.key}"
+
+    def cell(self, info: RunInfo) -> Cell:
+        """This field of one run, formatted for the table."""
+        if self.kind == "attr":
+            return _ATTRIBUTES[self.key][0](info)
+        if self.kind == "param":
+            if self.key not in info.params:
+                return Cell(MISSING, numeric=True)
+            value = info.params[self.key]
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            return Cell(format_value(value), numeric=numeric)
+        summary = info.metrics.get(self.key)
+        if summary is None:
+            return Cell(MISSING, numeric=True)
+        return Cell(format_number(summary.last), numeric=True)
+
+    def column(self, infos: Sequence[RunInfo]) -> Column:
+        """This field of every run, as a table column."""
+        width = _ATTRIBUTES[self.key][1] if self.kind == "attr" else VALUE_WIDTH
+        return Column(printable(self.header), [self.cell(i) for i in infos], max_width=width)
+
+
+# -- the parser ----------------------------------------------------------------------------
+
+
+def register(commands: Subcommands, parent: Parser) -> None:
+    """Add `runs ls` and `runs show` to the `polytrack` parser."""
+    runs = add_command(
+        commands,
+        parent,
+        "runs",
+        help="list and inspect recorded runs",
+        description="List and inspect the runs recorded in a store.",
+    )
+    actions = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    ls = add_command(
+        actions,
+        runs,
+        "ls",
+        help="list runs as a table",
+        description=(
+            "List runs, newest first: id, name, project, status, created, duration, then\n"
+            "the params and last metric values that differ between the listed runs.\n\n"
+            "examples:\n"
+            "  polytrack runs ls --project mnist --where 'metrics.loss < 0.2'\n"
+            "  polytrack runs ls --order-by '-metrics.acc' --limit 5\n"
+            "  polytrack runs ls --columns id,name,params.lr,metrics.loss\n\n"
+            'With --json, NaN and infinite numbers are written as the strings "NaN",\n'
+            '"Infinity" and "-Infinity" (JSON has no such numbers; float() reads them).'
+        ),
+    )
+    ls.add_argument("--project", metavar="P", help="only runs of project P")
+    ls.add_dash_value_option(
+        "--where",
+        metavar="EXPR",
+        help="filter, e.g. \"metrics.loss < 0.2 and params.optimizer == 'adam'\"",
+    )
+    ls.add_dash_value_option(
+        "--order-by",
+        metavar="EXPR",
+        help='sort keys, comma-separated; "-" sorts descending, e.g. "-metrics.acc, created"',
+    )
+    ls.add_argument(
+        "--limit",
+        metavar="N",
+        type=_non_negative_int,
+        default=DEFAULT_LIMIT,
+        help=f"show at most N runs (default {DEFAULT_LIMIT}; 0 shows all)",
+    )
+    output = ls.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print a JSON array of whole records")
+    output.add_argument(
+        "--columns",
+        metavar="COLS",
+        type=_fields,
+        action="append",
+        help=(
+            "comma-separated columns instead of the default ones: "
+            f"{', '.join(_ATTRIBUTES)}, params.<key>, metrics.<key>"
+        ),
+    )
+    ls.set_defaults(handler=list_runs)
+
+    show = add_command(
+        actions,
+        runs,
+        "show",
+        help="show one run's whole record",
+        description=(
+            "Show one run: its record, params and metric summaries.\n\n"
+            "RUN is a run id, a unique prefix of one, or a run name (within --project)."
+        ),
+    )
+    show.add_argument("run", metavar="RUN", help="id, unique id prefix, or name")
+    show.add_argument("--project", metavar="P", help="look names up in project P only")
+    show.add_argument("--json", action="store_true", help="print the record as a JSON object")
+    show.set_defaults(handler=show_run)
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (all) or more, got {value}")
+    return value
+
+
+def _fields(text: str) -> list[Field]:
+    try:
+        return [Field.parse(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# -- runs ls -------------------------------------------------------------------------------
+
+
+def list_runs(args: argparse.Namespace, ctx: Context) -> int:
+    """`polytrack runs ls`: a table (or a JSON array) of the runs a query selects."""
+    limit: int | None = args.limit or None
+    if not ctx.home.is_dir():
+        # polytrack.runs() would create the store; a typo in --home should not.
+        infos: list[RunInfo] = []
+    else:
+        from polytrack.reading import runs  # numpy and SQLite: only when reading
+
+        views = runs(
+            project=args.project,
+            where=args.where,
+            order_by=args.order_by,
+            # One more than shown, to tell whether --limit cut the list.
+            limit=None if limit is None else limit + 1,
+            home=ctx.home,
+        )
+        infos = [_redacted(view.info) for view in views]
+    truncated = limit is not None and len(infos) > limit
+    infos = infos[:limit]
+
+    if args.json:
+        ctx.out(to_json([_record(info) for info in infos]))
+    elif infos:
+        if args.columns:
+            fields: list[Field] = [f for group in args.columns for f in group]
+            hidden: list[Field] = []
+        else:
+            fields, hidden = _default_fields(infos)
+        ctx.out(render([field.column(infos) for field in fields]))
+        if hidden:
+            names = ", ".join(field.header for field in hidden[:4])
+            more = ", …" if len(hidden) > 4 else ""
+            ctx.note(f"{len(hidden)} more columns vary ({names}{more}); choose with --columns")
+    if not infos:
+        ctx.note("no runs")
+    if truncated:
+        ctx.note(f"showing the first {limit} runs; --limit 0 shows all")
+    return 0
+
+
+def _default_fields(infos: Sequence[RunInfo]) -> tuple[list[Field], list[Field]]:
+    """The fixed columns plus the varying ones that fit; also the varying ones left out.
+
+    Keys whose values differ go before keys that only some runs have; within each group
+    params and metrics take turns for the room left, so neither crowds the other out.
+    Shown, params come first, then metrics, each sorted by key.
+    """
+    fields = [Field("attr", name) for name in DEFAULT_COLUMNS]
+    width = table_width([field.column(infos) for field in fields])
+    params, sparse_params = _varying(infos, "param")
+    metrics, sparse_metrics = _varying(infos, "metric")
+    candidates = [*_alternate(params, metrics), *_alternate(sparse_params, sparse_metrics)]
+    chosen: set[Field] = set()
+    hidden: list[Field] = []
+    for field in candidates:
+        needed = len("  ") + field.column(infos).width
+        if len(chosen) < MAX_VARYING and width + needed <= TABLE_WIDTH:
+            chosen.add(field)
+            width += needed
+        else:
+            hidden.append(field)
+    fields += sorted(chosen, key=lambda field: (field.kind != "param", field.key))
+    return fields, hidden
+
+
+def _varying(infos: Sequence[RunInfo], kind: str) -> tuple[list[Field], list[Field]]:
+    """Keys of `kind` whose values differ between runs, and keys only some runs have.
+
+    With a single run nothing can differ; its own keys count as differing instead, since
+    a table without them says little.
+    """
+    values: dict[str, set[str]] = {}
+    present: dict[str, int] = {}
+    for info in infos:
+        record: dict[str, Any] = (
+            info.params if kind == "param" else {k: s.last for k, s in info.metrics.items()}
+        )
+        for key, value in record.items():
+            # json.dumps spells NaN one way, so two NaN last values count as equal.
+            values.setdefault(key, set()).add(json.dumps(value, sort_keys=True))
+            present[key] = present.get(key, 0) + 1
+    differ = [key for key in sorted(values) if len(infos) < 2 or len(values[key]) > 1]
+    sparse = [key for key in sorted(values) if key not in differ and present[key] < len(infos)]
+    return [Field(kind, key) for key in differ], [Field(kind, key) for key in sparse]
+
+
+def _alternate(first: Sequence[Field], second: Sequence[Field]) -> Iterator[Field]:
+    for index in range(max(len(first), len(second))):
+        yield from first[index : index + 1]
+        yield from second[index : index + 1]
+
+
+# -- runs show -----------------------------------------------------------------------------
+
+
+def show_run(args: argparse.Namespace, ctx: Context) -> int:
+    """`polytrack runs show RUN`: one run's whole record, readably or as JSON."""
+    if not ctx.home.is_dir():
+        raise RunNotFoundError(f"no run {args.run!r}: there is no store at {ctx.home}")
+    from polytrack.reading import get_run  # numpy and SQLite: only when reading
+
+    info = _redacted(get_run(args.run, project=args.project, home=ctx.home).info)
+    ctx.out(to_json(_record(info)) if args.json else describe(info))
+    return 0
+
+
+def describe(info: RunInfo) -> str:
+    """The readable form of a whole record: header lines, then params and metrics tables."""
+    header: list[tuple[str, str | None]] = [
+        ("id", info.id),
+        ("name", info.name),
+        ("project", info.project),
+        ("status", info.status),
+    ]
+    if info.message:
+        header.append(("message", info.message))
+    header += [
+        ("created", format_time(info.created_at, seconds=True)),
+        ("finished", format_time(info.finished_at, seconds=True)),
+        ("duration", format_duration(_duration(info))),
+        ("updated", format_time(info.updated_at, seconds=True)),
+        ("host", f"{info.host} (pid {info.pid})"),
+        ("path", info.path),
+        ("tags", ", ".join(info.tags)),
+        ("notes", info.notes),
+        ("attempts", str(info.attempts)),
+    ]
+    width = max(len(label) for label, _ in header)
+    lines: list[str] = []
+    for label, value in header:
+        # Notes and messages may span lines; continuation lines align under the first.
+        parts = (value or MISSING).splitlines() or [MISSING]
+        lines.append(f"{label.ljust(width)}  {printable(parts[0])}".rstrip())
+        lines += [f"{'':{width}}  {printable(part)}".rstrip() for part in parts[1:]]
+
+    lines += ["", "params"]
+    if info.params:
+        keys = sorted(info.params)
+        params = [
+            Column("key", [Cell(printable(key)) for key in keys]),
+            # Exact values: `show` is where a param is read to reproduce a run.
+            Column("value", [Cell(format_value(info.params[key], digits=None)) for key in keys]),
+        ]
+        lines += _indent(render(params))
+    else:
+        lines.append("  none")
+
+    lines += ["", "metrics"]
+    if info.metrics:
+        keys = sorted(info.metrics)
+        summaries = [info.metrics[key] for key in keys]
+
+        def numbers(header: str, read: Callable[[Any], float]) -> Column:
+            return Column(
+                header, [Cell(format_number(read(s), digits=6), numeric=True) for s in summaries]
+            )
+
+        metrics = [
+            Column("key", [Cell(printable(key)) for key in keys]),
+            numbers("last", lambda s: s.last),
+            numbers("min", lambda s: s.min),
+            numbers("max", lambda s: s.max),
+            numbers("count", lambda s: s.count),
+            numbers("last step", lambda s: s.last_step),
+        ]
+        lines += _indent(render(metrics))
+    else:
+        lines.append("  none")
+    return "\n".join(lines)
+
+
+def _indent(text: str) -> list[str]:
+    return ["  " + line for line in text.splitlines()]
+
+
+def _record(info: RunInfo) -> dict[str, Any]:
+    """The whole record as plain data, shaped as `RunInfo` is (cattrs reads it back)."""
+    # cattrs costs a noticeable import; only --json needs it.
+    from polytrack._convert import converter
+
+    record: dict[str, Any] = converter.unstructure(info)
+    return record
+
+
+def _redacted(info: RunInfo) -> RunInfo:
+    """`info` with credentials in URLs dropped from its free text.
+
+    Params are redacted when logged, but a failure message is an exception's text as
+    recorded (`https://user:password@host` in a connection error, say) and notes are
+    whatever the user typed; neither should reach a terminal or a shared JSON dump.
+    """
+    message = None if info.message is None else redact_url(info.message)
+    notes = None if info.notes is None else redact_url(info.notes)
+    if message == info.message and notes == info.notes:
+        return info
+    return attrs.evolve(info, message=message, notes=notes)
