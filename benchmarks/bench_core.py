@@ -69,6 +69,9 @@ TEN_KEYS = (
     "loss", "acc", "lr", "grad_norm", "val_loss", "val_acc", "epoch_time", "tokens",
     "ppl", "weight_decay",
 )
+# After the logging loop: long enough for the flusher to unmap full segments (it closes a
+# retired segment 2 * fsync_interval + 1 s after it fills, checking once a second).
+IDLE_SECONDS = 5
 QUERY = "metrics.loss < 0.2 and params.lr == 0.01"
 STORE_FORMAT = 1  # bump when the generated store's contents change
 
@@ -210,7 +213,8 @@ def fs_type(path: Path) -> str:
             for line in mounts:
                 parts = line.split()
                 mount = parts[1]
-                if (real == mount or real.startswith(mount.rstrip("/") + "/")) and len(mount) > len(best):
+                inside = real == mount or real.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) > len(best):
                     best, kind = mount, parts[2]
         return kind
     except OSError:
@@ -246,7 +250,7 @@ def _module_log_one(start: int, stop: int, x: float) -> float:
 
 def _append_dict10(out: list[Any], start: int, stop: int, x: float) -> float:
     t0 = perf_counter()
-    for i in range(start, stop):
+    for i in range(start, stop):  # noqa: B007 - the same loop as the logging one
         out.append(
             {
                 "loss": x, "acc": x, "lr": x, "grad_norm": x, "val_loss": x, "val_acc": x,
@@ -439,7 +443,8 @@ def bench_startup(report: Report, sizes: Sizes, root: Path) -> None:
         best: tuple[float, float, float, float] | None = None
         for k in range(reps // 2 + 1):
             home = root / f"init-{preload != ''}-{k}"
-            load, start, finish = map(float, run_python(code, str(home), env=child_env(**extra)).split())
+            output = run_python(code, str(home), env=child_env(**extra))
+            load, start, finish = map(float, output.split())
             total = load + start + finish
             if k and (best is None or total < best[0]):  # the first one warms the caches
                 best = (total, load, start, finish)
@@ -472,7 +477,7 @@ def bench_startup(report: Report, sizes: Sizes, root: Path) -> None:
 _MEMORY_CODE = """\
 import json, resource, sys, time
 import numpy as np
-n, mode, home = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+n, mode, home, idle = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
 
 def status():
     found = {}
@@ -504,6 +509,10 @@ result = {
     "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
 }
 if mode == "log":
+    if idle:
+        # The flusher unmaps full segments 2 * fsync_interval + 1 s after they fill.
+        time.sleep(idle)
+        result["after_idle"] = status()
     t0 = time.perf_counter()
     run.finish()
     result["finish_s"] = time.perf_counter() - t0
@@ -515,19 +524,22 @@ print(json.dumps(result))
 
 def bench_memory_disk_history(report: Report, sizes: Sizes, root: Path) -> None:
     n = sizes.mem_points - sizes.mem_points % 4
-    home = root / "memory"
     env = child_env(POLYTRACK_INDEX_ON_FINISH="1")
     # Twin processes, back to back, best (lowest peak) of two pairs. VmHWM, not ru_maxrss:
     # a child spawned by fork+exec inherits the parent's ru_maxrss (Linux), this one's too.
     bases, logs = [], []
     for k in range(2):
-        bases.append(json.loads(run_python(_MEMORY_CODE, str(n), "base", "-", env=env)))
-        h = home if k == 0 else root / f"memory-{k}"
-        logs.append(json.loads(run_python(_MEMORY_CODE, str(n), "log", str(h), env=env)))
-        if k:
-            shutil.rmtree(h, ignore_errors=True)
+        bases.append(json.loads(run_python(_MEMORY_CODE, str(n), "base", "-", "0", env=env)))
+        h = root / f"memory-{k}"
+        idle = str(IDLE_SECONDS) if k == 0 else "0"
+        logs.append(json.loads(run_python(_MEMORY_CODE, str(n), "log", str(h), idle, env=env)))
+        logs[-1]["home"] = str(h)
     base = min(bases, key=lambda r: r["marks"][-1]["VmHWM"])
     logged = min(logs, key=lambda r: r["marks"][-1]["VmHWM"])
+    home = Path(logged["home"])
+    for other in logs:
+        if other is not logged:
+            shutil.rmtree(other["home"], ignore_errors=True)
     mb = 1 / 1e6
     peak = (logged["marks"][-1]["VmHWM"] - base["marks"][-1]["VmHWM"]) * mb
     report.add(
@@ -540,6 +552,7 @@ def bench_memory_disk_history(report: Report, sizes: Sizes, root: Path) -> None:
             extra={"base": base, "logged": logged},
         )
     )
+    idle = logs[0]["after_idle"]
     marks = logged["marks"]
     rss = [m["VmRSS"] * mb for m in marks[1:]]
     anon = [m["RssAnon"] * mb for m in marks[1:]]
@@ -550,9 +563,12 @@ def bench_memory_disk_history(report: Report, sizes: Sizes, root: Path) -> None:
         Result(
             "4b", "RSS growth 25% -> 100% of points (anon)", growth, "MB",
             "-", None, "<= 4 MB", growth <= 4,
-            notes="VmRSS " + ", ".join(f"{l} {v:.1f}" for l, v in zip(labels, rss))
+            notes="VmRSS "
+            + ", ".join(f"{label} {v:.1f}" for label, v in zip(labels, rss, strict=True))
             + " MB; anon " + ", ".join(f"{v:.1f}" for v in anon)
-            + "; file-backed (mapped segments) " + ", ".join(f"{v:.1f}" for v in files),
+            + "; file-backed (mapped segments) " + ", ".join(f"{v:.1f}" for v in files)
+            + f"; {IDLE_SECONDS} s later VmRSS {idle['VmRSS'] * mb:.1f} MB (file-backed "
+            f"{idle['RssFile'] * mb:.1f}): full segments get unmapped",
         )
     )
     after = (logged["after_finish"]["VmHWM"] - base["marks"][-1]["VmHWM"]) * mb
@@ -583,12 +599,12 @@ def bench_memory_disk_history(report: Report, sizes: Sizes, root: Path) -> None:
     # 4d: history() of those points, in this process.
     view = polytrack.get_run(run_id, home=home)
     times = []
-    steps = values = None
+    steps = None
     for _ in range(sizes.read_reps + 1):
         t0 = perf_counter()
-        steps, values = view.history("loss")
+        steps = view.history("loss")[0]
         times.append(perf_counter() - t0)
-    assert steps is not None and values is not None and steps.size == n, (steps, n)
+    assert steps is not None and steps.size == n, (steps, n)
     best = min(times[1:]) * 1e3
     report.add(
         Result(
@@ -811,7 +827,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
 
     root = Path(tempfile.mkdtemp(prefix="polytrack-bench-", dir=args.tmp))
-    meta = {
+    meta: dict[str, Any] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpus": os.cpu_count(),

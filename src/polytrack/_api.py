@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import socket
 import tempfile
 import time
@@ -183,8 +182,16 @@ _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def new_run_id() -> str:
-    """Eight random base-36 characters, as W&B does: short enough to type."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+    """Eight random base-36 characters, as W&B does: short enough to type.
+
+    From os.urandom directly: `secrets` costs its imports (hmac, hashlib) on `init()`.
+    """
+    number = int.from_bytes(os.urandom(8), "big")
+    chars = []
+    for _ in range(8):
+        number, digit = divmod(number, 36)
+        chars.append(_ID_ALPHABET[digit])
+    return "".join(chars)
 
 
 def _check_text(field: str, value: object) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ class MetricSeries:
 
     steps: npt.NDArray[np.int64]
     values: npt.NDArray[np.float64]
-    times: npt.NDArray[np.float64]
+    times: npt.NDArray[np.float64] | None = None
 
 
 @attrs.define
@@ -82,11 +82,14 @@ def _segment_dtype(record_size: int) -> np.dtype[Any]:
     )
 
 
-def read_run_files(directory: Path, *, keys: frozenset[str] | None = None) -> RunFiles:
+def read_run_files(
+    directory: Path, *, keys: frozenset[str] | None = None, with_times: bool = False
+) -> RunFiles:
     """Read every attempt's events and metric points from a run directory.
 
     Records torn by a crash are skipped; ranges whose checksum fails are dropped and
-    reported in `corrupt`. Pass `keys` to decode only those metrics.
+    reported in `corrupt`. Pass `keys` to decode only those metrics, and `with_times` for
+    each point's wall-clock time (otherwise `MetricSeries.times` is None).
     """
     corrupt: list[str] = []
     events: list[tuple[int, Event]] = []
@@ -113,41 +116,26 @@ def read_run_files(directory: Path, *, keys: frozenset[str] | None = None) -> Ru
                 continue
             events.append((attempt, event))
 
-    parts: dict[str, list[tuple[Any, Any, Any]]] = {}
+    parts: dict[str, list[tuple[Any, ...]]] = {}
     for name in entries:
         match = SEGMENT_RE.match(name)
         if not match:
             continue
         attempt, stream = int(match.group(1)), int(match.group(2))
+        read = _read_segment(directory / name, stream, checks.get(name, ()), corrupt)
+        if read is None or not read[0].size:
+            continue
+        records, base = read
         names = names_by_attempt.get(attempt, {})
-        path = directory / name
-        raw = path.read_bytes()
-        if len(raw) < HEADER_SIZE:
-            continue
-        magic, _, record_size, _, _, base_ns = SEGMENT_HEADER.unpack_from(raw, 0)
-        if magic != SEGMENT_MAGIC or record_size < 16 or record_size % 8:
-            corrupt.append(f"{name}: bad segment header")
-            continue
-        count = (len(raw) - HEADER_SIZE) // record_size
-        records = np.frombuffer(raw, _segment_dtype(record_size), count, HEADER_SIZE)
-        good = records["kind"] == (KIND_POINT if stream == 0 else KIND_ROW)
-        for check in checks.get(name, ()):
-            if zlib.crc32(raw[check.start : check.end]) != check.crc:
-                corrupt.append(f"{name}: bytes {check.start}-{check.end} fail their checksum")
-                lo = (check.start - HEADER_SIZE) // record_size
-                hi = (check.end - HEADER_SIZE) // record_size
-                good[lo:hi] = False
-        records = records[good]
-        times = base_ns / 1e9 + records["t"].astype(np.float64)
         if stream == 0:
-            for kid in np.unique(records["key"]):
-                key = names.get(int(kid))
+            counts = np.bincount(records["key"])
+            present = np.flatnonzero(counts)
+            for key_id in present.tolist():
+                key = names.get(key_id)
                 if key is None or (keys is not None and key not in keys):
                     continue
-                mask = records["key"] == kid
-                parts.setdefault(key, []).append(
-                    (records["step"][mask], records["values"][mask, 0], times[mask])
-                )
+                subset = records if present.size == 1 else records[records["key"] == key_id]
+                parts.setdefault(key, []).append(_columns(subset, 0, base, with_times))
         else:
             kids = schemas.get((attempt, stream))
             if kids is None:
@@ -157,16 +145,57 @@ def read_run_files(directory: Path, *, keys: frozenset[str] | None = None) -> Ru
                 key = names.get(kid)
                 if key is None or (keys is not None and key not in keys):
                     continue
-                parts.setdefault(key, []).append(
-                    (records["step"], records["values"][:, column], times)
-                )
-    series: dict[str, MetricSeries] = {}
-    for key, chunks in parts.items():
-        steps = np.concatenate([c[0] for c in chunks]).astype(np.int64, copy=False)
-        values = np.concatenate([c[1] for c in chunks]).astype(np.float64, copy=False)
-        times = np.concatenate([c[2] for c in chunks]).astype(np.float64, copy=False)
-        if len(chunks) > 1 or (steps.size > 1 and bool(np.any(np.diff(steps) < 0))):
-            order = np.lexsort((times, steps))
-            steps, values, times = steps[order], values[order], times[order]
-        series[key] = MetricSeries(steps, values, times)
+                parts.setdefault(key, []).append(_columns(records, column, base, with_times))
+        del records, read  # one segment's raw records in memory at a time
+    series = {key: _merge(chunks, with_times) for key, chunks in parts.items()}
     return RunFiles(events=events, series=series, corrupt=corrupt)
+
+
+def _read_segment(
+    path: Path, stream: int, checks: Iterable[Checksum], corrupt: list[str]
+) -> tuple[npt.NDArray[Any], float] | None:
+    """The valid records of one segment file, and the wall-clock time its times count from."""
+    with path.open("rb") as file:
+        header = file.read(HEADER_SIZE)
+        if len(header) < HEADER_SIZE:
+            return None
+        magic, _, record_size, _, _, base_ns = SEGMENT_HEADER.unpack_from(header, 0)
+        if magic != SEGMENT_MAGIC or record_size < 16 or record_size % 8:
+            corrupt.append(f"{path.name}: bad segment header")
+            return None
+        records = np.fromfile(file, dtype=_segment_dtype(record_size))
+    good = records["kind"] == (KIND_POINT if stream == 0 else KIND_ROW)
+    raw = records.view(np.uint8).data
+    for check in checks:
+        lo, hi = check.start - HEADER_SIZE, check.end - HEADER_SIZE
+        if hi > len(raw) or zlib.crc32(raw[lo:hi]) != check.crc:
+            corrupt.append(f"{path.name}: bytes {check.start}-{check.end} fail their checksum")
+            good[lo // record_size : hi // record_size] = False
+    del raw
+    return (records if good.all() else records[good]), base_ns / 1e9
+
+
+def _columns(
+    records: npt.NDArray[Any], column: int, base: float, with_times: bool
+) -> tuple[Any, ...]:
+    steps = np.ascontiguousarray(records["step"], dtype=np.int64)
+    values = np.ascontiguousarray(records["values"][:, column], dtype=np.float64)
+    times = base + records["t"].astype(np.float64) if with_times else None
+    return steps, values, times
+
+
+def _merge(chunks: list[tuple[Any, ...]], with_times: bool) -> MetricSeries:
+    """One series from its chunks, sorted by step (stable: logging order breaks ties)."""
+    if len(chunks) == 1:
+        steps, values, times = chunks[0]
+    else:
+        steps = np.concatenate([c[0] for c in chunks])
+        values = np.concatenate([c[1] for c in chunks])
+        times = np.concatenate([c[2] for c in chunks]) if with_times else None
+    if steps.size > 1 and not bool(np.all(steps[1:] >= steps[:-1])):
+        order = (
+            np.lexsort((times, steps)) if times is not None else np.argsort(steps, kind="stable")
+        )
+        steps, values = steps[order], values[order]
+        times = times[order] if times is not None else None
+    return MetricSeries(steps, values, times)

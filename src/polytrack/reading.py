@@ -65,8 +65,8 @@ class RunView:
             >>> steps, values = polytrack.runs(project="mnist")[0].history("loss")
         """
         with LocalStore.open(self._home, create=False) as store:
-            series = store.history(self.id, key)
-        if with_time:
+            series = store.history(self.id, key, with_times=with_time)
+        if series.times is not None:
             return series.steps, series.values, series.times
         return series.steps, series.values
 

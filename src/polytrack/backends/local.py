@@ -107,7 +107,8 @@ class LocalStore:
                 continue
             seen.add(entry.name)
             previous = known.get(entry.name)
-            if previous is not None and previous[0] and previous[1] == _signature(Path(entry.path)):
+            # One stat per run: a finished run changes only by gaining files (a resume).
+            if previous is not None and previous[0] and previous[1] == _signature(entry):
                 continue
             try:
                 self.index_run(entry.name)
@@ -220,14 +221,13 @@ class LocalStore:
         run_id = self.resolve(ref, project=project)
         return self.read_run(run_id)[0]
 
-    def history(self, run_id: str, key: str) -> MetricSeries:
+    def history(self, run_id: str, key: str, *, with_times: bool = False) -> MetricSeries:
         """Every point of one metric, read from the run files."""
-        files = read_run_files(self.run_dir(run_id), keys=frozenset([key]))
+        files = read_run_files(self.run_dir(run_id), keys=frozenset([key]), with_times=with_times)
         series = files.series.get(key)
         if series is None:
-            return MetricSeries(
-                np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64)
-            )
+            empty = np.empty(0, np.float64)
+            return MetricSeries(np.empty(0, np.int64), empty, empty if with_times else None)
         return series
 
     def chunks(self, run_id: str, key: str) -> list[tuple[int, int, int, int, float, float, float]]:
@@ -241,6 +241,10 @@ def _mtime(path: Path) -> float | None:
         return None
 
 
-def _signature(directory: Path) -> str:
-    """Changes when a run gains files (a resume) or its heartbeat moves."""
-    return f"{_mtime(directory)}:{_mtime(directory / 'heartbeat')}"
+def _signature(directory: os.PathLike[str]) -> str:
+    """Changes when a run directory gains files (a resume)."""
+    try:
+        stat = directory.stat() if isinstance(directory, os.DirEntry) else os.stat(directory)
+    except OSError:
+        return ""
+    return str(stat.st_mtime_ns)
