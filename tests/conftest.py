@@ -26,3 +26,26 @@ def _clean_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[No
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
+
+
+def _speedups_built() -> bool:
+    try:
+        import polytrack._speedups  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(
+            "c",
+            marks=pytest.mark.skipif(not _speedups_built(), reason="_speedups not compiled"),
+        ),
+        "python",
+    ]
+)
+def hot_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the C hot path and again with the pure-Python one."""
+    monkeypatch.setenv("POLYTRACK_SPEEDUPS", "1" if request.param == "c" else "0")
+    return str(request.param)

@@ -17,7 +17,7 @@ import polytrack
 from polytrack.backends.local import INDEX_FILE, LocalStore
 from polytrack.journal_reader import read_run_files
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("hot_path")]
 
 _CHILD = textwrap.dedent(
     """

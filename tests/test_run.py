@@ -19,6 +19,8 @@ from polytrack.errors import (
     TrackingWarning,
 )
 
+pytestmark = pytest.mark.usefixtures("hot_path")
+
 
 def test_quick_start_flow(home: Path) -> None:
     """Metrics and params logged through init/log_metrics/finish come back from runs()."""
@@ -353,3 +355,39 @@ def test_reading_a_missing_home_creates_nothing(tmp_path: Path) -> None:
     missing = tmp_path / "typo"
     assert polytrack.runs(home=missing) == []
     assert not missing.exists()
+
+
+def test_the_configured_hot_path_is_used(home: Path, hot_path: str) -> None:
+    """POLYTRACK_SPEEDUPS picks the C appender or the pure-Python closure."""
+    with polytrack.init(dir=home) as run:
+        assert run._writer.speedups == (hot_path == "c")
+        assert callable(run.log_metrics)
+
+
+def test_values_of_every_type_mix_in_one_call(home: Path) -> None:
+    """Floats, ints, bools and numpy scalars mixed in one dict all land (C: slow path too)."""
+    with polytrack.init(dir=home) as run:
+        for step in range(3):
+            run.log_metrics(
+                {"f": 0.5, "i": 2, "b": False, "n32": np.float32(1.5), "n64": np.float64(3)},
+                step=step,
+            )
+    view = polytrack.get_run(run.id, home=home)
+    assert {key: view.history(key)[1].tolist() for key in ("f", "i", "b", "n32", "n64")} == {
+        "f": [0.5] * 3,
+        "i": [2.0] * 3,
+        "b": [0.0] * 3,
+        "n32": [1.5] * 3,
+        "n64": [3.0] * 3,
+    }
+
+
+def test_wrong_call_shapes_are_clear_errors(home: Path) -> None:
+    """A non-mapping or an unknown keyword raises a clear error, not a crash."""
+    with polytrack.init(dir=home) as run:
+        with pytest.raises((InvalidMetricError, TypeError)):
+            run.log_metrics([("a", 1.0)])  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            run.log_metrics({"a": 1.0}, stepp=3)  # type: ignore[call-arg]
+        run.log_metrics({"a": 1.0}, 4, None)
+    assert polytrack.get_run(run.id, home=home).history("a")[0].tolist() == [4]

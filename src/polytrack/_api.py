@@ -143,6 +143,7 @@ def _start(
         heartbeat_interval=settings.heartbeat_interval,
         first_segment_bytes=settings.first_segment_bytes,
         max_segment_bytes=settings.max_segment_bytes,
+        speedups=settings.speedups,
     )
     writer.set_last_step(last_step)
     try:
@@ -251,12 +252,8 @@ def finish(status: str = "succeeded", *, message: str | None = None) -> None:
         run.finish(status, message=message)
 
 
-_warned_no_run: set[str] = set()
-
-
 def _no_run(what: str) -> None:
-    if what not in _warned_no_run:
-        _warned_no_run.add(what)
+    if _state.first_time(f"no-run:{what}"):
         warnings.warn(
             f"polytrack.{what}() called before polytrack.init(); nothing is recorded",
             TrackingWarning,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Union
 if TYPE_CHECKING:
     from polytrack.run import DisabledRun, Run
 
-__all__ = ["current", "forget", "reset", "set_current"]
+__all__ = ["current", "first_time", "forget", "reset", "set_current"]
 
 current: Union[Run, DisabledRun, None] = None  # read on the hot path
 
@@ -28,6 +28,7 @@ _live: weakref.WeakSet[Run] = weakref.WeakSet()
 _hooks_installed = False
 _fork_hook_registered = False
 _previous_excepthook = sys.excepthook
+_said: set[str] = set()  # warnings already given once in this process
 
 
 def set_current(run: Run | DisabledRun) -> None:
@@ -53,13 +54,23 @@ def forget(run: Run | DisabledRun) -> None:
             _uninstall_hooks()
 
 
+def first_time(what: str) -> bool:
+    """True the first time `what` is asked about in this process: for warn-once."""
+    with _lock:
+        if what in _said:
+            return False
+        _said.add(what)
+        return True
+
+
 def reset() -> None:
-    """Finish every live run and restore the hooks; for tests and notebooks."""
+    """Finish every live run, restore the hooks, forget warnings; for tests and notebooks."""
     for run in list(_live):
         run.finish("stopped", message="polytrack state reset")
     global current
     with _lock:
         current = None
+        _said.clear()
         _uninstall_hooks()
 
 

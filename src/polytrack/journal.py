@@ -40,12 +40,15 @@ import warnings
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
 
 from polytrack.errors import InvalidInputError, InvalidMetricError, StoreError, TrackingWarning
 from polytrack.models import EVENT_TYPE_NAMES, Checksum, Event, KeyDefined, SchemaDefined
+
+if TYPE_CHECKING:
+    from polytrack._speedups import Appender
 
 __all__ = ["JournalWriter", "LogMetrics", "event_to_dict"]
 
@@ -135,6 +138,8 @@ class _Segment:
     # Bytes [HEADER_SIZE, committed) hold every record written (and maybe empty slots).
     committed: int = HEADER_SIZE
     counter: Iterator[int] | None = None
+    # Slots used, once known for good (the C appender reports it when it lets go).
+    handed_out: int | None = None
 
     @classmethod
     def create(
@@ -161,15 +166,19 @@ class _Segment:
         self.counter = itertools.count()
         return (self.counter, self.mm, self.capacity, self.base_mono)
 
-    def scan_committed(self, counter: Iterator[int] | None) -> None:
+    def used(self) -> int:
+        """Slots handed out so far."""
+        if self.handed_out is not None:
+            return self.handed_out
+        return _peek(self.counter) if self.counter is not None else 0
+
+    def scan_committed(self) -> None:
         """Advance `committed` to the slots handed out so far.
 
         Called for a segment no thread writes any more (retired or closing), so every
         handed-out slot holds a record or stays empty for good; readers skip empty ones.
         """
-        if counter is None:
-            return
-        handed_out = min(_peek(counter), self.capacity)
+        handed_out = min(self.used(), self.capacity)
         self.committed = max(self.committed, HEADER_SIZE + handed_out * self.record_size)
 
     def checksum(self, force: bool) -> Checksum | None:
@@ -298,6 +307,7 @@ class JournalWriter:
         self._retired: list[tuple[float, _Segment]] = []
         self._lock = threading.RLock()  # rotation, key registration: never the hot path
         self._last_step = [-1]
+        self._fast: Appender | None = None  # the C hot path, when built and enabled
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -317,6 +327,7 @@ class JournalWriter:
         heartbeat_interval: float = 5.0,
         first_segment_bytes: int = 64 * 1024,
         max_segment_bytes: int = 8 * 1024 * 1024,
+        speedups: bool = True,
     ) -> JournalWriter:
         """Create the attempt's files in `directory` (which may hold earlier attempts)."""
         try:
@@ -335,6 +346,8 @@ class JournalWriter:
             max_segment_bytes=max(max_segment_bytes, first_segment_bytes),
         )
         writer._streams.append(writer._new_stream(0, POINT_SIZE))
+        if speedups:
+            writer._use_speedups()
         writer.heartbeat_path.touch()
         _fsync_dir(directory)
         return writer
@@ -345,22 +358,40 @@ class JournalWriter:
         """Record an event durably (against process death) before returning."""
         self._events.append(event)
 
+    def _use_speedups(self) -> None:
+        try:
+            from polytrack._speedups import Appender
+        except ImportError:  # not compiled here: the pure-Python path does the same
+            return
+        self._fast = Appender(self._key_ids, self._log_call)
+        current = self._streams[0].segments[-1]
+        self._fast.attach(current.mm, current.capacity, current.base_mono)
+
+    @property
+    def speedups(self) -> bool:
+        """Whether log calls go through the C appender."""
+        return self._fast is not None
+
     @property
     def last_step(self) -> int:
-        return self._last_step[0]
+        return int(self._fast.last_step) if self._fast is not None else self._last_step[0]
 
     def set_last_step(self, step: int) -> None:
         """Continue the auto-incremented step after `step` (used when resuming)."""
         self._last_step[0] = step
+        if self._fast is not None:
+            self._fast.last_step = step
 
     # -- the hot path ---------------------------------------------------------------------
 
     def make_log_metrics(self) -> LogMetrics:
         """Return the function that records a dict of metrics at a step.
 
-        Built as a closure over local names: an attribute lookup or a method call per
-        log call would cost more than the whole record write.
+        The C appender where it is built; else a closure over local names: an attribute
+        lookup or a method call per log call would cost more than the record write.
         """
+        if self._fast is not None:
+            return self._fast
         mono = time.monotonic
         pack_point = _POINT.pack_into
         key_ids = self._key_ids
@@ -377,8 +408,12 @@ class JournalWriter:
             if step is None:
                 step = last[0] + 1
             if len(metrics) == 1:
-                for key, value in metrics.items():  # noqa: B007 - the one item, cheaply
-                    pass
+                try:
+                    for key, value in metrics.items():  # noqa: B007 - the one item, cheaply
+                        pass
+                except AttributeError:
+                    _check_metrics(metrics)
+                    raise
                 kid = key_ids.get(key)
                 if kid is None:
                     slow(key, value, step, now)  # a new key (or not a string)
@@ -446,6 +481,7 @@ class JournalWriter:
 
     def _log_points_slow(self, metrics: Mapping[str, Any], step: object, now: float) -> None:
         """Validate every key and value first, so a bad one records nothing of the call."""
+        _check_metrics(metrics)
         values = {_check_key(key): _check_value(key, value) for key, value in metrics.items()}
         step = _check_step(step)
         for key, value in values.items():
@@ -455,7 +491,32 @@ class JournalWriter:
                 self.warn_once("store", f"polytrack could not record metric {key!r}: {exc}")
                 return
 
+    def _log_call(
+        self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+    ) -> None:
+        """What the C appender leaves to Python: new keys, other value types, a full
+        segment, `epoch=`. Validates the whole call before writing any of it."""
+        now = time.monotonic()
+        fast = self._fast
+        assert fast is not None
+        _check_metrics(metrics)
+        values = {_check_key(key): _check_value(key, value) for key, value in metrics.items()}
+        checked = _check_step(fast.last_step + 1 if step is None else step)
+        if epoch is not None:
+            values["epoch"] = _check_value("epoch", epoch)
+        for key, value in values.items():
+            try:
+                self._write_point(self._key_id(key), value, checked, now)
+            except StoreError as exc:
+                self.warn_once("store", f"polytrack could not record metric {key!r}: {exc}")
+                break
+        fast.last_step = checked
+
     def _write_point(self, kid: int, value: float, step: int, now: float) -> None:
+        if self._fast is not None:
+            while not self._fast.write(kid, step, value, now):
+                self._rotate(self._streams[0], self._streams[0].cell[0])
+            return
         while True:
             if self._closed:
                 raise StoreError("the run's journal is closed")
@@ -592,6 +653,9 @@ class JournalWriter:
             old = stream.segments[-1]
             stream.segments.append(segment)
             stream.cell[0] = segment.cell()
+            if self._fast is not None and stream.number == 0:
+                old.handed_out = self._fast.detach()
+                self._fast.attach(segment.mm, segment.capacity, segment.base_mono)
             # Threads may still be storing into the old map; the flusher closes it later.
             self._retired.append((time.monotonic() + 2 * self._fsync_interval + 1.0, old))
 
@@ -636,7 +700,8 @@ class JournalWriter:
             return
         for stream in list(self._streams):
             current = stream.segments[-1]
-            used = _peek(current.counter) if current.counter is not None else 0
+            fast = self._fast if stream.number == 0 else None
+            used = fast.used if fast is not None else current.used()
             try:
                 if stream.spare is None and used * 2 >= current.capacity:
                     with self._lock:
@@ -659,7 +724,7 @@ class JournalWriter:
 
     def _seal(self, segment: _Segment) -> None:
         """Checksum a segment that no thread writes any more."""
-        segment.scan_committed(segment.counter)
+        segment.scan_committed()
         event = segment.checksum(force=True)
         if event is not None:
             self.append_event(event)
@@ -678,6 +743,8 @@ class JournalWriter:
             self._thread.join()
         with self._lock:
             self._closed = True
+            if self._fast is not None:
+                self._streams[0].segments[-1].handed_out = self._fast.detach()
         self._close_retired(force=True)
         for stream in self._streams:
             self._seal(stream.segments[-1])
@@ -687,6 +754,13 @@ class JournalWriter:
                 stream.spare.path.unlink(missing_ok=True)
         self._events.close()
         _fsync_dir(self.directory)
+
+
+def _check_metrics(metrics: object) -> None:
+    if not isinstance(metrics, Mapping):
+        raise InvalidMetricError(
+            f"metrics must be a mapping of names to values; got {type(metrics).__name__}"
+        )
 
 
 def _check_key(key: object) -> str:

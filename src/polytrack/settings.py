@@ -45,7 +45,8 @@ class Settings:
 
     Environment variables (all optional):
     `POLYTRACK_HOME`, `POLYTRACK_MODE`, `POLYTRACK_PROJECT`, `POLYTRACK_FSYNC_INTERVAL`,
-    `POLYTRACK_HEARTBEAT_INTERVAL`, `POLYTRACK_INDEX_ON_FINISH` (0/1).
+    `POLYTRACK_HEARTBEAT_INTERVAL`, `POLYTRACK_INDEX_ON_FINISH` (0/1), `POLYTRACK_SPEEDUPS`
+    (0: the pure-Python hot path even where the C one is built).
     """
 
     home: Path
@@ -54,6 +55,8 @@ class Settings:
     fsync_interval: float = field(default=1.0, validator=_positive)
     heartbeat_interval: float = field(default=5.0, validator=_positive)
     index_on_finish: bool = True
+    # Use the C hot path (polytrack._speedups) where it was built.
+    speedups: bool = True
     # First segment of a stream is small so that tiny runs stay tiny on disk; each next
     # one doubles up to the maximum.
     first_segment_bytes: int = 64 * 1024
@@ -80,9 +83,10 @@ class Settings:
                     raise InvalidInputError(
                         f"POLYTRACK_{name.upper()} must be a number of seconds, got {raw!r}"
                     ) from None
-        raw = env.get("POLYTRACK_INDEX_ON_FINISH")
-        if raw is not None:
-            kwargs["index_on_finish"] = raw.strip().lower() not in ("0", "false", "no", "off")
+        for name in ("index_on_finish", "speedups"):
+            raw = env.get(f"POLYTRACK_{name.upper()}")
+            if raw is not None:
+                kwargs[name] = raw.strip().lower() not in ("0", "false", "no", "off")
         return cls(**kwargs)  # type: ignore[arg-type]
 
     def evolve(self, **changes: Any) -> Settings:

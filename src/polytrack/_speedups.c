@@ -1,0 +1,342 @@
+/*
+ * polytrack._speedups: the metric hot path in C.
+ *
+ * `Appender` is what `Run.log_metrics` is bound to when this module is built. It writes
+ * one 24-byte point record per metric straight into the mapped journal segment, in the
+ * format described in polytrack/journal.py:
+ *
+ *     [i64 step][f64 value][f32 seconds since the segment's base][u16 key id][u16 kind]
+ *
+ * Everything unusual -- a key seen for the first time, a value that is not a float or an
+ * int, a full segment, `epoch=`, wrong arguments -- is handed, with the call's original
+ * arguments, to the Python slow path, which validates, registers keys, rotates segments
+ * and raises the errors users see. Values are converted before any slot is reserved, and
+ * the reservation and the stores happen with the GIL held and no Python code in between,
+ * so concurrent threads never interleave inside a call. The kind field is stored last,
+ * with release order: a record torn by the death of the process reads as empty.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define HEADER_SIZE 64
+#define KIND_POINT 0x5450
+#define MAX_BATCH 64
+
+typedef struct {
+    int64_t step;
+    double value;
+    float t;
+    uint16_t key;
+    uint16_t kind;
+} Record;
+
+_Static_assert(sizeof(Record) == 24, "a point record is 24 bytes");
+_Static_assert(offsetof(Record, kind) == 22, "kind is the last field");
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *key_ids; /* dict: metric name -> key id */
+    PyObject *slow;    /* callable(metrics, step=None, epoch=None) */
+    Py_buffer view;
+    int attached;
+    Record *records;
+    Py_ssize_t capacity;
+    Py_ssize_t used;
+    double base;
+    long long last_step;
+} Appender;
+
+static double
+monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* what time.monotonic() reads on Linux */
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static PyObject *
+appender_slow(Appender *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    return PyObject_Vectorcall(self->slow, args, nargsf, kwnames);
+}
+
+static PyObject *
+appender_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Appender *self = (Appender *)op;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *metrics, *step_obj = Py_None, *epoch_obj = Py_None;
+    double values[MAX_BATCH];
+    uint16_t kids[MAX_BATCH];
+    long long step;
+
+    if (nargs < 1 || nargs > 3 || !self->attached)
+        return appender_slow(self, args, nargsf, kwnames);
+    metrics = args[0];
+    if (nargs > 1)
+        step_obj = args[1];
+    if (nargs > 2)
+        epoch_obj = args[2];
+    if (kwnames != NULL) {
+        Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+        for (Py_ssize_t i = 0; i < nkw; i++) {
+            PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+            if (nargs < 2 && PyUnicode_CompareWithASCIIString(name, "step") == 0)
+                step_obj = args[nargs + i];
+            else if (nargs < 3 && PyUnicode_CompareWithASCIIString(name, "epoch") == 0)
+                epoch_obj = args[nargs + i];
+            else
+                return appender_slow(self, args, nargsf, kwnames);
+        }
+    }
+    if (epoch_obj != Py_None || !PyDict_CheckExact(metrics))
+        return appender_slow(self, args, nargsf, kwnames);
+
+    if (step_obj == Py_None) {
+        step = self->last_step + 1;
+    }
+    else if (PyLong_CheckExact(step_obj)) {
+        int overflow;
+        step = PyLong_AsLongLongAndOverflow(step_obj, &overflow);
+        if (overflow || (step == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return appender_slow(self, args, nargsf, kwnames);
+        }
+    }
+    else {
+        return appender_slow(self, args, nargsf, kwnames);
+    }
+
+    Py_ssize_t n = PyDict_GET_SIZE(metrics);
+    if (n > MAX_BATCH)
+        return appender_slow(self, args, nargsf, kwnames);
+
+    Py_ssize_t pos = 0, i = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(metrics, &pos, &key, &value)) {
+        if (i >= n)  /* the dict grew under a __float__: let Python sort it out */
+            return appender_slow(self, args, nargsf, kwnames);
+        PyObject *kid = PyDict_GetItemWithError(self->key_ids, key);
+        if (kid == NULL) {
+            PyErr_Clear();
+            return appender_slow(self, args, nargsf, kwnames);
+        }
+        kids[i] = (uint16_t)PyLong_AsLong(kid);
+        if (PyFloat_Check(value)) {
+            values[i] = PyFloat_AS_DOUBLE(value);
+        }
+        else if (PyLong_Check(value)) {
+            values[i] = PyLong_AsDouble(value);
+            if (values[i] == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return appender_slow(self, args, nargsf, kwnames);
+            }
+        }
+        else {
+            return appender_slow(self, args, nargsf, kwnames);
+        }
+        i++;
+    }
+    if (i != n || !self->attached || self->used + n > self->capacity)
+        return appender_slow(self, args, nargsf, kwnames);
+
+    float t = (float)(monotonic_seconds() - self->base);
+    Record *record = self->records + self->used;
+    self->used += n;
+    for (i = 0; i < n; i++, record++) {
+        record->step = step;
+        record->value = values[i];
+        record->t = t > 0 ? t : 0.0f;
+        record->key = kids[i];
+        __atomic_store_n(&record->kind, (uint16_t)KIND_POINT, __ATOMIC_RELEASE);
+    }
+    self->last_step = step;
+    Py_RETURN_NONE;
+}
+
+static int
+appender_init(Appender *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"key_ids", "slow", NULL};
+    PyObject *key_ids, *slow;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!O:Appender", kwlist, &PyDict_Type,
+                                     &key_ids, &slow))
+        return -1;
+    if (!PyCallable_Check(slow)) {
+        PyErr_SetString(PyExc_TypeError, "slow must be callable");
+        return -1;
+    }
+    Py_XSETREF(self->key_ids, Py_NewRef(key_ids));
+    Py_XSETREF(self->slow, Py_NewRef(slow));
+    self->last_step = -1;
+    self->vectorcall = appender_vectorcall;
+    return 0;
+}
+
+static void
+appender_release(Appender *self)
+{
+    if (self->attached) {
+        self->attached = 0;
+        self->records = NULL;
+        PyBuffer_Release(&self->view);
+    }
+}
+
+static int
+appender_traverse(Appender *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->key_ids);
+    Py_VISIT(self->slow);
+    return 0;
+}
+
+static int
+appender_clear(Appender *self)
+{
+    appender_release(self);
+    Py_CLEAR(self->key_ids);
+    Py_CLEAR(self->slow);
+    return 0;
+}
+
+static void
+appender_dealloc(Appender *self)
+{
+    PyObject_GC_UnTrack(self);
+    appender_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyDoc_STRVAR(attach_doc,
+"attach(buffer, capacity, base)\n--\n\n"
+"Write into `buffer` (a writable mapped segment) from its first slot on; `capacity`\n"
+"records fit, and times count from `base` (a time.monotonic() value).");
+
+static PyObject *
+appender_attach(Appender *self, PyObject *args)
+{
+    PyObject *buffer;
+    Py_ssize_t capacity;
+    double base;
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "Ond:attach", &buffer, &capacity, &base))
+        return NULL;
+    if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    if (capacity < 0 || HEADER_SIZE + capacity * (Py_ssize_t)sizeof(Record) > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "capacity does not fit in the buffer");
+        return NULL;
+    }
+    appender_release(self);
+    self->view = view;
+    self->attached = 1;
+    self->records = (Record *)((char *)view.buf + HEADER_SIZE);
+    self->capacity = capacity;
+    self->used = 0;
+    self->base = base;
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(detach_doc,
+"detach() -> int\n--\n\n"
+"Stop writing into the attached buffer and release it; return the slots used in it.");
+
+static PyObject *
+appender_detach(Appender *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_ssize_t used = self->attached ? self->used : 0;
+    appender_release(self);
+    return PyLong_FromSsize_t(used);
+}
+
+PyDoc_STRVAR(write_doc,
+"write(key_id, step, value, now) -> bool\n--\n\n"
+"Write one validated point; False when the attached segment is full (or none is).");
+
+static PyObject *
+appender_write(Appender *self, PyObject *args)
+{
+    int key_id;
+    long long step;
+    double value, now;
+    if (!PyArg_ParseTuple(args, "iLdd:write", &key_id, &step, &value, &now))
+        return NULL;
+    if (!self->attached || self->used >= self->capacity)
+        Py_RETURN_FALSE;
+    float t = (float)(now - self->base);
+    Record *record = self->records + self->used++;
+    record->step = step;
+    record->value = value;
+    record->t = t > 0 ? t : 0.0f;
+    record->key = (uint16_t)key_id;
+    __atomic_store_n(&record->kind, (uint16_t)KIND_POINT, __ATOMIC_RELEASE);
+    Py_RETURN_TRUE;
+}
+
+static PyMethodDef appender_methods[] = {
+    {"attach", (PyCFunction)appender_attach, METH_VARARGS, attach_doc},
+    {"detach", (PyCFunction)appender_detach, METH_NOARGS, detach_doc},
+    {"write", (PyCFunction)appender_write, METH_VARARGS, write_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef appender_members[] = {
+    {"last_step", T_LONGLONG, offsetof(Appender, last_step), 0,
+     "The last step logged; an omitted step is one more."},
+    {"used", T_PYSSIZET, offsetof(Appender, used), READONLY,
+     "Slots used in the attached segment."},
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(Appender, vectorcall), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject AppenderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "polytrack._speedups.Appender",
+    .tp_doc = PyDoc_STR("Writes metric points into a mapped journal segment."),
+    .tp_basicsize = sizeof(Appender),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)appender_init,
+    .tp_dealloc = (destructor)appender_dealloc,
+    .tp_traverse = (traverseproc)appender_traverse,
+    .tp_clear = (inquiry)appender_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(Appender, vectorcall),
+    .tp_methods = appender_methods,
+    .tp_members = appender_members,
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "polytrack._speedups",
+    .m_doc = "The metric hot path in C; polytrack works without it, more slowly.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    const uint16_t probe = 1;
+    if (*(const uint8_t *)&probe != 1) {
+        /* The journal is little-endian; the pure-Python path packs it explicitly. */
+        PyErr_SetString(PyExc_ImportError, "polytrack._speedups needs a little-endian CPU");
+        return NULL;
+    }
+    if (PyType_Ready(&AppenderType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(module, "Appender", (PyObject *)&AppenderType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
