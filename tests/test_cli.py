@@ -616,3 +616,15 @@ def test_import_and_help_stay_cheap() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert completed.returncode == 0, completed.stderr
+
+
+def test_index_rebuild(tmp_path: Path) -> None:
+    """`index rebuild` re-reads every run directory, also after the index was deleted."""
+    home = tmp_path / "home"
+    with polytrack.init(dir=home, project="p") as run:
+        run.log_metrics({"loss": 0.1}, step=0)
+    (home / "index.sqlite3").unlink(missing_ok=True)
+    result = cli("index", "rebuild", "--home", str(home))
+    assert result.code == 0 and "indexed 1 runs" in result.err
+    listing = cli("runs", "ls", "--home", str(home), "--where", "metrics.loss < 0.2")
+    assert run.id in listing.out

@@ -49,6 +49,12 @@ typedef struct {
     Py_ssize_t used;
     double base;
     long long last_step;
+    /* The keys of the last call, held, with their ids: a training loop logs the same
+       dict literal every step, whose keys are the same objects, so a pointer compare
+       replaces the dict lookup. */
+    PyObject *cached_keys[MAX_BATCH];
+    uint16_t cached_kids[MAX_BATCH];
+    Py_ssize_t cached_n;
 } Appender;
 
 static double
@@ -57,6 +63,27 @@ monotonic_seconds(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts); /* what time.monotonic() reads on Linux */
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void
+forget_keys(Appender *self)
+{
+    for (Py_ssize_t i = 0; i < self->cached_n; i++)
+        Py_CLEAR(self->cached_keys[i]);
+    self->cached_n = 0;
+}
+
+static void
+remember_keys(Appender *self, PyObject **keys, const uint16_t *kids, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_INCREF(keys[i]);  /* before forgetting: a key may be in both */
+    forget_keys(self);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        self->cached_keys[i] = keys[i];
+        self->cached_kids[i] = kids[i];
+    }
+    self->cached_n = n;
 }
 
 static PyObject *
@@ -117,16 +144,24 @@ appender_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject
         return appender_slow(self, args, nargsf, kwnames);
 
     Py_ssize_t pos = 0, i = 0;
-    PyObject *key, *value;
+    PyObject *key, *value, *keys[MAX_BATCH];
+    int cache_hit = (n == self->cached_n);
     while (PyDict_Next(metrics, &pos, &key, &value)) {
         if (i >= n)  /* the dict grew under a __float__: let Python sort it out */
             return appender_slow(self, args, nargsf, kwnames);
-        PyObject *kid = PyDict_GetItemWithError(self->key_ids, key);
-        if (kid == NULL) {
-            PyErr_Clear();
-            return appender_slow(self, args, nargsf, kwnames);
+        keys[i] = key;
+        if (cache_hit && key == self->cached_keys[i]) {
+            kids[i] = self->cached_kids[i];
         }
-        kids[i] = (uint16_t)PyLong_AsLong(kid);
+        else {
+            cache_hit = 0;
+            PyObject *kid = PyDict_GetItemWithError(self->key_ids, key);
+            if (kid == NULL) {
+                PyErr_Clear();
+                return appender_slow(self, args, nargsf, kwnames);
+            }
+            kids[i] = (uint16_t)PyLong_AsLong(kid);
+        }
         if (PyFloat_Check(value)) {
             values[i] = PyFloat_AS_DOUBLE(value);
         }
@@ -156,6 +191,8 @@ appender_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject
         __atomic_store_n(&record->kind, (uint16_t)KIND_POINT, __ATOMIC_RELEASE);
     }
     self->last_step = step;
+    if (!cache_hit)
+        remember_keys(self, keys, kids, n);
     Py_RETURN_NONE;
 }
 
@@ -193,6 +230,8 @@ appender_traverse(Appender *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->key_ids);
     Py_VISIT(self->slow);
+    for (Py_ssize_t i = 0; i < self->cached_n; i++)
+        Py_VISIT(self->cached_keys[i]);
     return 0;
 }
 
@@ -200,6 +239,7 @@ static int
 appender_clear(Appender *self)
 {
     appender_release(self);
+    forget_keys(self);
     Py_CLEAR(self->key_ids);
     Py_CLEAR(self->slow);
     return 0;

@@ -118,6 +118,12 @@ class LocalStore:
         if gone:
             self._index.delete_runs(gone)
 
+    def rebuild(self) -> int:
+        """Drop everything indexed and index every run directory again; returns the count."""
+        self._index.delete_runs(list(self._index.signatures()))
+        self.refresh()
+        return len(self._index.signatures())
+
     def read_run(self, run_id: str) -> tuple[RunInfo, dict[str, MetricSeries]]:
         """Fold a run's files into its record, deriving `crashed` for a dead owner."""
         directory = self.run_dir(run_id)
