@@ -7,11 +7,12 @@ crash are skipped, and ranges whose checksum fails are dropped and reported.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import numpy as np
@@ -30,9 +31,17 @@ from polytrack.journal import (
     SEGMENT_MAGIC,
     SEGMENT_RE,
 )
-from polytrack.models import Checksum, Event, KeyDefined, SchemaDefined
+from polytrack.models import Checksum, Event, KeyDefined, MetricSummary, SchemaDefined
 
-__all__ = ["MetricSeries", "RunFiles", "read_run_files"]
+__all__ = [
+    "CHUNK",
+    "MetricSeries",
+    "RunFiles",
+    "RunSummary",
+    "SeriesSummary",
+    "read_run_files",
+    "summarize_run_files",
+]
 
 
 @attrs.define
@@ -82,6 +91,84 @@ def _segment_dtype(record_size: int) -> np.dtype[Any]:
     )
 
 
+@attrs.define
+class _Layout:
+    """What the events say about reading the segments: key names, row schemas, checksums."""
+
+    names: dict[int, dict[int, str]] = attrs.field(factory=dict)  # attempt -> id -> name
+    schemas: dict[tuple[int, int], tuple[int, ...]] = attrs.field(factory=dict)
+    checks: dict[str, list[Checksum]] = attrs.field(factory=dict)
+
+
+def _list(directory: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except OSError as exc:
+        raise StoreError(f"cannot read run directory {directory}: {exc}") from exc
+
+
+def _read_all_events(
+    directory: Path, entries: list[str], corrupt: list[str]
+) -> tuple[list[tuple[int, Event]], _Layout]:
+    events: list[tuple[int, Event]] = []
+    layout = _Layout()
+    for name in entries:
+        match = EVENTS_RE.match(name)
+        if not match:
+            continue
+        attempt = int(match.group(1))
+        names = layout.names.setdefault(attempt, {})
+        for event in _read_events(directory / name, corrupt):
+            if isinstance(event, KeyDefined):
+                names[event.id] = event.name
+            elif isinstance(event, SchemaDefined):
+                layout.schemas[attempt, event.stream] = event.keys
+            elif isinstance(event, Checksum):
+                layout.checks.setdefault(event.file, []).append(event)
+                continue
+            events.append((attempt, event))
+    return events, layout
+
+
+def _point_chunks(
+    directory: Path,
+    entries: list[str],
+    layout: _Layout,
+    corrupt: list[str],
+    keys: frozenset[str] | None,
+    with_times: bool,
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """(key, (steps, values, times)) per segment and key, one segment in memory at a time."""
+    for name in entries:
+        match = SEGMENT_RE.match(name)
+        if not match:
+            continue
+        attempt, stream = int(match.group(1)), int(match.group(2))
+        read = _read_segment(directory / name, stream, layout.checks.get(name, ()), corrupt)
+        if read is None or not read[0].size:
+            continue
+        records, base = read
+        names = layout.names.get(attempt, {})
+        if stream == 0:
+            present = np.flatnonzero(np.bincount(records["key"]))
+            for key_id in present.tolist():
+                key = names.get(key_id)
+                if key is None or (keys is not None and key not in keys):
+                    continue
+                subset = records if present.size == 1 else records[records["key"] == key_id]
+                yield key, _columns(subset, 0, base, with_times)
+        else:
+            kids = layout.schemas.get((attempt, stream))
+            if kids is None:
+                corrupt.append(f"{name}: no schema for stream {stream}")
+                continue
+            for column, kid in enumerate(kids):
+                key = names.get(kid)
+                if key is None or (keys is not None and key not in keys):
+                    continue
+                yield key, _columns(records, column, base, with_times)
+
+
 def read_run_files(
     directory: Path, *, keys: frozenset[str] | None = None, with_times: bool = False
 ) -> RunFiles:
@@ -92,63 +179,97 @@ def read_run_files(
     each point's wall-clock time (otherwise `MetricSeries.times` is None).
     """
     corrupt: list[str] = []
-    events: list[tuple[int, Event]] = []
-    names_by_attempt: dict[int, dict[int, str]] = {}
-    schemas: dict[tuple[int, int], tuple[int, ...]] = {}
-    checks: dict[str, list[Checksum]] = {}
-    try:
-        entries = sorted(os.listdir(directory))
-    except OSError as exc:
-        raise StoreError(f"cannot read run directory {directory}: {exc}") from exc
-    for name in entries:
-        match = EVENTS_RE.match(name)
-        if not match:
-            continue
-        attempt = int(match.group(1))
-        names = names_by_attempt.setdefault(attempt, {})
-        for event in _read_events(directory / name, corrupt):
-            if isinstance(event, KeyDefined):
-                names[event.id] = event.name
-            elif isinstance(event, SchemaDefined):
-                schemas[attempt, event.stream] = event.keys
-            elif isinstance(event, Checksum):
-                checks.setdefault(event.file, []).append(event)
-                continue
-            events.append((attempt, event))
-
+    entries = _list(directory)
+    events, layout = _read_all_events(directory, entries, corrupt)
     parts: dict[str, list[tuple[Any, ...]]] = {}
-    for name in entries:
-        match = SEGMENT_RE.match(name)
-        if not match:
-            continue
-        attempt, stream = int(match.group(1)), int(match.group(2))
-        read = _read_segment(directory / name, stream, checks.get(name, ()), corrupt)
-        if read is None or not read[0].size:
-            continue
-        records, base = read
-        names = names_by_attempt.get(attempt, {})
-        if stream == 0:
-            counts = np.bincount(records["key"])
-            present = np.flatnonzero(counts)
-            for key_id in present.tolist():
-                key = names.get(key_id)
-                if key is None or (keys is not None and key not in keys):
-                    continue
-                subset = records if present.size == 1 else records[records["key"] == key_id]
-                parts.setdefault(key, []).append(_columns(subset, 0, base, with_times))
-        else:
-            kids = schemas.get((attempt, stream))
-            if kids is None:
-                corrupt.append(f"{name}: no schema for stream {stream}")
-                continue
-            for column, kid in enumerate(kids):
-                key = names.get(kid)
-                if key is None or (keys is not None and key not in keys):
-                    continue
-                parts.setdefault(key, []).append(_columns(records, column, base, with_times))
-        del records, read  # one segment's raw records in memory at a time
+    for key, chunk in _point_chunks(directory, entries, layout, corrupt, keys, with_times):
+        parts.setdefault(key, []).append(chunk)
     series = {key: _merge(chunks, with_times) for key, chunks in parts.items()}
     return RunFiles(events=events, series=series, corrupt=corrupt)
+
+
+@attrs.define
+class SeriesSummary:
+    """A metric's summary and its chunk rows, computed without holding its points."""
+
+    summary: MetricSummary
+    # (count, step_min, step_max, min, max, last) per CHUNK points, in logging order
+    chunks: list[tuple[int, int, int, float | None, float | None, float | None]]
+
+
+@attrs.define
+class RunSummary:
+    """A run directory's events and metric summaries."""
+
+    events: list[tuple[int, Event]]
+    metrics: dict[str, SeriesSummary]
+    corrupt: list[str]
+
+
+CHUNK: Final = 4096
+
+
+def summarize_run_files(directory: Path) -> RunSummary:
+    """Events and metric summaries of a run directory, reading one segment at a time.
+
+    `last` is the value at the highest step (the latest logged among equals); min and
+    max ignore NaN (NaN when every value is NaN).
+    """
+    corrupt: list[str] = []
+    entries = _list(directory)
+    events, layout = _read_all_events(directory, entries, corrupt)
+    totals: dict[str, _Totals] = {}
+    for key, (steps, values, _) in _point_chunks(directory, entries, layout, corrupt, None, False):
+        totals.setdefault(key, _Totals()).add(steps, values)
+    metrics = {key: t.result() for key, t in totals.items() if t.count}
+    return RunSummary(events=events, metrics=metrics, corrupt=corrupt)
+
+
+@attrs.define
+class _Totals:
+    count: int = 0
+    low: float = math.inf
+    high: float = -math.inf
+    last_step: int = -(2**63)
+    last: float = math.nan
+    chunks: list[tuple[int, int, int, float | None, float | None, float | None]] = attrs.field(
+        factory=list
+    )
+
+    def add(self, steps: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> None:
+        for start in range(0, steps.size, CHUNK):
+            s, v = steps[start : start + CHUNK], values[start : start + CHUNK]
+            finite = v[~np.isnan(v)]
+            low = float(finite.min()) if finite.size else None
+            high = float(finite.max()) if finite.size else None
+            self.chunks.append(
+                (int(s.size), int(s.min()), int(s.max()), low, high, _finite_or_none(v[-1]))
+            )
+            self.count += int(s.size)
+            if low is not None and high is not None:
+                self.low, self.high = min(self.low, low), max(self.high, high)
+            # The last occurrence of the highest step: later points win ties.
+            top = int(s.size - 1 - np.argmax(s[::-1]))
+            if int(s[top]) >= self.last_step:
+                self.last_step, self.last = int(s[top]), float(v[top])
+
+    def result(self) -> SeriesSummary:
+        nan = math.nan
+        return SeriesSummary(
+            summary=MetricSummary(
+                last=self.last,
+                min=self.low if self.low != math.inf else nan,
+                max=self.high if self.high != -math.inf else nan,
+                count=self.count,
+                last_step=self.last_step,
+            ),
+            chunks=self.chunks,
+        )
+
+
+def _finite_or_none(value: float) -> float | None:
+    # SQLite stores NaN as NULL; say so explicitly.
+    return None if math.isnan(value) else float(value)
 
 
 def _read_segment(

@@ -2,8 +2,8 @@
 
 The index is a cache. Run directories are the source of truth; `Index.replace_run` rewrites
 everything about one run from what its files hold, so the index can be dropped and rebuilt
-at any time. Metric series are indexed in chunks of `CHUNK` points (count, step range,
-min, max, last), never a row per point; the points themselves stay in the run files.
+at any time. Metric series are indexed in chunks of `journal_reader.CHUNK` points (count,
+step range, min, max, last), never a row per point; the points stay in the run files.
 """
 
 from __future__ import annotations
@@ -11,20 +11,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-
 from polytrack.errors import StoreError
-from polytrack.journal_reader import MetricSeries
 from polytrack.models import MetricSummary, ParamValue, RunInfo
 
-__all__ = ["CHUNK", "Index"]
+__all__ = ["Index"]
 
-CHUNK: Final = 4096
 SCHEMA_VERSION: Final = 1
 
 _SCHEMA: Final = """
@@ -62,19 +58,6 @@ CREATE TABLE IF NOT EXISTS metric_chunks (
 def _nan_to_none(value: float) -> float | None:
     # SQLite stores NaN as NULL anyway; say so explicitly.
     return None if value != value else value
-
-
-def summarize(series: MetricSeries) -> MetricSummary:
-    """Summary of a series: last by step, min and max ignoring NaN."""
-    values = series.values
-    finite = values[~np.isnan(values)]
-    return MetricSummary(
-        last=float(values[-1]),
-        min=float(finite.min()) if finite.size else float("nan"),
-        max=float(finite.max()) if finite.size else float("nan"),
-        count=int(values.size),
-        last_step=int(series.steps[-1]),
-    )
 
 
 class Index:
@@ -133,7 +116,7 @@ class Index:
     def replace_run(
         self,
         info: RunInfo,
-        series: dict[str, MetricSeries],
+        chunks: Mapping[str, Sequence[tuple[Any, ...]]],
         *,
         complete: bool,
         signature: str,
@@ -185,7 +168,11 @@ class Index:
             )
             db.executemany(
                 "INSERT INTO metric_chunks VALUES (?,?,?,?,?,?,?,?,?)",
-                _chunk_rows(info.id, series),
+                [
+                    (info.id, key, number, *row)
+                    for key, rows in chunks.items()
+                    for number, row in enumerate(rows)
+                ],
             )
 
     def delete_runs(self, run_ids: Sequence[str]) -> None:
@@ -312,24 +299,6 @@ def _param_columns(value: ParamValue) -> tuple[str, float | None, str | None]:
     num = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     text = value if isinstance(value, str) else None
     return json.dumps(value), _nan_to_none(num) if num is not None else None, text
-
-
-def _chunk_rows(run_id: str, series: dict[str, MetricSeries]) -> Iterator[tuple[Any, ...]]:
-    for key, s in series.items():
-        for chunk, start in enumerate(range(0, s.values.size, CHUNK)):
-            steps, values = s.steps[start : start + CHUNK], s.values[start : start + CHUNK]
-            finite = values[~np.isnan(values)]
-            yield (
-                run_id,
-                key,
-                chunk,
-                int(values.size),
-                int(steps.min()),
-                int(steps.max()),
-                float(finite.min()) if finite.size else None,
-                float(finite.max()) if finite.size else None,
-                _nan_to_none(float(values[-1])),
-            )
 
 
 def _batches(items: Sequence[str], size: int) -> Iterable[list[str]]:

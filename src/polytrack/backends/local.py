@@ -24,9 +24,14 @@ import attrs
 import numpy as np
 
 from polytrack import query
-from polytrack.backends.index import Index, summarize
+from polytrack.backends.index import Index
 from polytrack.errors import AmbiguousRunError, RunNotFoundError, StoreError
-from polytrack.journal_reader import MetricSeries, read_run_files
+from polytrack.journal_reader import (
+    MetricSeries,
+    SeriesSummary,
+    read_run_files,
+    summarize_run_files,
+)
 from polytrack.models import (
     FINAL_STATUSES,
     ParamsSet,
@@ -124,10 +129,10 @@ class LocalStore:
         self.refresh()
         return len(self._index.signatures())
 
-    def read_run(self, run_id: str) -> tuple[RunInfo, dict[str, MetricSeries]]:
+    def read_run(self, run_id: str) -> tuple[RunInfo, dict[str, SeriesSummary]]:
         """Fold a run's files into its record, deriving `crashed` for a dead owner."""
         directory = self.run_dir(run_id)
-        files = read_run_files(directory)
+        files = summarize_run_files(directory)
         folded = _Folded()
         for attempt, event in files.events:
             if isinstance(event, RunStarted):
@@ -172,18 +177,19 @@ class LocalStore:
             notes=folded.notes,
             tags=tuple(folded.tags),
             params=dict(folded.params),  # type: ignore[arg-type]
-            metrics={key: summarize(s) for key, s in files.series.items() if s.values.size},
+            metrics={key: s.summary for key, s in files.metrics.items()},
             message=folded.message,
             attempts=folded.attempts,
         )
-        return info, files.series
+        return info, files.metrics
 
     def index_run(self, run_id: str) -> RunInfo:
         """Re-read one run's files into the index."""
-        info, series = self.read_run(run_id)
+        info, metrics = self.read_run(run_id)
         complete = info.status in FINAL_STATUSES or info.status == "crashed"
+        chunks = {key: s.chunks for key, s in metrics.items()}
         self._index.replace_run(
-            info, series, complete=complete, signature=_signature(self.run_dir(run_id))
+            info, chunks, complete=complete, signature=_signature(self.run_dir(run_id))
         )
         return info
 

@@ -1,0 +1,90 @@
+"""The embedded store: summaries, chunked series index, refresh and rebuild."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import polytrack
+from polytrack.backends.local import INDEX_FILE, LocalStore
+from polytrack.journal_reader import CHUNK
+
+pytestmark = pytest.mark.usefixtures("hot_path")
+
+
+def test_summary_last_is_at_the_highest_step(home: Path) -> None:
+    """`last` is the value at the highest step, the latest logged among equal steps."""
+    with polytrack.init(dir=home) as run:
+        run.log_metrics({"m": 1.0}, step=5)
+        run.log_metrics({"m": 2.0}, step=9)
+        run.log_metrics({"m": 3.0}, step=2)  # logged later, but an earlier step
+        run.log_metrics({"m": 4.0}, step=9)  # same highest step, logged later: wins
+    summary = polytrack.get_run(run.id, home=home).metrics["m"]
+    assert (summary.last, summary.last_step, summary.count) == (4.0, 9, 4)
+    assert (summary.min, summary.max) == (1.0, 4.0)
+
+
+def test_all_nan_series_summary(home: Path) -> None:
+    """A series of only NaN has NaN summaries and is still counted."""
+    with polytrack.init(dir=home) as run:
+        for step in range(3):
+            run.log_metrics({"m": math.nan}, step=step)
+    summary = polytrack.get_run(run.id, home=home).metrics["m"]
+    assert summary.count == 3 and math.isnan(summary.min) and math.isnan(summary.last)
+
+
+def test_series_are_indexed_in_chunks_not_rows(home: Path) -> None:
+    """The index holds one chunk row per CHUNK points with count, step range and extremes."""
+    points = 3 * CHUNK + 10
+    with polytrack.init(dir=home) as run:
+        for step in range(points):
+            run.log_metrics({"m": float(step)}, step=step)
+    polytrack.runs(home=home)  # indexes
+    with sqlite3.connect(home / INDEX_FILE) as db:
+        rows = db.execute(
+            "SELECT count, step_min, step_max, min, max FROM metric_chunks WHERE run_id = ?"
+            " ORDER BY chunk",
+            (run.id,),
+        ).fetchall()
+    assert sum(r[0] for r in rows) == points
+    assert len(rows) < points / 1000
+    assert rows[0][1] == 0 and max(r[2] for r in rows) == points - 1
+    assert max(r[4] for r in rows) == float(points - 1)
+
+
+def test_refresh_sees_a_resumed_run(home: Path) -> None:
+    """A finished, indexed run that is resumed is indexed again with its new points."""
+    with polytrack.init(dir=home, project="p") as run:
+        run.log_metrics({"m": 1.0})
+    assert polytrack.runs(project="p", home=home)[0].metrics["m"].count == 1
+    with polytrack.init(dir=home, resume=run.id) as again:
+        again.log_metrics({"m": 2.0})
+    assert polytrack.runs(project="p", home=home)[0].metrics["m"].count == 2
+
+
+def test_rebuild_restores_a_damaged_index(home: Path) -> None:
+    """`rebuild` re-reads every run, even after the index lost rows."""
+    for lr in (0.1, 0.2):
+        with polytrack.init(dir=home, params={"lr": lr}) as run:
+            run.log_metrics({"m": lr})
+    polytrack.runs(home=home)
+    with sqlite3.connect(home / INDEX_FILE) as db:
+        db.execute("DELETE FROM metrics")
+    with LocalStore.open(home) as store:
+        assert store.query(where="metrics.m > 0") == []  # the cache is wrong...
+        assert store.rebuild() == 2  # ...until rebuilt
+        assert len(store.query(where="metrics.m > 0")) == 2
+
+
+def test_deleted_run_directory_leaves_the_index(home: Path) -> None:
+    """Removing a run's directory removes it from listings."""
+    import shutil
+
+    with polytrack.init(dir=home) as run:
+        pass
+    assert len(polytrack.runs(home=home)) == 1
+    shutil.rmtree(run.dir)
+    assert polytrack.runs(home=home) == []
