@@ -15,12 +15,13 @@ from typing import Any
 from polytrack import _state
 from polytrack._version import __version__
 from polytrack.errors import InvalidInputError, RunStateError, StoreError, TrackingWarning
-from polytrack.journal import EVENTS_RE, JournalWriter
+from polytrack.journal import EVENTS_RE
 from polytrack.models import ParamsSet, RunStarted, StatusChanged
 from polytrack.processes import process_started
 from polytrack.redact import redact_url
 from polytrack.run import DisabledRun, Run, check_tags, flatten_params
 from polytrack.settings import MODES, Settings
+from polytrack.writer import JournalWriter
 
 __all__ = ["finish", "init", "log_metric", "log_metrics", "log_params", "log_tags", "current_run"]
 

@@ -1,32 +1,33 @@
-"""Append-only, crash-tolerant record log of one run.
+"""The journal of one run: its on-disk format and the files that hold it.
 
 A run directory holds, per attempt (the first start and each resume):
 
 - `events-AAA.log`: framed records `[u32 length][u32 crc32][JSON payload]`, padded to 8 bytes:
   the run's start, params, tags, status changes, metric key ids and row schemas.
-- `points-AAA-SSS-NNNNN.seg`: segments of one *stream* of fixed-size metric records. Stream 0
-  holds single points `[i64 step][f64 value][f32 seconds][u16 key][u16 kind]` (24 bytes);
-  stream S > 0 holds rows of one key set `[i64 step][f64 value] * n [f32 seconds][u16 S][u16 kind]`.
-  Times count from the segment's start (in its header); the flusher starts a new segment
-  after `SEGMENT_MAX_AGE`, which keeps a float32 time within 8 ms.
+- `points-AAA-SSS-NNNNN.seg`: segments of one *stream* of fixed-size metric records after a
+  64-byte header. Stream 0 holds single points
+  `[i64 step][f64 value][f32 seconds][u16 key id][u16 kind]` (24 bytes); stream S > 0 holds
+  rows of one key set, `[i64 step][f64 value] * n [f32 seconds][u16 S][u16 kind]`. Times
+  count from the segment's start (in its header); the writer starts a new segment after
+  `SEGMENT_MAX_AGE`, which keeps a float32 time within 8 ms.
 
 Both are written through shared memory maps. A store into a `MAP_SHARED` page is in the page
 cache the moment it happens, so a `kill -9` right after a log call returned loses nothing, and
-no log call makes a system call. A record is one `struct.pack_into`, which zero-fills the
-record and then stores its fields in order, so the `kind` field at its end is stored last: a
-record torn by the death of its process reads as empty and is skipped.
-The flusher thread fsyncs both every `fsync_interval`, so a power loss costs at most that
-interval; once a segment is full (or the run finishes) its bytes get a CRC32, recorded as an
-event, so a page torn by a power loss is detected and dropped, never returned.
+no log call makes a system call. A record's `kind` field, at its end, is stored last (by
+`struct.pack_into`, which fills fields in order, or by the C appender with release order): a
+record torn by the death of its process reads as empty and is skipped. The writer fsyncs
+both every `fsync_interval`, so a power loss costs at most that interval; once a segment is
+full (or the run finishes) its bytes get a CRC32, recorded as an event, so a page torn by a
+power loss is detected and dropped, never returned.
 
 Segments are allocated with `posix_fallocate` before they are mapped: a full disk is then an
-error at allocation time on the flusher's or the rotating thread's side, never a SIGBUS on a
-store from the training loop.
+error at allocation time, never a SIGBUS on a store from the training loop.
+
+`polytrack.writer` writes these files; `polytrack.journal_reader` reads them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import itertools
 import json
@@ -36,21 +37,24 @@ import re
 import struct
 import threading
 import time
-import warnings
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final
 
 import attrs
 
-from polytrack.errors import InvalidInputError, InvalidMetricError, StoreError, TrackingWarning
-from polytrack.models import EVENT_TYPE_NAMES, Checksum, Event, KeyDefined, SchemaDefined
+from polytrack.errors import StoreError
+from polytrack.models import EVENT_TYPE_NAMES, Checksum, Event
 
-if TYPE_CHECKING:
-    from polytrack._speedups import Appender
-
-__all__ = ["JournalWriter", "LogMetrics", "event_to_dict"]
+__all__ = [
+    "EVENTS_RE",
+    "HEADER_SIZE",
+    "KIND_POINT",
+    "KIND_ROW",
+    "SEGMENT_RE",
+    "event_to_dict",
+]
 
 SEGMENT_MAGIC: Final = b"PTSEG\x00\x00\x01"
 EVENTS_MAGIC: Final = b"PTEVT\x00\x00\x01"
@@ -58,8 +62,8 @@ HEADER_SIZE: Final = 64
 # magic, stream, record size, capacity, attempt, wall-clock ns at t=0
 SEGMENT_HEADER: Final = struct.Struct("<8sIIIIq")
 FRAME: Final = struct.Struct("<II")
-_POINT: Final = struct.Struct("<qdfHH")
-_KIND: Final = struct.Struct("<H")
+POINT_RECORD: Final = struct.Struct("<qdfHH")
+KIND_FIELD: Final = struct.Struct("<H")
 POINT_SIZE: Final = 24
 
 KIND_POINT: Final = 0x5450  # "PT"
@@ -67,22 +71,10 @@ KIND_ROW: Final = 0x5752  # "RW"
 KIND_VOID: Final = 0x4F56  # "VO": a slot whose log call failed validation
 
 MAX_KEYS: Final = 0xFFFF
-# Beyond this many distinct key sets per attempt, dicts are written as single points:
-# each stream costs a file and a map.
-MAX_ROW_STREAMS: Final = 64
 SEGMENT_MAX_AGE: Final = 86_400.0
-_ALLOCATION_BACKOFF: Final = 5.0
 
 EVENTS_RE: Final = re.compile(r"events-(\d{3})\.log$")
 SEGMENT_RE: Final = re.compile(r"points-(\d{3})-(\d{3})-(\d{5})\.seg$")
-
-
-class LogMetrics(Protocol):
-    """The signature of `Run.log_metrics`."""
-
-    def __call__(
-        self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
-    ) -> None: ...
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -96,7 +88,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     return data
 
 
-def _allocate(fd: int, size: int) -> None:
+def allocate(fd: int, size: int) -> None:
     """Reserve `size` bytes of disk so stores into the map can never SIGBUS."""
     try:
         os.posix_fallocate(fd, 0, size)
@@ -110,12 +102,12 @@ def _allocate(fd: int, size: int) -> None:
             current += os.pwrite(fd, zeros[: size - current], current)
 
 
-def _peek(counter: Iterator[int]) -> int:
+def peek(counter: Iterator[int]) -> int:
     """The next value an `itertools.count` would hand out, without consuming it."""
     return int(repr(counter)[6:-1])  # "count(N)"
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -124,7 +116,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 @attrs.define(eq=False)
-class _Segment:
+class Segment:
     """One mapped segment file of a stream."""
 
     path: Path
@@ -144,12 +136,12 @@ class _Segment:
     @classmethod
     def create(
         cls, path: Path, *, stream: int, record_size: int, size: int, attempt: int
-    ) -> _Segment:
+    ) -> Segment:
         capacity = (size - HEADER_SIZE) // record_size
         size = HEADER_SIZE + capacity * record_size
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            _allocate(fd, size)
+            allocate(fd, size)
             mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except BaseException:
             os.close(fd)
@@ -170,7 +162,7 @@ class _Segment:
         """Slots handed out so far."""
         if self.handed_out is not None:
             return self.handed_out
-        return _peek(self.counter) if self.counter is not None else 0
+        return peek(self.counter) if self.counter is not None else 0
 
     def scan_committed(self) -> None:
         """Advance `committed` to the slots handed out so far.
@@ -181,7 +173,8 @@ class _Segment:
         handed_out = min(self.used(), self.capacity)
         self.committed = max(self.committed, HEADER_SIZE + handed_out * self.record_size)
 
-    def checksum(self, force: bool) -> Checksum | None:
+    def checksum(self) -> Checksum | None:
+        """A Checksum event for the bytes written since the last one, if any."""
         if self.committed <= self.checked:
             return None
         crc = zlib.crc32(self.mm[self.checked : self.committed])
@@ -190,6 +183,7 @@ class _Segment:
         return event
 
     def close(self, *, truncate: bool) -> None:
+        """Unmap, trim to the records written (with `truncate`), fsync and close."""
         try:
             self.mm.close()
             if truncate:
@@ -200,18 +194,18 @@ class _Segment:
 
 
 @attrs.define(eq=False)
-class _Stream:
+class Stream:
     """A sequence of segments of one record layout."""
 
     number: int
     record_size: int
     cell: list[tuple[Iterator[int], mmap.mmap, int, float]]
-    segments: list[_Segment]
+    segments: list[Segment]
     next_size: int
-    spare: _Segment | None = None
+    spare: Segment | None = None
 
 
-class _Events:
+class Events:
     """The framed, mapped events file of one attempt; writes are serialized by a lock."""
 
     def __init__(self, path: Path, fd: int, mm: mmap.mmap) -> None:
@@ -221,10 +215,10 @@ class _Events:
         self._closed = False
 
     @classmethod
-    def create(cls, path: Path, size: int = 64 * 1024) -> _Events:
+    def create(cls, path: Path, size: int = 64 * 1024) -> Events:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            _allocate(fd, size)
+            allocate(fd, size)
             mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         except BaseException:
             os.close(fd)
@@ -252,7 +246,7 @@ class _Events:
         size = len(self._mm)
         while size < needed:
             size *= 2
-        _allocate(self._fd, size)
+        allocate(self._fd, size)
         self._mm.resize(size)
 
     def flush(self) -> None:
@@ -270,526 +264,3 @@ class _Events:
                 os.fsync(self._fd)
             finally:
                 os.close(self._fd)
-
-
-class JournalWriter:
-    """Writes one attempt of one run: the events log and the metric streams.
-
-    The log function returned by `make_log_metrics` is the training loop's hot path; all
-    other methods are rare calls. A background thread (`polytrack-journal-<run>`), owned by
-    this writer and stopped by `close()`, checksums, msyncs, beats the heartbeat and maps
-    the next segment of a filling stream before it is needed.
-    """
-
-    def __init__(
-        self,
-        directory: Path,
-        *,
-        run_id: str,
-        attempt: int,
-        events: _Events,
-        fsync_interval: float,
-        heartbeat_interval: float,
-        first_segment_bytes: int,
-        max_segment_bytes: int,
-    ) -> None:
-        self.directory = directory
-        self.run_id = run_id
-        self.attempt = attempt
-        self._events = events
-        self._fsync_interval = fsync_interval
-        self._heartbeat_interval = heartbeat_interval
-        self._first_segment_bytes = first_segment_bytes
-        self._max_segment_bytes = max_segment_bytes
-        self._key_ids: dict[str, int] = {}
-        self._rows: dict[tuple[str, ...], tuple[Any, ...] | None] = {}
-        self._streams: list[_Stream] = []
-        self._retired: list[tuple[float, _Segment]] = []
-        self._lock = threading.RLock()  # rotation, key registration: never the hot path
-        self._last_step = [-1]
-        self._fast: Appender | None = None  # the C hot path, when built and enabled
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._warned: set[str] = set()
-        self._new_files = False
-        self._retry_allocation_at = 0.0
-        self.heartbeat_path = directory / "heartbeat"
-
-    @classmethod
-    def create(
-        cls,
-        directory: Path,
-        *,
-        run_id: str,
-        attempt: int,
-        fsync_interval: float = 1.0,
-        heartbeat_interval: float = 5.0,
-        first_segment_bytes: int = 64 * 1024,
-        max_segment_bytes: int = 8 * 1024 * 1024,
-        speedups: bool = True,
-    ) -> JournalWriter:
-        """Create the attempt's files in `directory` (which may hold earlier attempts)."""
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            events = _Events.create(directory / f"events-{attempt:03d}.log")
-        except OSError as exc:
-            raise StoreError(f"cannot create the run journal in {directory}: {exc}") from exc
-        writer = cls(
-            directory,
-            run_id=run_id,
-            attempt=attempt,
-            events=events,
-            fsync_interval=fsync_interval,
-            heartbeat_interval=heartbeat_interval,
-            first_segment_bytes=max(first_segment_bytes, HEADER_SIZE + 8 * POINT_SIZE),
-            max_segment_bytes=max(max_segment_bytes, first_segment_bytes),
-        )
-        writer._streams.append(writer._new_stream(0, POINT_SIZE))
-        if speedups:
-            writer._use_speedups()
-        writer.heartbeat_path.touch()
-        _fsync_dir(directory)
-        return writer
-
-    # -- rare writes ----------------------------------------------------------------------
-
-    def append_event(self, event: Event) -> None:
-        """Record an event durably (against process death) before returning."""
-        self._events.append(event)
-
-    def _use_speedups(self) -> None:
-        try:
-            from polytrack._speedups import Appender
-        except ImportError:  # not compiled here: the pure-Python path does the same
-            return
-        self._fast = Appender(self._key_ids, self._log_call)
-        current = self._streams[0].segments[-1]
-        self._fast.attach(current.mm, current.capacity, current.base_mono)
-
-    @property
-    def speedups(self) -> bool:
-        """Whether log calls go through the C appender."""
-        return self._fast is not None
-
-    @property
-    def last_step(self) -> int:
-        return int(self._fast.last_step) if self._fast is not None else self._last_step[0]
-
-    def set_last_step(self, step: int) -> None:
-        """Continue the auto-incremented step after `step` (used when resuming)."""
-        self._last_step[0] = step
-        if self._fast is not None:
-            self._fast.last_step = step
-
-    # -- the hot path ---------------------------------------------------------------------
-
-    def make_log_metrics(self) -> LogMetrics:
-        """Return the function that records a dict of metrics at a step.
-
-        The C appender where it is built; else a closure over local names: an attribute
-        lookup or a method call per log call would cost more than the record write.
-        """
-        if self._fast is not None:
-            return self._fast
-        mono = time.monotonic
-        pack_point = _POINT.pack_into
-        key_ids = self._key_ids
-        rows = self._rows
-        points = self._streams[0].cell
-        last = self._last_step
-        slow = self._log_slow
-        POINT, ROW, HS, RS = KIND_POINT, KIND_ROW, HEADER_SIZE, POINT_SIZE
-
-        def log_metrics(
-            metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
-        ) -> None:
-            now = mono()
-            if step is None:
-                step = last[0] + 1
-            if len(metrics) == 1:
-                try:
-                    for key, value in metrics.items():  # noqa: B007 - the one item, cheaply
-                        pass
-                except AttributeError:
-                    _check_metrics(metrics)
-                    raise
-                kid = key_ids.get(key)
-                if kid is None:
-                    slow(key, value, step, now)  # a new key (or not a string)
-                else:
-                    counter, mm, cap, base = points[0]
-                    slot = next(counter)
-                    if slot >= cap:
-                        slow(key, value, step, now)  # rotates the full segment
-                    else:
-                        try:
-                            pack_point(mm, HS + slot * RS, step, value, now - base, kid, POINT)
-                        except Exception:
-                            self._void(mm, HS + slot * RS, RS)
-                            slow(key, value, step, now)  # raises, naming the key
-            elif metrics:
-                names = tuple(metrics)
-                row = rows.get(names)
-                if row is None:
-                    self._log_points_slow(metrics, step, now)
-                else:
-                    cell, pack, number, size = row
-                    counter, mm, cap, base = cell[0]
-                    slot = next(counter)
-                    if slot >= cap:
-                        self._log_row_slow(names, metrics, step, now)
-                    else:
-                        try:
-                            pack(
-                                mm,
-                                HS + slot * size,
-                                step,
-                                *metrics.values(),
-                                now - base,
-                                number,
-                                ROW,
-                            )
-                        except Exception:
-                            self._void(mm, HS + slot * size, size)
-                            self._log_row_slow(names, metrics, step, now)
-                if row is None and names not in rows:
-                    self._define_row(names)
-            if epoch is not None:
-                slow("epoch", epoch, step, now)
-            last[0] = step
-
-        return log_metrics
-
-    @staticmethod
-    def _void(mm: mmap.mmap, offset: int, size: int) -> None:
-        """Mark a slot whose write failed, so the committed prefix can pass over it."""
-        with contextlib.suppress(ValueError, TypeError):  # a closed map: nothing to mark
-            _KIND.pack_into(mm, offset + size - 2, KIND_VOID)
-
-    def _log_slow(self, key: object, value: object, step: object, now: float) -> None:
-        """Validate, register new keys, rotate full segments, then write one point.
-
-        Bad input raises; a failing disk warns once and drops the point.
-        """
-        value = _check_value(key, value)
-        step = _check_step(step)
-        try:
-            self._write_point(self._key_id(key), value, step, now)
-        except StoreError as exc:
-            self.warn_once("store", f"polytrack could not record metric {key!r}: {exc}")
-
-    def _log_points_slow(self, metrics: Mapping[str, Any], step: object, now: float) -> None:
-        """Validate every key and value first, so a bad one records nothing of the call."""
-        _check_metrics(metrics)
-        values = {_check_key(key): _check_value(key, value) for key, value in metrics.items()}
-        step = _check_step(step)
-        for key, value in values.items():
-            try:
-                self._write_point(self._key_id(key), value, step, now)
-            except StoreError as exc:
-                self.warn_once("store", f"polytrack could not record metric {key!r}: {exc}")
-                return
-
-    def _log_call(
-        self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
-    ) -> None:
-        """What the C appender leaves to Python: new keys, other value types, a full
-        segment, `epoch=`. Validates the whole call before writing any of it."""
-        now = time.monotonic()
-        fast = self._fast
-        assert fast is not None
-        _check_metrics(metrics)
-        values = {_check_key(key): _check_value(key, value) for key, value in metrics.items()}
-        checked = _check_step(fast.last_step + 1 if step is None else step)
-        if epoch is not None:
-            values["epoch"] = _check_value("epoch", epoch)
-        for key, value in values.items():
-            try:
-                self._write_point(self._key_id(key), value, checked, now)
-            except StoreError as exc:
-                self.warn_once("store", f"polytrack could not record metric {key!r}: {exc}")
-                break
-        fast.last_step = checked
-
-    def _write_point(self, kid: int, value: float, step: int, now: float) -> None:
-        if self._fast is not None:
-            while not self._fast.write(kid, step, value, now):
-                self._rotate(self._streams[0], self._streams[0].cell[0])
-            return
-        while True:
-            if self._closed:
-                raise StoreError("the run's journal is closed")
-            cell = self._streams[0].cell[0]
-            counter, mm, cap, base = cell
-            slot = next(counter)
-            t = max(0.0, now - base)
-            if slot >= cap:
-                self._rotate(self._streams[0], cell)
-                continue
-            try:
-                _POINT.pack_into(
-                    mm, HEADER_SIZE + slot * POINT_SIZE, step, value, t, kid, KIND_POINT
-                )
-                return
-            except ValueError:  # map closed under us by a concurrent rotation: retry
-                continue
-
-    def _log_row_slow(
-        self, names: tuple[str, ...], metrics: Mapping[str, Any], step: object, now: float
-    ) -> None:
-        row = self._rows.get(names)
-        values = [_check_value(key, metrics[key]) for key in names]
-        step = _check_step(step)
-        assert row is not None
-        try:
-            self._write_row(row, values, step, now)
-        except StoreError as exc:
-            self.warn_once("store", f"polytrack could not record metrics {names!r}: {exc}")
-
-    def _write_row(self, row: tuple[Any, ...], values: list[float], step: int, now: float) -> None:
-        cell_ref, pack, number, size = row
-        stream = self._streams[number]
-        while True:
-            if self._closed:
-                raise StoreError("the run's journal is closed")
-            cell = cell_ref[0]
-            counter, mm, cap, base = cell
-            slot = next(counter)
-            t = max(0.0, now - base)
-            if slot >= cap:
-                self._rotate(stream, cell)
-                continue
-            try:
-                pack(mm, HEADER_SIZE + slot * size, step, *values, t, number, KIND_ROW)
-                return
-            except ValueError:
-                continue
-
-    def _key_id(self, key: object) -> int:
-        key = _check_key(key)
-        kid = self._key_ids.get(key)
-        if kid is not None:
-            return kid
-        with self._lock:
-            kid = self._key_ids.get(key)
-            if kid is None:
-                if len(self._key_ids) >= MAX_KEYS:
-                    raise InvalidMetricError(
-                        f"metric {key!r}: a run holds at most {MAX_KEYS} metric keys"
-                    )
-                kid = len(self._key_ids) + 1
-                self.append_event(KeyDefined(id=kid, name=key))
-                self._key_ids[key] = kid
-        return kid
-
-    def _define_row(self, names: tuple[str, ...]) -> None:
-        """Give a key set logged together its own stream of fixed-size rows."""
-        with self._lock:
-            if names in self._rows:
-                return
-            if len(self._streams) > MAX_ROW_STREAMS:
-                self._rows[names] = None  # no row stream: single points
-                return
-            try:
-                kids = tuple(self._key_id(name) for name in names)
-            except InvalidMetricError:
-                return  # the caller has raised already; nothing to remember
-            number = len(self._streams)
-            size = 16 + 8 * len(names)
-            try:
-                stream = self._new_stream(number, size)
-                self.append_event(SchemaDefined(stream=number, keys=kids))
-            except StoreError as exc:
-                self.warn_once("store", f"polytrack could not add a metric stream: {exc}")
-                self._rows[names] = None
-                return
-            self._streams.append(stream)
-            pack = struct.Struct(f"<q{len(names)}dfHH").pack_into
-            self._rows[names] = (stream.cell, pack, number, size)
-
-    # -- segments -------------------------------------------------------------------------
-
-    def _new_stream(self, number: int, record_size: int) -> _Stream:
-        stream = _Stream(number, record_size, [], [], self._first_segment_bytes)
-        segment = self._create_segment(stream)
-        stream.segments.append(segment)
-        stream.cell.append(segment.cell())
-        return stream
-
-    def _create_segment(self, stream: _Stream) -> _Segment:
-        index = len(stream.segments) + (stream.spare is not None)
-        path = self.directory / f"points-{self.attempt:03d}-{stream.number:03d}-{index:05d}.seg"
-        try:
-            segment = _Segment.create(
-                path,
-                stream=stream.number,
-                record_size=stream.record_size,
-                size=max(stream.next_size, HEADER_SIZE + stream.record_size * 8),
-                attempt=self.attempt,
-            )
-        except OSError as exc:
-            raise StoreError(f"cannot allocate {path}: {exc}") from exc
-        stream.next_size = min(stream.next_size * 2, self._max_segment_bytes)
-        self._new_files = True
-        return segment
-
-    def _rotate(self, stream: _Stream, seen: tuple[Any, ...]) -> None:
-        """Swap in the next segment of `stream`, unless another thread already did."""
-        with self._lock:
-            if stream.cell[0] is not seen:
-                return
-            if self._closed:
-                raise StoreError("the run's journal is closed")
-            if stream.spare is None and time.monotonic() < self._retry_allocation_at:
-                # A full disk: don't pay for a failing fallocate on every log call.
-                raise StoreError(f"no space for a new segment in {self.directory}")
-            try:
-                segment = stream.spare or self._create_segment(stream)
-            except StoreError:
-                self._retry_allocation_at = time.monotonic() + _ALLOCATION_BACKOFF
-                raise
-            stream.spare = None
-            old = stream.segments[-1]
-            stream.segments.append(segment)
-            stream.cell[0] = segment.cell()
-            if self._fast is not None and stream.number == 0:
-                old.handed_out = self._fast.detach()
-                self._fast.attach(segment.mm, segment.capacity, segment.base_mono)
-            # Threads may still be storing into the old map; the flusher closes it later.
-            self._retired.append((time.monotonic() + 2 * self._fsync_interval + 1.0, old))
-
-    # -- background -----------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the flusher thread."""
-        self._thread = threading.Thread(
-            target=self._flush_loop, name=f"polytrack-journal-{self.run_id}", daemon=True
-        )
-        self._thread.start()
-
-    def _flush_loop(self) -> None:
-        next_beat = time.monotonic() + self._heartbeat_interval
-        while not self._stop.wait(self._fsync_interval):
-            try:
-                self.flush()
-                if time.monotonic() >= next_beat:
-                    os.utime(self.heartbeat_path)
-                    next_beat = time.monotonic() + self._heartbeat_interval
-                self._prepare_spares()
-                self._close_retired(force=False)
-            except Exception as exc:  # the flusher must outlive a full or broken disk
-                self.warn_once("store", f"polytrack could not flush the run journal: {exc}")
-
-    def flush(self) -> None:
-        """fsync every mapped file (not msync: that holds the GIL for the disk write)."""
-        with self._lock:
-            segments = [s.segments[-1] for s in self._streams]
-            segments += [seg for _, seg in self._retired]
-        for segment in segments:
-            os.fsync(segment.fd)
-        self._events.flush()
-        if self._new_files:
-            self._new_files = False
-            _fsync_dir(self.directory)
-
-    def _prepare_spares(self) -> None:
-        """Map a half-full stream's next segment ahead of need; rotate aged segments."""
-        now = time.monotonic()
-        if now < self._retry_allocation_at:
-            return
-        for stream in list(self._streams):
-            current = stream.segments[-1]
-            fast = self._fast if stream.number == 0 else None
-            used = fast.used if fast is not None else current.used()
-            try:
-                if stream.spare is None and used * 2 >= current.capacity:
-                    with self._lock:
-                        if stream.spare is None and not self._closed:
-                            stream.spare = self._create_segment(stream)
-                if used and now - current.base_mono > SEGMENT_MAX_AGE:
-                    self._rotate(stream, stream.cell[0])
-            except StoreError:
-                self._retry_allocation_at = time.monotonic() + _ALLOCATION_BACKOFF
-                raise
-
-    def _close_retired(self, *, force: bool) -> None:
-        now = time.monotonic()
-        with self._lock:
-            due = [item for item in self._retired if force or item[0] <= now]
-            self._retired = [item for item in self._retired if item not in due]
-        for _, segment in due:
-            self._seal(segment)
-            segment.close(truncate=True)
-
-    def _seal(self, segment: _Segment) -> None:
-        """Checksum a segment that no thread writes any more."""
-        segment.scan_committed()
-        event = segment.checksum(force=True)
-        if event is not None:
-            self.append_event(event)
-
-    def warn_once(self, kind: str, message: str) -> None:
-        if kind not in self._warned:
-            self._warned.add(kind)
-            warnings.warn(message, TrackingWarning, stacklevel=2)
-
-    def close(self) -> None:
-        """Stop the flusher, checksum and sync the tail, and trim segments to their data."""
-        if self._closed:
-            return
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        with self._lock:
-            self._closed = True
-            if self._fast is not None:
-                self._streams[0].segments[-1].handed_out = self._fast.detach()
-        self._close_retired(force=True)
-        for stream in self._streams:
-            self._seal(stream.segments[-1])
-            stream.segments[-1].close(truncate=True)
-            if stream.spare is not None:
-                stream.spare.close(truncate=False)
-                stream.spare.path.unlink(missing_ok=True)
-        self._events.close()
-        _fsync_dir(self.directory)
-
-
-def _check_metrics(metrics: object) -> None:
-    if not isinstance(metrics, Mapping):
-        raise InvalidMetricError(
-            f"metrics must be a mapping of names to values; got {type(metrics).__name__}"
-        )
-
-
-def _check_key(key: object) -> str:
-    if not isinstance(key, str):
-        raise InvalidMetricError(f"metric keys must be strings; got {type(key).__name__} {key!r}")
-    if not key or len(key) > 250:
-        raise InvalidMetricError(f"metric key {key!r} must have 1 to 250 characters")
-    return key
-
-
-def _check_value(key: object, value: object) -> float:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        pass
-    raise InvalidMetricError(
-        f"metric {key!r}: value must be a real number, got {type(value).__name__} {value!r:.80}"
-    )
-
-
-def _check_step(step: object) -> int:
-    if isinstance(step, bool):
-        raise InvalidInputError(f"step must be an integer, got bool {step!r}")
-    try:
-        value = int(step.__index__())  # type: ignore[attr-defined]
-    except (AttributeError, TypeError):
-        raise InvalidInputError(
-            f"step must be an integer, got {type(step).__name__} {step!r:.80}"
-        ) from None
-    if not -(2**63) <= value < 2**63:
-        raise InvalidInputError(f"step {value} does not fit in 64 bits")
-    return value

@@ -13,10 +13,10 @@ from types import TracebackType
 from typing import Any
 
 from polytrack.errors import InvalidInputError, PolytrackError, StoreError, TrackingWarning
-from polytrack.journal import JournalWriter, LogMetrics
 from polytrack.models import FINAL_STATUSES, ParamsSet, ParamValue, StatusChanged, TagsAdded
 from polytrack.redact import redact_url, redact_value
 from polytrack.settings import Settings
+from polytrack.writer import JournalWriter, LogMetrics
 
 __all__ = ["DisabledRun", "Run", "flatten_params"]
 

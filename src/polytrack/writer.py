@@ -1,0 +1,582 @@
+"""`JournalWriter`: writes one attempt of one run into its journal files.
+
+The format is described in `polytrack.journal`. The log call is the training loop's hot
+path: the C appender (`polytrack._speedups`) where it was built, else a closure over local
+names. Everything else here is the slow path (validation, new keys, full segments) and the
+background thread that fsyncs, beats the heartbeat and prepares the next segment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import struct
+import threading
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from polytrack.errors import InvalidInputError, InvalidMetricError, StoreError, TrackingWarning
+from polytrack.journal import (
+    HEADER_SIZE,
+    KIND_FIELD,
+    KIND_POINT,
+    KIND_ROW,
+    KIND_VOID,
+    MAX_KEYS,
+    POINT_RECORD,
+    POINT_SIZE,
+    SEGMENT_MAX_AGE,
+    Events,
+    Segment,
+    Stream,
+    fsync_dir,
+)
+from polytrack.models import Event, KeyDefined, SchemaDefined
+
+if TYPE_CHECKING:
+    from polytrack._speedups import Appender
+
+__all__ = ["JournalWriter", "LogMetrics"]
+
+# Beyond this many distinct key sets per attempt, dicts are written as single points:
+# each stream costs a file and a map.
+MAX_ROW_STREAMS: Final = 64
+_ALLOCATION_BACKOFF: Final = 5.0
+
+
+class LogMetrics(Protocol):
+    """The signature of `Run.log_metrics`."""
+
+    def __call__(
+        self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+    ) -> None: ...
+
+
+class JournalWriter:
+    """Writes one attempt of one run: the events log and the metric streams.
+
+    The log function returned by `make_log_metrics` is the training loop's hot path; all
+    other methods are rare calls. A background thread (`polytrack-journal-<run>`), owned by
+    this writer and stopped by `close()`, fsyncs, seals full segments, beats the heartbeat and maps
+    the next segment of a filling stream before it is needed.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        run_id: str,
+        attempt: int,
+        events: Events,
+        fsync_interval: float,
+        heartbeat_interval: float,
+        first_segment_bytes: int,
+        max_segment_bytes: int,
+    ) -> None:
+        self.directory = directory
+        self.run_id = run_id
+        self.attempt = attempt
+        self._events = events
+        self._fsync_interval = fsync_interval
+        self._heartbeat_interval = heartbeat_interval
+        self._first_segment_bytes = first_segment_bytes
+        self._max_segment_bytes = max_segment_bytes
+        self._key_ids: dict[str, int] = {}
+        self._rows: dict[tuple[str, ...], tuple[Any, ...] | None] = {}
+        self._streams: list[Stream] = []
+        self._retired: list[tuple[float, Segment]] = []
+        self._lock = threading.RLock()  # rotation, key registration: never the hot path
+        self._last_step = [-1]
+        self._fast: Appender | None = None  # the C hot path, when built and enabled
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._warned: set[str] = set()
+        self._new_files = False
+        self._retry_allocation_at = 0.0
+        self.heartbeat_path = directory / "heartbeat"
+
+    @classmethod
+    def create(
+        cls,
+        directory: Path,
+        *,
+        run_id: str,
+        attempt: int,
+        fsync_interval: float = 1.0,
+        heartbeat_interval: float = 5.0,
+        first_segment_bytes: int = 64 * 1024,
+        max_segment_bytes: int = 8 * 1024 * 1024,
+        speedups: bool = True,
+    ) -> JournalWriter:
+        """Create the attempt's files in `directory` (which may hold earlier attempts)."""
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            events = Events.create(directory / f"events-{attempt:03d}.log")
+        except OSError as exc:
+            raise StoreError(f"cannot create the run journal in {directory}: {exc}") from exc
+        writer = cls(
+            directory,
+            run_id=run_id,
+            attempt=attempt,
+            events=events,
+            fsync_interval=fsync_interval,
+            heartbeat_interval=heartbeat_interval,
+            first_segment_bytes=max(first_segment_bytes, HEADER_SIZE + 8 * POINT_SIZE),
+            max_segment_bytes=max(max_segment_bytes, first_segment_bytes),
+        )
+        writer._streams.append(writer._new_stream(0, POINT_SIZE))
+        if speedups:
+            writer._use_speedups()
+        writer.heartbeat_path.touch()
+        fsync_dir(directory)
+        return writer
+
+    # -- rare writes ----------------------------------------------------------------------
+
+    def append_event(self, event: Event) -> None:
+        """Record an event durably (against process death) before returning."""
+        self._events.append(event)
+
+    def _use_speedups(self) -> None:
+        try:
+            from polytrack._speedups import Appender
+        except ImportError:  # not compiled here: the pure-Python path does the same
+            return
+        self._fast = Appender(self._key_ids, self._log_call)
+        current = self._streams[0].segments[-1]
+        self._fast.attach(current.mm, current.capacity, current.base_mono)
+
+    @property
+    def speedups(self) -> bool:
+        """Whether log calls go through the C appender."""
+        return self._fast is not None
+
+    @property
+    def last_step(self) -> int:
+        return int(self._fast.last_step) if self._fast is not None else self._last_step[0]
+
+    def set_last_step(self, step: int) -> None:
+        """Continue the auto-incremented step after `step` (used when resuming)."""
+        self._last_step[0] = step
+        if self._fast is not None:
+            self._fast.last_step = step
+
+    # -- the hot path ---------------------------------------------------------------------
+
+    def make_log_metrics(self) -> LogMetrics:
+        """Return the function that records a dict of metrics at a step.
+
+        The C appender where it is built; else a closure over local names: an attribute
+        lookup or a method call per log call would cost more than the record write.
+        """
+        if self._fast is not None:
+            return self._fast
+        mono = time.monotonic
+        pack_point = POINT_RECORD.pack_into
+        key_ids = self._key_ids
+        rows = self._rows
+        points = self._streams[0].cell
+        last = self._last_step
+        slow = self._log_slow
+        POINT, ROW, HS, RS = KIND_POINT, KIND_ROW, HEADER_SIZE, POINT_SIZE
+
+        def log_metrics(
+            metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+        ) -> None:
+            now = mono()
+            if step is None:
+                step = last[0] + 1
+            if len(metrics) == 1:
+                try:
+                    for key, value in metrics.items():  # noqa: B007 - the one item, cheaply
+                        pass
+                except AttributeError:
+                    _check_metrics(metrics)
+                    raise
+                kid = key_ids.get(key)
+                if kid is None:
+                    slow(key, value, step, now)  # a new key (or not a string)
+                else:
+                    counter, mm, cap, base = points[0]
+                    slot = next(counter)
+                    if slot >= cap:
+                        slow(key, value, step, now)  # rotates the full segment
+                    else:
+                        try:
+                            pack_point(mm, HS + slot * RS, step, value, now - base, kid, POINT)
+                        except Exception:
+                            self._void(mm, HS + slot * RS, RS)
+                            slow(key, value, step, now)  # raises, naming the key
+            elif metrics:
+                names = tuple(metrics)
+                row = rows.get(names)
+                if row is None:
+                    self._log_points_slow(metrics, step, now)
+                else:
+                    cell, pack, number, size = row
+                    counter, mm, cap, base = cell[0]
+                    slot = next(counter)
+                    if slot >= cap:
+                        self._log_row_slow(names, metrics, step, now)
+                    else:
+                        try:
+                            pack(
+                                mm,
+                                HS + slot * size,
+                                step,
+                                *metrics.values(),
+                                now - base,
+                                number,
+                                ROW,
+                            )
+                        except Exception:
+                            self._void(mm, HS + slot * size, size)
+                            self._log_row_slow(names, metrics, step, now)
+                if row is None and names not in rows:
+                    self._define_row(names)
+            if epoch is not None:
+                slow("epoch", epoch, step, now)
+            last[0] = step
+
+        return log_metrics
+
+    @staticmethod
+    def _void(mm: mmap.mmap, offset: int, size: int) -> None:
+        """Mark a slot whose write failed, so the committed prefix can pass over it."""
+        with contextlib.suppress(ValueError, TypeError):  # a closed map: nothing to mark
+            KIND_FIELD.pack_into(mm, offset + size - 2, KIND_VOID)
+
+    def _log_slow(self, key: object, value: object, step: object, now: float) -> None:
+        """Validate, register new keys, rotate full segments, then write one point.
+
+        Bad input raises; a failing disk warns once and drops the point.
+        """
+        value = _check_value(key, value)
+        step = _check_step(step)
+        try:
+            self._write_point(self._key_id(key), value, step, now)
+        except StoreError as exc:
+            self.warn_once("store", f"polytrack could not record metric {key!r}: {exc}")
+
+    def _log_points_slow(self, metrics: Mapping[str, Any], step: object, now: float) -> None:
+        """Validate every key and value first, so a bad one records nothing of the call."""
+        _check_metrics(metrics)
+        values = {_check_key(key): _check_value(key, value) for key, value in metrics.items()}
+        step = _check_step(step)
+        for key, value in values.items():
+            try:
+                self._write_point(self._key_id(key), value, step, now)
+            except StoreError as exc:
+                self.warn_once("store", f"polytrack could not record metric {key!r}: {exc}")
+                return
+
+    def _log_call(
+        self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+    ) -> None:
+        """What the C appender leaves to Python: new keys, other value types, a full
+        segment, `epoch=`. Validates the whole call before writing any of it."""
+        now = time.monotonic()
+        fast = self._fast
+        assert fast is not None
+        _check_metrics(metrics)
+        values = {_check_key(key): _check_value(key, value) for key, value in metrics.items()}
+        checked = _check_step(fast.last_step + 1 if step is None else step)
+        if epoch is not None:
+            values["epoch"] = _check_value("epoch", epoch)
+        for key, value in values.items():
+            try:
+                self._write_point(self._key_id(key), value, checked, now)
+            except StoreError as exc:
+                self.warn_once("store", f"polytrack could not record metric {key!r}: {exc}")
+                break
+        fast.last_step = checked
+
+    def _write_point(self, kid: int, value: float, step: int, now: float) -> None:
+        if self._fast is not None:
+            while not self._fast.write(kid, step, value, now):
+                self._rotate(self._streams[0], self._streams[0].cell[0])
+            return
+        while True:
+            if self._closed:
+                raise StoreError("the run's journal is closed")
+            cell = self._streams[0].cell[0]
+            counter, mm, cap, base = cell
+            slot = next(counter)
+            t = max(0.0, now - base)
+            if slot >= cap:
+                self._rotate(self._streams[0], cell)
+                continue
+            try:
+                POINT_RECORD.pack_into(
+                    mm, HEADER_SIZE + slot * POINT_SIZE, step, value, t, kid, KIND_POINT
+                )
+                return
+            except ValueError:  # map closed under us by a concurrent rotation: retry
+                continue
+
+    def _log_row_slow(
+        self, names: tuple[str, ...], metrics: Mapping[str, Any], step: object, now: float
+    ) -> None:
+        row = self._rows.get(names)
+        values = [_check_value(key, metrics[key]) for key in names]
+        step = _check_step(step)
+        assert row is not None
+        try:
+            self._write_row(row, values, step, now)
+        except StoreError as exc:
+            self.warn_once("store", f"polytrack could not record metrics {names!r}: {exc}")
+
+    def _write_row(self, row: tuple[Any, ...], values: list[float], step: int, now: float) -> None:
+        cell_ref, pack, number, size = row
+        stream = self._streams[number]
+        while True:
+            if self._closed:
+                raise StoreError("the run's journal is closed")
+            cell = cell_ref[0]
+            counter, mm, cap, base = cell
+            slot = next(counter)
+            t = max(0.0, now - base)
+            if slot >= cap:
+                self._rotate(stream, cell)
+                continue
+            try:
+                pack(mm, HEADER_SIZE + slot * size, step, *values, t, number, KIND_ROW)
+                return
+            except ValueError:
+                continue
+
+    def _key_id(self, key: object) -> int:
+        key = _check_key(key)
+        kid = self._key_ids.get(key)
+        if kid is not None:
+            return kid
+        with self._lock:
+            kid = self._key_ids.get(key)
+            if kid is None:
+                if len(self._key_ids) >= MAX_KEYS:
+                    raise InvalidMetricError(
+                        f"metric {key!r}: a run holds at most {MAX_KEYS} metric keys"
+                    )
+                kid = len(self._key_ids) + 1
+                self.append_event(KeyDefined(id=kid, name=key))
+                self._key_ids[key] = kid
+        return kid
+
+    def _define_row(self, names: tuple[str, ...]) -> None:
+        """Give a key set logged together its own stream of fixed-size rows."""
+        with self._lock:
+            if names in self._rows:
+                return
+            if len(self._streams) > MAX_ROW_STREAMS:
+                self._rows[names] = None  # no row stream: single points
+                return
+            try:
+                kids = tuple(self._key_id(name) for name in names)
+            except InvalidMetricError:
+                return  # the caller has raised already; nothing to remember
+            number = len(self._streams)
+            size = 16 + 8 * len(names)
+            try:
+                stream = self._new_stream(number, size)
+                self.append_event(SchemaDefined(stream=number, keys=kids))
+            except StoreError as exc:
+                self.warn_once("store", f"polytrack could not add a metric stream: {exc}")
+                self._rows[names] = None
+                return
+            self._streams.append(stream)
+            pack = struct.Struct(f"<q{len(names)}dfHH").pack_into
+            self._rows[names] = (stream.cell, pack, number, size)
+
+    # -- segments -------------------------------------------------------------------------
+
+    def _new_stream(self, number: int, record_size: int) -> Stream:
+        stream = Stream(number, record_size, [], [], self._first_segment_bytes)
+        segment = self._create_segment(stream)
+        stream.segments.append(segment)
+        stream.cell.append(segment.cell())
+        return stream
+
+    def _create_segment(self, stream: Stream) -> Segment:
+        index = len(stream.segments) + (stream.spare is not None)
+        path = self.directory / f"points-{self.attempt:03d}-{stream.number:03d}-{index:05d}.seg"
+        try:
+            segment = Segment.create(
+                path,
+                stream=stream.number,
+                record_size=stream.record_size,
+                size=max(stream.next_size, HEADER_SIZE + stream.record_size * 8),
+                attempt=self.attempt,
+            )
+        except OSError as exc:
+            raise StoreError(f"cannot allocate {path}: {exc}") from exc
+        stream.next_size = min(stream.next_size * 2, self._max_segment_bytes)
+        self._new_files = True
+        return segment
+
+    def _rotate(self, stream: Stream, seen: tuple[Any, ...]) -> None:
+        """Swap in the next segment of `stream`, unless another thread already did."""
+        with self._lock:
+            if stream.cell[0] is not seen:
+                return
+            if self._closed:
+                raise StoreError("the run's journal is closed")
+            if stream.spare is None and time.monotonic() < self._retry_allocation_at:
+                # A full disk: don't pay for a failing fallocate on every log call.
+                raise StoreError(f"no space for a new segment in {self.directory}")
+            try:
+                segment = stream.spare or self._create_segment(stream)
+            except StoreError:
+                self._retry_allocation_at = time.monotonic() + _ALLOCATION_BACKOFF
+                raise
+            stream.spare = None
+            old = stream.segments[-1]
+            stream.segments.append(segment)
+            stream.cell[0] = segment.cell()
+            grace = 2 * self._fsync_interval + 1.0
+            if self._fast is not None and stream.number == 0:
+                old.handed_out = self._fast.detach()
+                self._fast.attach(segment.mm, segment.capacity, segment.base_mono)
+                grace = 0.0  # the C appender writes whole records under the GIL: done
+            # Python threads may still be storing into the old map; the flusher closes
+            # it (unmaps, trims, fsyncs) after the grace period, off this thread.
+            self._retired.append((time.monotonic() + grace, old))
+
+    # -- background -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the flusher thread."""
+        self._thread = threading.Thread(
+            target=self._flush_loop, name=f"polytrack-journal-{self.run_id}", daemon=True
+        )
+        self._thread.start()
+
+    def _flush_loop(self) -> None:
+        next_beat = time.monotonic() + self._heartbeat_interval
+        while not self._stop.wait(self._fsync_interval):
+            try:
+                self.flush()
+                if time.monotonic() >= next_beat:
+                    os.utime(self.heartbeat_path)
+                    next_beat = time.monotonic() + self._heartbeat_interval
+                self._prepare_spares()
+                self._close_retired(force=False)
+            except Exception as exc:  # the flusher must outlive a full or broken disk
+                self.warn_once("store", f"polytrack could not flush the run journal: {exc}")
+
+    def flush(self) -> None:
+        """fsync every mapped file (not msync: that holds the GIL for the disk write)."""
+        with self._lock:
+            segments = [s.segments[-1] for s in self._streams]
+            segments += [seg for _, seg in self._retired]
+        for segment in segments:
+            os.fsync(segment.fd)
+        self._events.flush()
+        if self._new_files:
+            self._new_files = False
+            fsync_dir(self.directory)
+
+    def _prepare_spares(self) -> None:
+        """Map a half-full stream's next segment ahead of need; rotate aged segments."""
+        now = time.monotonic()
+        if now < self._retry_allocation_at:
+            return
+        for stream in list(self._streams):
+            current = stream.segments[-1]
+            fast = self._fast if stream.number == 0 else None
+            used = fast.used if fast is not None else current.used()
+            try:
+                if stream.spare is None and used * 2 >= current.capacity:
+                    with self._lock:
+                        if stream.spare is None and not self._closed:
+                            stream.spare = self._create_segment(stream)
+                if used and now - current.base_mono > SEGMENT_MAX_AGE:
+                    self._rotate(stream, stream.cell[0])
+            except StoreError:
+                self._retry_allocation_at = time.monotonic() + _ALLOCATION_BACKOFF
+                raise
+
+    def _close_retired(self, *, force: bool) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [item for item in self._retired if force or item[0] <= now]
+            self._retired = [item for item in self._retired if item not in due]
+        for _, segment in due:
+            self._seal(segment)
+            segment.close(truncate=True)
+
+    def _seal(self, segment: Segment) -> None:
+        """Checksum a segment that no thread writes any more."""
+        segment.scan_committed()
+        event = segment.checksum()
+        if event is not None:
+            self.append_event(event)
+
+    def warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warnings.warn(message, TrackingWarning, stacklevel=2)
+
+    def close(self) -> None:
+        """Stop the flusher, checksum and sync the tail, and trim segments to their data."""
+        if self._closed:
+            return
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        with self._lock:
+            self._closed = True
+            if self._fast is not None:
+                self._streams[0].segments[-1].handed_out = self._fast.detach()
+        self._close_retired(force=True)
+        for stream in self._streams:
+            self._seal(stream.segments[-1])
+            stream.segments[-1].close(truncate=True)
+            if stream.spare is not None:
+                stream.spare.close(truncate=False)
+                stream.spare.path.unlink(missing_ok=True)
+        self._events.close()
+        fsync_dir(self.directory)
+
+
+def _check_metrics(metrics: object) -> None:
+    if not isinstance(metrics, Mapping):
+        raise InvalidMetricError(
+            f"metrics must be a mapping of names to values; got {type(metrics).__name__}"
+        )
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str):
+        raise InvalidMetricError(f"metric keys must be strings; got {type(key).__name__} {key!r}")
+    if not key or len(key) > 250:
+        raise InvalidMetricError(f"metric key {key!r} must have 1 to 250 characters")
+    return key
+
+
+def _check_value(key: object, value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise InvalidMetricError(
+        f"metric {key!r}: value must be a real number, got {type(value).__name__} {value!r:.80}"
+    )
+
+
+def _check_step(step: object) -> int:
+    if isinstance(step, bool):
+        raise InvalidInputError(f"step must be an integer, got bool {step!r}")
+    try:
+        value = int(step.__index__())  # type: ignore[attr-defined]
+    except (AttributeError, TypeError):
+        raise InvalidInputError(
+            f"step must be an integer, got {type(step).__name__} {step!r:.80}"
+        ) from None
+    if not -(2**63) <= value < 2**63:
+        raise InvalidInputError(f"step {value} does not fit in 64 bits")
+    return value
