@@ -391,3 +391,17 @@ def test_wrong_call_shapes_are_clear_errors(home: Path) -> None:
             run.log_metrics({"a": 1.0}, stepp=3)  # type: ignore[call-arg]
         run.log_metrics({"a": 1.0}, 4, None)
     assert polytrack.get_run(run.id, home=home).history("a")[0].tolist() == [4]
+
+
+def test_no_writable_place_at_all_records_nothing_but_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When neither the home nor the fallback can be written, init() warns and disables."""
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where directories should be")
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(blocked))
+    with pytest.warns(TrackingWarning, match="recording nothing"):
+        run = polytrack.init(dir=blocked / "home")
+    assert isinstance(run, polytrack.DisabledRun)
+    run.log_metrics({"a": 1.0})
+    run.finish()

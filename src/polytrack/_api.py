@@ -85,22 +85,29 @@ def init(
     if previous is not None:
         previous.finish()
     if settings.mode == "disabled":
-        disabled = DisabledRun()
+        disabled = DisabledRun(on_finish=_state.forget)
         _state.set_current(disabled)
         return disabled
 
+    run: Run | DisabledRun
     try:
         run = _start(settings, name, flat, clean_tags, notes, resume)
     except StoreError as exc:
+        if resume is not None:
+            raise  # asked to continue that run: recording a new one elsewhere is no answer
+        # Training goes on whatever the disk says: record elsewhere, or not at all.
         fallback = Path(tempfile.gettempdir()) / f"polytrack-{os.getuid()}"
-        if resume is not None or settings.home == fallback:
-            raise
+        try:
+            run = _start(settings.evolve(home=fallback), name, flat, clean_tags, notes, None)
+            where = f"recording to {fallback} instead"
+        except StoreError as again:
+            run = DisabledRun(on_finish=_state.forget)
+            where = f"nor to {fallback} ({again}); recording nothing"
         warnings.warn(
-            f"polytrack cannot write to {settings.home} ({exc}); recording to {fallback}",
+            f"polytrack cannot write to {settings.home} ({exc}); {where}",
             TrackingWarning,
             stacklevel=2,
         )
-        run = _start(settings.evolve(home=fallback), name, flat, clean_tags, notes, None)
     _state.set_current(run)
     return run
 
@@ -177,6 +184,7 @@ def _start(
         directory=directory,
         settings=settings,
         writer=writer,
+        on_finish=_state.forget,
     )
 
 

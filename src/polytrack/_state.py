@@ -24,7 +24,7 @@ __all__ = ["current", "first_time", "forget", "reset", "set_current"]
 current: Union[Run, DisabledRun, None] = None  # read on the hot path
 
 _lock = threading.Lock()
-_live: weakref.WeakSet[Run] = weakref.WeakSet()
+_live: weakref.WeakSet[Run | DisabledRun] = weakref.WeakSet()
 _hooks_installed = False
 _fork_hook_registered = False
 _previous_excepthook = sys.excepthook
@@ -34,12 +34,9 @@ _said: set[str] = set()  # warnings already given once in this process
 def set_current(run: Run | DisabledRun) -> None:
     """Make `run` the current run and install the hooks once."""
     global current
-    from polytrack.run import Run
-
     with _lock:
         current = run
-        if isinstance(run, Run):
-            _live.add(run)
+        _live.add(run)
         _install_hooks()
 
 
@@ -49,7 +46,7 @@ def forget(run: Run | DisabledRun) -> None:
     with _lock:
         if current is run:
             current = None
-        _live.discard(run)  # type: ignore[arg-type]
+        _live.discard(run)
         if current is None and not _live:
             _uninstall_hooks()
 

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -43,6 +43,7 @@ class Run:
         directory: Path,
         settings: Settings,
         writer: JournalWriter,
+        on_finish: Callable[[Run], None] | None = None,
     ) -> None:
         self.id = run_id
         self.project = project
@@ -53,6 +54,7 @@ class Run:
         self._pid = os.getpid()
         self._status = "running"
         self._warned: set[str] = set()
+        self._on_finish = on_finish  # the process-wide state forgets the run
         # The hot path: an instance attribute shadows the documented method below.
         self.log_metrics = writer.make_log_metrics()  # type: ignore[method-assign]
 
@@ -159,9 +161,8 @@ class Run:
             self._writer.close()
         except OSError as exc:
             self._warn_once("close", f"polytrack could not close the run journal: {exc}")
-        from polytrack import _state  # _state imports run: resolved at call time, not import
-
-        _state.forget(self)
+        if self._on_finish is not None:
+            self._on_finish(self)
         if self.settings.index_on_finish:
             _index_quietly(self.settings.home, self.id)
 
@@ -231,8 +232,9 @@ class DisabledRun:
     finished = False
     step = -1
 
-    def __init__(self) -> None:
+    def __init__(self, on_finish: Callable[[DisabledRun], None] | None = None) -> None:
         self.log_metrics: LogMetrics = _noop_log_metrics
+        self._on_finish = on_finish
 
     def __repr__(self) -> str:
         return "<polytrack.DisabledRun>"
@@ -247,9 +249,11 @@ class DisabledRun:
         pass
 
     def finish(self, status: str = "succeeded", *, message: str | None = None) -> None:
-        from polytrack import _state
+        if self._on_finish is not None:
+            self._on_finish(self)
 
-        _state.forget(self)
+    def detach_after_fork(self) -> None:
+        pass
 
     def __enter__(self) -> DisabledRun:
         return self

@@ -399,12 +399,8 @@ def _indent(text: str) -> list[str]:
 
 
 def _record(info: RunInfo) -> dict[str, Any]:
-    """The whole record as plain data, shaped as `RunInfo` is (cattrs reads it back)."""
-    # cattrs costs a noticeable import; only --json needs it.
-    from polytrack._convert import converter
-
-    record: dict[str, Any] = converter.unstructure(info)
-    return record
+    """The whole record as plain data, shaped as `RunInfo` is."""
+    return attrs.asdict(info)
 
 
 def _redacted(info: RunInfo) -> RunInfo:
