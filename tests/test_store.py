@@ -88,3 +88,12 @@ def test_deleted_run_directory_leaves_the_index(home: Path) -> None:
     assert len(polytrack.runs(home=home)) == 1
     shutil.rmtree(run.dir)
     assert polytrack.runs(home=home) == []
+
+
+def test_first_reader_creates_the_index(home: Path) -> None:
+    """Runs finished without indexing are indexed, persistently, by the first reader."""
+    with polytrack.init(dir=home, settings=polytrack.Settings(home=home, index_on_finish=False)):
+        pass
+    assert not (home / INDEX_FILE).exists()
+    assert len(polytrack.runs(home=home)) == 1
+    assert (home / INDEX_FILE).exists()

@@ -78,8 +78,8 @@ class LocalStore:
         With `create=False` (readers), a missing home is an empty store, not created.
         """
         try:
-            if not create and not (home / INDEX_FILE).exists():
-                raise StoreError(f"no index in {home}")
+            if not create and not home.is_dir():
+                raise StoreError(f"there is no store at {home}")
             index = Index.open(home / INDEX_FILE)
         except StoreError:
             index = Index.in_memory()
