@@ -63,12 +63,10 @@ HEADER_SIZE: Final = 64
 SEGMENT_HEADER: Final = struct.Struct("<8sIIIIq")
 FRAME: Final = struct.Struct("<II")
 POINT_RECORD: Final = struct.Struct("<qdfHH")
-KIND_FIELD: Final = struct.Struct("<H")
 POINT_SIZE: Final = 24
 
 KIND_POINT: Final = 0x5450  # "PT"
 KIND_ROW: Final = 0x5752  # "RW"
-KIND_VOID: Final = 0x4F56  # "VO": a slot whose log call failed validation
 
 MAX_KEYS: Final = 0xFFFF
 SEGMENT_MAX_AGE: Final = 86_400.0

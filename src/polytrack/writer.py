@@ -8,8 +8,6 @@ background thread that fsyncs, beats the heartbeat and prepares the next segment
 
 from __future__ import annotations
 
-import contextlib
-import mmap
 import os
 import struct
 import threading
@@ -22,10 +20,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from polytrack.errors import InvalidInputError, InvalidMetricError, StoreError, TrackingWarning
 from polytrack.journal import (
     HEADER_SIZE,
-    KIND_FIELD,
     KIND_POINT,
     KIND_ROW,
-    KIND_VOID,
     MAX_KEYS,
     POINT_RECORD,
     POINT_SIZE,
@@ -210,7 +206,6 @@ class JournalWriter:
                         try:
                             pack_point(mm, HS + slot * RS, step, value, now - base, kid, POINT)
                         except Exception:
-                            self._void(mm, HS + slot * RS, RS)
                             slow(key, value, step, now)  # raises, naming the key
             elif metrics:
                 names = tuple(metrics)
@@ -235,7 +230,6 @@ class JournalWriter:
                                 ROW,
                             )
                         except Exception:
-                            self._void(mm, HS + slot * size, size)
                             self._log_row_slow(names, metrics, step, now)
                 if row is None and names not in rows:
                     self._define_row(names)
@@ -244,12 +238,6 @@ class JournalWriter:
             last[0] = step
 
         return log_metrics
-
-    @staticmethod
-    def _void(mm: mmap.mmap, offset: int, size: int) -> None:
-        """Mark a slot whose write failed, so the committed prefix can pass over it."""
-        with contextlib.suppress(ValueError, TypeError):  # a closed map: nothing to mark
-            KIND_FIELD.pack_into(mm, offset + size - 2, KIND_VOID)
 
     def _log_slow(self, key: object, value: object, step: object, now: float) -> None:
         """Validate, register new keys, rotate full segments, then write one point.
@@ -265,9 +253,10 @@ class JournalWriter:
 
     def _log_points_slow(self, metrics: Mapping[str, Any], step: object, now: float) -> None:
         """Validate every key and value first, so a bad one records nothing of the call."""
-        _check_metrics(metrics)
-        values = {_check_key(key): _check_value(key, value) for key, value in metrics.items()}
-        step = _check_step(step)
+        self._write_points(_check_metrics(metrics), _check_step(step), now)
+
+    def _write_points(self, values: dict[str, float], step: int, now: float) -> None:
+        """Write validated points one by one; a failing disk warns once and drops the rest."""
         for key, value in values.items():
             try:
                 self._write_point(self._key_id(key), value, step, now)
@@ -283,17 +272,11 @@ class JournalWriter:
         now = time.monotonic()
         fast = self._fast
         assert fast is not None
-        _check_metrics(metrics)
-        values = {_check_key(key): _check_value(key, value) for key, value in metrics.items()}
+        values = _check_metrics(metrics)
         checked = _check_step(fast.last_step + 1 if step is None else step)
         if epoch is not None:
             values["epoch"] = _check_value("epoch", epoch)
-        for key, value in values.items():
-            try:
-                self._write_point(self._key_id(key), value, checked, now)
-            except StoreError as exc:
-                self.warn_once("store", f"polytrack could not record metric {key!r}: {exc}")
-                break
+        self._write_points(values, checked, now)
         fast.last_step = checked
 
     def _write_point(self, kid: int, value: float, step: int, now: float) -> None:
@@ -543,11 +526,13 @@ class JournalWriter:
         fsync_dir(self.directory)
 
 
-def _check_metrics(metrics: object) -> None:
+def _check_metrics(metrics: object) -> dict[str, float]:
+    """Every key and value of a log call, validated; raises naming the first bad one."""
     if not isinstance(metrics, Mapping):
         raise InvalidMetricError(
             f"metrics must be a mapping of names to values; got {type(metrics).__name__}"
         )
+    return {_check_key(key): _check_value(key, value) for key, value in metrics.items()}
 
 
 def _check_key(key: object) -> str:
