@@ -97,3 +97,23 @@ def test_first_reader_creates_the_index(home: Path) -> None:
     assert not (home / INDEX_FILE).exists()
     assert len(polytrack.runs(home=home)) == 1
     assert (home / INDEX_FILE).exists()
+
+
+def test_point_times_are_wall_clock_also_in_spare_segments(home: Path) -> None:
+    """Each point's time is when it was logged, also in a segment mapped ahead of need."""
+    import time
+
+    settings = polytrack.Settings(home=home, fsync_interval=0.05)
+    with polytrack.init(settings=settings) as run:
+        capacity = (settings.first_segment_bytes - 64) // 24
+        for step in range(capacity * 2 // 3):  # past half: the flusher maps a spare
+            run.log_metrics({"m": 1.0}, step=step)
+        time.sleep(0.6)  # the spare ages before it is used
+        before = time.time()
+        for step in range(capacity * 2 // 3, capacity * 2):
+            run.log_metrics({"m": 1.0}, step=step)
+        after = time.time()
+    steps, _, times = polytrack.get_run(run.id, home=home).history("m", with_time=True)
+    late = times[steps >= capacity * 2 // 3]
+    assert late.min() >= before - 0.05 and late.max() <= after + 0.05
+    assert len(list(run.dir.glob("points-000-000-*.seg"))) >= 2

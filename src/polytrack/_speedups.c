@@ -61,7 +61,7 @@ static double
 monotonic_seconds(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* what time.monotonic() reads on Linux */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -254,18 +254,19 @@ appender_dealloc(Appender *self)
 }
 
 PyDoc_STRVAR(attach_doc,
-"attach(buffer, capacity, base)\n--\n\n"
+"attach(buffer, capacity, age)\n--\n\n"
 "Write into `buffer` (a writable mapped segment) from its first slot on; `capacity`\n"
-"records fit, and times count from `base` (a time.monotonic() value).");
+"records fit. Its times count from its start, `age` seconds ago. (An age rather than a\n"
+"time.monotonic() value: that clock need not be the one C reads, on macOS say.)");
 
 static PyObject *
 appender_attach(Appender *self, PyObject *args)
 {
     PyObject *buffer;
     Py_ssize_t capacity;
-    double base;
+    double age;
     Py_buffer view;
-    if (!PyArg_ParseTuple(args, "Ond:attach", &buffer, &capacity, &base))
+    if (!PyArg_ParseTuple(args, "Ond:attach", &buffer, &capacity, &age))
         return NULL;
     if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
         return NULL;
@@ -280,7 +281,7 @@ appender_attach(Appender *self, PyObject *args)
     self->records = (Record *)((char *)view.buf + HEADER_SIZE);
     self->capacity = capacity;
     self->used = 0;
-    self->base = base;
+    self->base = monotonic_seconds() - age;
     Py_RETURN_NONE;
 }
 
@@ -297,20 +298,20 @@ appender_detach(Appender *self, PyObject *Py_UNUSED(ignored))
 }
 
 PyDoc_STRVAR(write_doc,
-"write(key_id, step, value, now) -> bool\n--\n\n"
-"Write one validated point; False when the attached segment is full (or none is).");
+"write(key_id, step, value) -> bool\n--\n\n"
+"Write one validated point now; False when the attached segment is full (or none is).");
 
 static PyObject *
 appender_write(Appender *self, PyObject *args)
 {
     int key_id;
     long long step;
-    double value, now;
-    if (!PyArg_ParseTuple(args, "iLdd:write", &key_id, &step, &value, &now))
+    double value;
+    if (!PyArg_ParseTuple(args, "iLd:write", &key_id, &step, &value))
         return NULL;
     if (!self->attached || self->used >= self->capacity)
         Py_RETURN_FALSE;
-    float t = (float)(now - self->base);
+    float t = (float)(monotonic_seconds() - self->base);
     Record *record = self->records + self->used++;
     record->step = step;
     record->value = value;

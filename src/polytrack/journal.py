@@ -89,7 +89,13 @@ def event_to_dict(event: Event) -> dict[str, Any]:
 def allocate(fd: int, size: int) -> None:
     """Reserve `size` bytes of disk so stores into the map can never SIGBUS."""
     try:
-        os.posix_fallocate(fd, 0, size)
+        fallocate = os.posix_fallocate  # not on macOS
+    except AttributeError:
+        fallocate = None
+    try:
+        if fallocate is None:
+            raise OSError(errno.ENOSYS, "posix_fallocate is not available")
+        fallocate(fd, 0, size)
     except OSError as exc:
         if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
             raise

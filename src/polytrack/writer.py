@@ -145,7 +145,7 @@ class JournalWriter:
             return
         self._fast = Appender(self._key_ids, self._log_call)
         current = self._streams[0].segments[-1]
-        self._fast.attach(current.mm, current.capacity, current.base_mono)
+        self._fast.attach(current.mm, current.capacity, time.monotonic() - current.base_mono)
 
     @property
     def speedups(self) -> bool:
@@ -281,7 +281,7 @@ class JournalWriter:
 
     def _write_point(self, kid: int, value: float, step: int, now: float) -> None:
         if self._fast is not None:
-            while not self._fast.write(kid, step, value, now):
+            while not self._fast.write(kid, step, value):
                 self._rotate(self._streams[0], self._streams[0].cell[0])
             return
         while True:
@@ -423,7 +423,9 @@ class JournalWriter:
             grace = 2 * self._fsync_interval + 1.0
             if self._fast is not None and stream.number == 0:
                 old.handed_out = self._fast.detach()
-                self._fast.attach(segment.mm, segment.capacity, segment.base_mono)
+                self._fast.attach(
+                    segment.mm, segment.capacity, time.monotonic() - segment.base_mono
+                )
                 grace = 0.0  # the C appender writes whole records under the GIL: done
             # Python threads may still be storing into the old map; the flusher closes
             # it (unmaps, trims, fsyncs) after the grace period, off this thread.
