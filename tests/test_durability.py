@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 
 import polytrack
@@ -262,13 +263,5 @@ def test_reused_pid_is_not_mistaken_for_the_owner() -> None:
         process_started=me,
     )
     assert owner_alive(mine, None, stale_after=60, now=time.time())
-    reused = RunStarted(
-        id="abc",
-        project="p",
-        name="n",
-        created_at=0.0,
-        host=socket.gethostname(),
-        pid=os.getpid(),
-        process_started=me - 3600,
-    )
+    reused = attrs.evolve(mine, process_started=me - 3600)
     assert not owner_alive(reused, None, stale_after=60, now=time.time())
