@@ -577,7 +577,7 @@ def bench_memory_disk_history(report: Report, sizes: Sizes, root: Path) -> None:
             "4c", "peak RSS incl. finish() (index on finish)", after, "MB",
             f"VmHWM {base['marks'][-1]['VmHWM'] * mb:.1f} MB", None, "<= +50 MB", after <= 50,
             notes=f"finish() took {logged['finish_s'] * 1e3:.0f} ms: it indexes the run, "
-            "reading all its points back (numpy is loaded)",
+            "reading its points back one segment at a time (numpy is loaded)",
         )
     )
 

@@ -405,3 +405,14 @@ def test_no_writable_place_at_all_records_nothing_but_trains(
     assert isinstance(run, polytrack.DisabledRun)
     run.log_metrics({"a": 1.0})
     run.finish()
+
+
+def test_bad_epoch_records_nothing_of_the_call(home: Path) -> None:
+    """A bad epoch raises before any of the call's metrics is recorded."""
+    with polytrack.init(dir=home) as run:
+        with pytest.raises(InvalidMetricError, match="metric 'epoch'"):
+            run.log_metrics({"a": 1.0}, step=0, epoch="first")  # type: ignore[arg-type]
+        run.log_metrics({"a": 2.0}, step=1, epoch=1)
+    view = polytrack.get_run(run.id, home=home)
+    assert view.history("a")[1].tolist() == [2.0]
+    assert view.history("epoch")[1].tolist() == [1.0]

@@ -187,6 +187,8 @@ class JournalWriter:
             now = mono()
             if step is None:
                 step = last[0] + 1
+            if epoch is not None:
+                _check_value("epoch", epoch)  # before anything of the call is written
             if len(metrics) == 1:
                 try:
                     for key, value in metrics.items():  # noqa: B007 - the one item, cheaply
