@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import random
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 
 import pytest
 
+from polytrack.backends.index import SCHEMA, param_columns
 from polytrack.errors import QueryError
 from polytrack.query import compile_order_by, compile_where
-
-SCHEMA = """
-CREATE TABLE runs (id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL,
-                   status TEXT NOT NULL, notes TEXT, host TEXT, created_at REAL NOT NULL,
-                   finished_at REAL, updated_at REAL);
-CREATE TABLE params (run_id TEXT NOT NULL, key TEXT NOT NULL, value_json TEXT NOT NULL,
-                     num REAL, text TEXT, PRIMARY KEY (run_id, key));
-CREATE TABLE tags (run_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (run_id, tag));
-CREATE TABLE metrics (run_id TEXT NOT NULL, key TEXT NOT NULL, last REAL, min REAL, max REAL,
-                      count INTEGER NOT NULL, last_step INTEGER, PRIMARY KEY (run_id, key));
-CREATE INDEX metrics_key ON metrics (key, run_id);
-CREATE INDEX params_key ON params (key, run_id);
-"""
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 DAY = 86_400.0
@@ -66,9 +52,14 @@ TAGS = {"r1": ["cnn", "baseline"], "r2": ["cnn"], "r3": ["transformer"], "r5": [
 
 
 def _param_row(run_id: str, key: str, value: object) -> tuple[object, ...]:
-    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
-    text = value if isinstance(value, str) else None
-    return (run_id, key, json.dumps(value), number, text)
+    return (run_id, key, *param_columns(value))  # type: ignore[arg-type]
+
+
+# The index's own schema has more run columns than queries use; fill only those.
+INSERT_RUN = (
+    "INSERT INTO runs (id, project, name, status, notes, host, created_at, finished_at,"
+    " updated_at, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '')"
+)
 
 
 @pytest.fixture
@@ -76,7 +67,7 @@ def db() -> Iterator[sqlite3.Connection]:
     connection = sqlite3.connect(":memory:")
     connection.executescript(SCHEMA)
     connection.executemany(
-        "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        INSERT_RUN,
         [(*run, run[7] if run[7] is not None else run[6]) for run in RUNS],
     )
     connection.executemany(
@@ -701,8 +692,10 @@ def test_invalid_order_by(
 # --- speed --------------------------------------------------------------------------------
 
 
-def test_filter_over_ten_thousand_runs_is_fast() -> None:
-    """10,000 runs with 2 metrics and 2 params each filter and sort in well under 100 ms."""
+def test_filter_over_ten_thousand_runs() -> None:
+    """10,000 runs with 2 metrics and 2 params each filter and sort correctly.
+
+    (Its speed is measured by benchmarks/bench_core.py, target 5.)"""
     rng = random.Random(7)
     connection = sqlite3.connect(":memory:")
     try:
@@ -717,12 +710,11 @@ def test_filter_over_ten_thousand_runs_is_fast() -> None:
             lr = rng.choice([0.1, 0.01, 0.001])
             params.append(_param_row(run_id, "lr", lr))
             params.append(_param_row(run_id, "optimizer", rng.choice(["adam", "sgd"])))
-        connection.executemany("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", runs)
+        connection.executemany(INSERT_RUN, runs)
         connection.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)", metrics)
         connection.executemany("INSERT INTO params VALUES (?, ?, ?, ?, ?)", params)
         connection.execute("ANALYZE")
 
-        start = time.perf_counter()
         where, where_params = compile_where(
             "metrics.loss < 0.5 and metrics.acc > 0.2 and params.lr == 0.01 "
             "and params.optimizer in ('adam') and created > '2023-11-01'"
@@ -731,8 +723,6 @@ def test_filter_over_ten_thousand_runs_is_fast() -> None:
         rows = connection.execute(
             f"SELECT id FROM runs WHERE {where} ORDER BY {order}", [*where_params, *order_params]
         ).fetchall()
-        elapsed = time.perf_counter() - start
     finally:
         connection.close()
     assert 100 < len(rows) < 2_000
-    assert elapsed < 0.1, f"took {elapsed * 1000:.1f} ms"

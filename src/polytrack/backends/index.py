@@ -19,11 +19,11 @@ from typing import Any, Final
 from polytrack.errors import StoreError
 from polytrack.models import MetricSummary, ParamValue, RunInfo
 
-__all__ = ["Index"]
+__all__ = ["SCHEMA", "Index", "param_columns"]
 
 SCHEMA_VERSION: Final = 1
 
-_SCHEMA: Final = """
+SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
@@ -75,7 +75,7 @@ class Index:
             db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
+            db.executescript(SCHEMA)
             row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 db.execute(
@@ -89,7 +89,7 @@ class Index:
     def in_memory(cls) -> Index:
         """An index that lives only as long as this object: for a home we cannot write."""
         db = sqlite3.connect(":memory:", isolation_level=None)
-        db.executescript(_SCHEMA)
+        db.executescript(SCHEMA)
         return cls(db, Path(":memory:"))
 
     def close(self) -> None:
@@ -146,7 +146,7 @@ class Index:
             )
             db.executemany(
                 "INSERT INTO params VALUES (?,?,?,?,?)",
-                [(info.id, key, *_param_columns(value)) for key, value in info.params.items()],
+                [(info.id, key, *param_columns(value)) for key, value in info.params.items()],
             )
             db.executemany(
                 "INSERT INTO tags VALUES (?,?)", [(info.id, tag) for tag in set(info.tags)]
@@ -295,7 +295,8 @@ def _info(record: dict[str, Any]) -> RunInfo:
     return RunInfo(**record)
 
 
-def _param_columns(value: ParamValue) -> tuple[str, float | None, str | None]:
+def param_columns(value: ParamValue) -> tuple[str, float | None, str | None]:
+    """The (value_json, num, text) columns of a param: what the query language compares."""
     num = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     text = value if isinstance(value, str) else None
     return json.dumps(value), _nan_to_none(num) if num is not None else None, text
