@@ -18,8 +18,8 @@ __all__ = ["RunView", "get_run", "runs"]
 class RunView:
     """A recorded run, as a reader sees it; `history()` reads its points.
 
-    Attributes mirror `RunInfo`: `id`, `project`, `name`, `status`, `params`, `tags`,
-    `metrics` (name -> MetricSummary), `created_at`, `finished_at`, ...
+    Its attributes are those of its `RunInfo` (`info`): `id`, `project`, `name`, `status`,
+    `params`, `metrics` (name -> MetricSummary), `tags`, `created_at`, `finished_at`, ...
     """
 
     def __init__(self, info: RunInfo, home: Path) -> None:
@@ -29,14 +29,17 @@ class RunView:
     def __repr__(self) -> str:
         return f"<polytrack.RunView {self.id} {self.project}/{self.name} {self.status}>"
 
-    def __getattr__(self, name: str) -> object:
-        if name.startswith("_") or name == "info":
-            raise AttributeError(name)
-        return getattr(self.info, name)
-
     @property
     def id(self) -> str:
         return self.info.id
+
+    @property
+    def project(self) -> str:
+        return self.info.project
+
+    @property
+    def name(self) -> str:
+        return self.info.name
 
     @property
     def status(self) -> str:
@@ -49,6 +52,46 @@ class RunView:
     @property
     def metrics(self) -> dict[str, MetricSummary]:
         return self.info.metrics
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.info.tags
+
+    @property
+    def notes(self) -> str | None:
+        return self.info.notes
+
+    @property
+    def message(self) -> str | None:
+        return self.info.message
+
+    @property
+    def created_at(self) -> float:
+        return self.info.created_at
+
+    @property
+    def finished_at(self) -> float | None:
+        return self.info.finished_at
+
+    @property
+    def updated_at(self) -> float:
+        return self.info.updated_at
+
+    @property
+    def host(self) -> str:
+        return self.info.host
+
+    @property
+    def pid(self) -> int:
+        return self.info.pid
+
+    @property
+    def path(self) -> str:
+        return self.info.path
+
+    @property
+    def attempts(self) -> int:
+        return self.info.attempts
 
     def history(
         self, key: str, *, with_time: bool = False
