@@ -3,7 +3,7 @@
 ```
 PolytrackError                    base of everything below
 ├── InvalidInputError (ValueError) bad arguments to a log call or init(); names the field
-│   └── InvalidMetricError        a metric key or value that cannot be recorded
+│   └── InvalidMetricError (TypeError) a metric key or value that cannot be recorded
 ├── QueryError (ValueError)       a `where=` / `order_by=` expression that does not parse
 ├── RunNotFoundError (LookupError) no run matches an id, prefix or name
 │   └── AmbiguousRunError         a prefix or name matches several runs
