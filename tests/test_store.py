@@ -92,7 +92,8 @@ def test_deleted_run_directory_leaves_the_index(home: Path) -> None:
 
 def test_first_reader_creates_the_index(home: Path) -> None:
     """Runs finished without indexing are indexed, persistently, by the first reader."""
-    with polytrack.init(dir=home, settings=polytrack.Settings(home=home, index_on_finish=False)):
+    settings = polytrack.Settings.from_env().evolve(home=home, index_on_finish=False)
+    with polytrack.init(settings=settings):
         pass
     assert not (home / INDEX_FILE).exists()
     assert len(polytrack.runs(home=home)) == 1
@@ -103,7 +104,7 @@ def test_point_times_are_wall_clock_also_in_spare_segments(home: Path) -> None:
     """Each point's time is when it was logged, also in a segment mapped ahead of need."""
     import time
 
-    settings = polytrack.Settings(home=home, fsync_interval=0.05)
+    settings = polytrack.Settings.from_env().evolve(home=home, fsync_interval=0.05)
     with polytrack.init(settings=settings) as run:
         capacity = (settings.first_segment_bytes - 64) // 24
         for step in range(capacity * 2 // 3):  # past half: the flusher maps a spare
@@ -117,3 +118,27 @@ def test_point_times_are_wall_clock_also_in_spare_segments(home: Path) -> None:
     late = times[steps >= capacity * 2 // 3]
     assert late.min() >= before - 0.05 and late.max() <= after + 0.05
     assert len(list(run.dir.glob("points-000-000-*.seg"))) >= 2
+
+
+def test_sealed_segments_of_a_live_run_are_read_once(home: Path) -> None:
+    """A live run's full (sealed) segments are summarized once; later reads skip them."""
+    settings = polytrack.Settings.from_env().evolve(home=home, fsync_interval=0.05)
+    run = polytrack.init(settings=settings)
+    capacity = (settings.first_segment_bytes - 64) // 24
+    for step in range(capacity * 4):  # fills and seals a few segments
+        run.log_metrics({"m": 1.0}, step=step)
+    import time
+
+    time.sleep(1.5)  # the flusher seals retired segments (after a grace period in Python)
+    assert polytrack.runs(home=home)[0].metrics["m"].count == capacity * 4
+    first = sorted(run.dir.glob("points-000-000-*.seg"))[0]
+    data = bytearray(first.read_bytes())
+    data[64:88] = bytes(24)  # wipe its first record behind the reader's back
+    first.write_bytes(bytes(data))
+    run.log_metrics({"m": 2.0}, step=capacity * 4)
+    # The sealed segment's totals come from the index; only open segments are read.
+    assert polytrack.runs(home=home)[0].metrics["m"].count == capacity * 4 + 1
+    run.finish()
+    with LocalStore.open(home) as store:
+        store.rebuild()  # re-reads everything: the wiped segment fails its checksum
+        assert store.get(run.id).metrics["m"].count == capacity * 3 + 1

@@ -10,7 +10,7 @@ import json
 import math
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,6 +38,7 @@ __all__ = [
     "MetricSeries",
     "RunFiles",
     "RunSummary",
+    "SegmentTotals",
     "SeriesSummary",
     "read_run_files",
     "summarize_run_files",
@@ -140,33 +141,44 @@ def _point_chunks(
 ) -> Iterator[tuple[str, tuple[Any, ...]]]:
     """(key, (steps, values, times)) per segment and key, one segment in memory at a time."""
     for name in entries:
-        match = SEGMENT_RE.match(name)
-        if not match:
-            continue
-        attempt, stream = int(match.group(1)), int(match.group(2))
-        read = _read_segment(directory / name, stream, layout.checks.get(name, ()), corrupt)
-        if read is None or not read[0].size:
-            continue
-        records, base = read
-        names = layout.names.get(attempt, {})
-        if stream == 0:
-            present = np.flatnonzero(np.bincount(records["key"]))
-            for key_id in present.tolist():
-                key = names.get(key_id)
-                if key is None or (keys is not None and key not in keys):
-                    continue
-                subset = records if present.size == 1 else records[records["key"] == key_id]
-                yield key, _columns(subset, 0, base, with_times)
-        else:
-            kids = layout.schemas.get((attempt, stream))
-            if kids is None:
-                corrupt.append(f"{name}: no schema for stream {stream}")
+        if SEGMENT_RE.match(name):
+            yield from _segment_chunks(directory, name, layout, corrupt, keys, with_times)
+
+
+def _segment_chunks(
+    directory: Path,
+    name: str,
+    layout: _Layout,
+    corrupt: list[str],
+    keys: frozenset[str] | None,
+    with_times: bool,
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    match = SEGMENT_RE.match(name)
+    assert match is not None
+    attempt, stream = int(match.group(1)), int(match.group(2))
+    read = _read_segment(directory / name, stream, layout.checks.get(name, ()), corrupt)
+    if read is None or not read[0].size:
+        return
+    records, base = read
+    names = layout.names.get(attempt, {})
+    if stream == 0:
+        present = np.flatnonzero(np.bincount(records["key"]))
+        for key_id in present.tolist():
+            key = names.get(key_id)
+            if key is None or (keys is not None and key not in keys):
                 continue
-            for column, kid in enumerate(kids):
-                key = names.get(kid)
-                if key is None or (keys is not None and key not in keys):
-                    continue
-                yield key, _columns(records, column, base, with_times)
+            subset = records if present.size == 1 else records[records["key"] == key_id]
+            yield key, _columns(subset, 0, base, with_times)
+    else:
+        kids = layout.schemas.get((attempt, stream))
+        if kids is None:
+            corrupt.append(f"{name}: no schema for stream {stream}")
+            return
+        for column, kid in enumerate(kids):
+            key = names.get(kid)
+            if key is None or (keys is not None and key not in keys):
+                continue
+            yield key, _columns(records, column, base, with_times)
 
 
 def read_run_files(
@@ -197,32 +209,59 @@ class SeriesSummary:
     chunks: list[tuple[int, int, int, float | None, float | None, float | None]]
 
 
+# key -> [count, min, max, last step, last, chunks]: one sealed segment's totals, as JSON
+SegmentTotals = dict[str, list[Any]]
+
+
 @attrs.define
 class RunSummary:
-    """A run directory's events and metric summaries."""
+    """A run directory's events and metric summaries.
+
+    `sealed` holds the totals of the sealed segments read this time: a sealed segment
+    never changes, so a caller may keep them and pass them back instead of re-reading it.
+    """
 
     events: list[tuple[int, Event]]
     metrics: dict[str, SeriesSummary]
     corrupt: list[str]
+    sealed: dict[str, SegmentTotals] = attrs.field(factory=dict)
 
 
 CHUNK: Final = 4096
 
 
-def summarize_run_files(directory: Path) -> RunSummary:
+def summarize_run_files(
+    directory: Path, *, sealed: Mapping[str, SegmentTotals] | None = None
+) -> RunSummary:
     """Events and metric summaries of a run directory, reading one segment at a time.
 
     `last` is the value at the highest step (the latest logged among equals); min and
-    max ignore NaN (NaN when every value is NaN).
+    max ignore NaN (NaN when every value is NaN). Segments sealed by a checksum whose
+    totals are in `sealed` are not read again: a live run costs its open segments only.
     """
     corrupt: list[str] = []
     entries = _list(directory)
     events, layout = _read_all_events(directory, entries, corrupt)
     totals: dict[str, _Totals] = {}
-    for key, (steps, values, _) in _point_chunks(directory, entries, layout, corrupt, None, False):
-        totals.setdefault(key, _Totals()).add(steps, values)
+    fresh: dict[str, SegmentTotals] = {}
+    for name in entries:
+        if not SEGMENT_RE.match(name):
+            continue
+        known = sealed.get(name) if sealed is not None and name in layout.checks else None
+        if known is not None:
+            parts = {key: _Totals.from_json(data) for key, data in known.items()}
+        else:
+            parts = {}
+            for key, (steps, values, _) in _segment_chunks(
+                directory, name, layout, corrupt, None, False
+            ):
+                parts.setdefault(key, _Totals()).add(steps, values)
+            if name in layout.checks:
+                fresh[name] = {key: part.to_json() for key, part in parts.items()}
+        for key, part in parts.items():
+            totals.setdefault(key, _Totals()).merge(part)
     metrics = {key: t.result() for key, t in totals.items() if t.count}
-    return RunSummary(events=events, metrics=metrics, corrupt=corrupt)
+    return RunSummary(events=events, metrics=metrics, corrupt=corrupt, sealed=fresh)
 
 
 @attrs.define
@@ -252,6 +291,23 @@ class _Totals:
             top = int(s.size - 1 - np.argmax(s[::-1]))
             if int(s[top]) >= self.last_step:
                 self.last_step, self.last = int(s[top]), float(v[top])
+
+    def merge(self, other: _Totals) -> None:
+        """Fold in the totals of points logged after these (later points win step ties)."""
+        self.count += other.count
+        self.low, self.high = min(self.low, other.low), max(self.high, other.high)
+        if other.count and other.last_step >= self.last_step:
+            self.last_step, self.last = other.last_step, other.last
+        self.chunks.extend(other.chunks)
+
+    def to_json(self) -> list[Any]:
+        # json writes inf and NaN as Infinity and NaN, and reads them back.
+        return [self.count, self.low, self.high, self.last_step, self.last, self.chunks]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> _Totals:
+        count, low, high, last_step, last, chunks = data
+        return cls(count, low, high, last_step, last, [tuple(chunk) for chunk in chunks])
 
     def result(self) -> SeriesSummary:
         nan = math.nan

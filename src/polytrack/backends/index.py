@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from polytrack.errors import StoreError
+from polytrack.journal_reader import SegmentTotals
 from polytrack.models import MetricSummary, ParamValue, RunInfo
 
 __all__ = ["SCHEMA", "Index", "param_columns"]
@@ -47,6 +48,9 @@ CREATE TABLE IF NOT EXISTS metrics (
     count INTEGER NOT NULL, last_step INTEGER, PRIMARY KEY (run_id, key)
 );
 CREATE INDEX IF NOT EXISTS metrics_key ON metrics (key, run_id);
+CREATE TABLE IF NOT EXISTS sealed_segments (
+    run_id TEXT NOT NULL, file TEXT NOT NULL, totals TEXT NOT NULL, PRIMARY KEY (run_id, file)
+);
 CREATE TABLE IF NOT EXISTS metric_chunks (
     run_id TEXT NOT NULL, key TEXT NOT NULL, chunk INTEGER NOT NULL, count INTEGER NOT NULL,
     step_min INTEGER, step_max INTEGER, min REAL, max REAL, last REAL,
@@ -176,8 +180,27 @@ class Index:
             )
 
     def delete_runs(self, run_ids: Sequence[str]) -> None:
+        """Forget runs, with the cached totals of their sealed segments."""
         with self._transaction() as db:
             self._delete(db, run_ids)
+            db.executemany("DELETE FROM sealed_segments WHERE run_id = ?", [(i,) for i in run_ids])
+
+    def sealed(self, run_id: str) -> dict[str, SegmentTotals]:
+        """The kept totals of a run's sealed segments, by file name."""
+        rows = self._db.execute(
+            "SELECT file, totals FROM sealed_segments WHERE run_id = ?", (run_id,)
+        )
+        return {file: json.loads(totals) for file, totals in rows}
+
+    def keep_sealed(self, run_id: str, sealed: Mapping[str, SegmentTotals]) -> None:
+        """Keep the totals of sealed segments: they never change, so are read only once."""
+        if not sealed:
+            return
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO sealed_segments VALUES (?, ?, ?)",
+                [(run_id, file, json.dumps(totals)) for file, totals in sealed.items()],
+            )
 
     @staticmethod
     def _delete(db: sqlite3.Connection, run_ids: Sequence[str]) -> None:

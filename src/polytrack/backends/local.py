@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -28,6 +28,7 @@ from polytrack.backends.index import Index
 from polytrack.errors import AmbiguousRunError, RunNotFoundError, StoreError
 from polytrack.journal_reader import (
     MetricSeries,
+    SegmentTotals,
     SeriesSummary,
     read_run_files,
     summarize_run_files,
@@ -131,8 +132,14 @@ class LocalStore:
 
     def read_run(self, run_id: str) -> tuple[RunInfo, dict[str, SeriesSummary]]:
         """Fold a run's files into its record, deriving `crashed` for a dead owner."""
+        info, metrics, _ = self._read_run(run_id, sealed=None)
+        return info, metrics
+
+    def _read_run(
+        self, run_id: str, *, sealed: Mapping[str, SegmentTotals] | None
+    ) -> tuple[RunInfo, dict[str, SeriesSummary], dict[str, SegmentTotals]]:
         directory = self.run_dir(run_id)
-        files = summarize_run_files(directory)
+        files = summarize_run_files(directory, sealed=sealed)
         folded = _Folded()
         for attempt, event in files.events:
             if isinstance(event, RunStarted):
@@ -181,16 +188,17 @@ class LocalStore:
             message=folded.message,
             attempts=folded.attempts,
         )
-        return info, files.metrics
+        return info, files.metrics, files.sealed
 
     def index_run(self, run_id: str) -> RunInfo:
         """Re-read one run's files into the index."""
-        info, metrics = self.read_run(run_id)
+        info, metrics, sealed = self._read_run(run_id, sealed=self._index.sealed(run_id))
         complete = info.status in FINAL_STATUSES or info.status == "crashed"
         chunks = {key: s.chunks for key, s in metrics.items()}
         self._index.replace_run(
             info, chunks, complete=complete, signature=_signature(self.run_dir(run_id))
         )
+        self._index.keep_sealed(run_id, sealed)
         return info
 
     # -- reading --------------------------------------------------------------------------
