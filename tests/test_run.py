@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def test_quick_start_flow(home: Path) -> None:
     view = found[0]
     assert view.status == "succeeded"
     assert view.params == {"lr": 0.01, "net.depth": 4}
-    assert view.info.tags == ("cnn",)
+    assert view.tags == ("cnn",)
     steps, values = view.history("loss")
     assert steps.dtype == np.int64 and values.dtype == np.float64
     assert steps.tolist() == list(range(100))
@@ -114,6 +115,8 @@ def test_nan_and_inf_are_stored_as_such(home: Path) -> None:
     ("metrics", "step", "error", "fragment"),
     [
         ({"loss": "high"}, 0, InvalidMetricError, "metric 'loss': value must be a real number"),
+        ({"loss": "0.5"}, 0, InvalidMetricError, "got str '0.5'"),  # text, however numeric
+        ({"a": 1.0, "b": b"2"}, 0, InvalidMetricError, "metric 'b'"),
         ({"loss": None}, 0, InvalidMetricError, "metric 'loss'"),
         ({"loss": [1.0]}, 0, InvalidMetricError, "metric 'loss'"),
         ({3: 1.0}, 0, InvalidMetricError, "metric keys must be strings; got int 3"),
@@ -172,7 +175,7 @@ def test_tags_and_notes(home: Path) -> None:
         with pytest.raises(InvalidInputError):
             run.log_tags([""])
     view = polytrack.get_run(run.id, home=home)
-    assert view.info.tags == ("a", "b", "c") and view.info.notes == "first try"
+    assert view.tags == ("a", "b", "c") and view.notes == "first try"
 
 
 def test_context_manager_marks_failed_and_stopped(home: Path) -> None:
@@ -182,7 +185,7 @@ def test_context_manager_marks_failed_and_stopped(home: Path) -> None:
     with pytest.raises(KeyboardInterrupt), polytrack.init(dir=home, name="ctrl-c") as stopped:
         raise KeyboardInterrupt
     f = polytrack.get_run(failed.id, home=home)
-    assert f.status == "failed" and "ZeroDivisionError" in (f.info.message or "")
+    assert f.status == "failed" and "ZeroDivisionError" in (f.message or "")
     assert polytrack.get_run(stopped.id, home=home).status == "stopped"
 
 
@@ -241,7 +244,7 @@ def test_resume_continues_steps(home: Path) -> None:
         again.log_metrics({"loss": 0.5})
     view = polytrack.get_run(run.id, home=home)
     assert view.history("loss")[0].tolist() == [0, 1, 2, 3, 4, 5]
-    assert view.info.attempts == 2 and view.status == "succeeded"
+    assert view.attempts == 2 and view.status == "succeeded"
 
 
 def test_resume_of_a_live_run_is_refused(home: Path) -> None:
@@ -331,7 +334,7 @@ def test_notes_and_failure_messages_are_redacted_and_kept_on_resume(home: Path) 
         raise ConnectionError("cannot reach postgres://admin:hunter2@db:5432/x")
     with polytrack.init(dir=home, resume=run.id):
         pass
-    info = polytrack.get_run(run.id, home=home).info
+    info = polytrack.get_run(run.id, home=home)
     assert info.notes == "db at mysql://u:[REDACTED]@h/d"
     assert "hunter2" not in "".join(p.read_text("latin-1") for p in run.dir.iterdir())
 
@@ -399,7 +402,7 @@ def test_no_writable_place_at_all_records_nothing_but_trains(
     """When neither the home nor the fallback can be written, init() warns and disables."""
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where directories should be")
-    monkeypatch.setattr("tempfile.gettempdir", lambda: str(blocked))
+    monkeypatch.setattr(tempfile, "tempdir", str(blocked))  # what gettempdir() returns
     with pytest.warns(TrackingWarning, match="recording nothing"):
         run = polytrack.init(dir=blocked / "home")
     assert isinstance(run, polytrack.DisabledRun)

@@ -6,13 +6,12 @@ import argparse
 import os
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from polytrack.errors import InvalidInputError, PolytrackError, StoreError, TrackingWarning
+from polytrack.errors import InvalidInputError, PolytrackError, StoreError
 from polytrack.models import FINAL_STATUSES, ParamsSet, ParamValue, StatusChanged, TagsAdded
 from polytrack.redact import redact_url, redact_value
 from polytrack.settings import Settings
@@ -53,7 +52,6 @@ class Run:
         self._writer = writer
         self._pid = os.getpid()
         self._status = "running"
-        self._warned: set[str] = set()
         self._on_finish = on_finish  # the process-wide state forgets the run
         # The hot path: an instance attribute shadows the documented method below.
         self.log_metrics = writer.make_log_metrics()  # type: ignore[method-assign]
@@ -156,11 +154,11 @@ class Run:
         try:
             self._writer.append_event(StatusChanged(status=status, at=time.time(), message=message))
         except StoreError as exc:
-            self._warn_once("status", f"polytrack could not record the run's status: {exc}")
+            self._warn_once("store", f"polytrack could not record the run's status: {exc}")
         try:
             self._writer.close()
         except OSError as exc:
-            self._warn_once("close", f"polytrack could not close the run journal: {exc}")
+            self._warn_once("store", f"polytrack could not close the run journal: {exc}")
         if self._on_finish is not None:
             self._on_finish(self)
         if self.settings.index_on_finish:
@@ -207,12 +205,11 @@ class Run:
         try:
             self._writer.append_event(event)
         except StoreError as exc:
-            self._warn_once("append", f"polytrack could not record to {self.dir}: {exc}")
+            self._warn_once("store", f"polytrack could not record to {self.dir}: {exc}")
 
     def _warn_once(self, kind: str, message: str) -> None:
-        if kind not in self._warned:
-            self._warned.add(kind)
-            warnings.warn(message, TrackingWarning, stacklevel=3)
+        # One warning per kind of failure per run, shared with the journal writer.
+        self._writer.warn_once(kind, message, stacklevel=3)
 
 
 def _noop_log_metrics(

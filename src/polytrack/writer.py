@@ -13,7 +13,7 @@ import struct
 import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -242,18 +242,10 @@ class JournalWriter:
         return log_metrics
 
     def _log_slow(self, key: object, value: object, step: object, now: float) -> None:
-        """Validate, register new keys, rotate full segments, then write one point.
+        """One point off the hot path: a new key, a full segment, a value to convert."""
+        self._log_points_slow({key: value}, step, now)
 
-        Bad input raises; a failing disk warns once and drops the point.
-        """
-        value = _check_value(key, value)
-        step = _check_step(step)
-        try:
-            self._write_point(self._key_id(key), value, step, now)
-        except StoreError as exc:
-            self.warn_once("store", f"polytrack could not record metric {key!r}: {exc}")
-
-    def _log_points_slow(self, metrics: Mapping[str, Any], step: object, now: float) -> None:
+    def _log_points_slow(self, metrics: object, step: object, now: float) -> None:
         """Validate every key and value first, so a bad one records nothing of the call."""
         self._write_points(_check_metrics(metrics), _check_step(step), now)
 
@@ -286,53 +278,50 @@ class JournalWriter:
             while not self._fast.write(kid, step, value):
                 self._rotate(self._streams[0], self._streams[0].cell[0])
             return
-        while True:
-            if self._closed:
-                raise StoreError("the run's journal is closed")
-            cell = self._streams[0].cell[0]
-            counter, mm, cap, base = cell
-            slot = next(counter)
-            t = max(0.0, now - base)
-            if slot >= cap:
-                self._rotate(self._streams[0], cell)
-                continue
-            try:
-                POINT_RECORD.pack_into(
-                    mm, HEADER_SIZE + slot * POINT_SIZE, step, value, t, kid, KIND_POINT
-                )
-                return
-            except ValueError:  # map closed under us by a concurrent rotation: retry
-                continue
+        self._write_record(0, POINT_RECORD.pack_into, POINT_SIZE, (step, value), kid, now)
 
     def _log_row_slow(
         self, names: tuple[str, ...], metrics: Mapping[str, Any], step: object, now: float
     ) -> None:
-        row = self._rows.get(names)
+        """A row whose segment is full, or whose values need converting."""
         values = [_check_value(key, metrics[key]) for key in names]
-        step = _check_step(step)
+        checked = _check_step(step)
+        row = self._rows[names]
         assert row is not None
+        _, pack, number, size = row
         try:
-            self._write_row(row, values, step, now)
+            self._write_record(number, pack, size, (checked, *values), number, now)
         except StoreError as exc:
             self.warn_once("store", f"polytrack could not record metrics {names!r}: {exc}")
 
-    def _write_row(self, row: tuple[Any, ...], values: list[float], step: int, now: float) -> None:
-        cell_ref, pack, number, size = row
+    def _write_record(
+        self,
+        number: int,
+        pack: Callable[..., None],
+        size: int,
+        fields: tuple[float, ...],
+        tag: int,
+        now: float,
+    ) -> None:
+        """Write one record into stream `number` on the pure-Python path, rotating as needed.
+
+        `tag` is the key id of a point (stream 0) or the stream number of a row.
+        """
         stream = self._streams[number]
+        kind = KIND_POINT if number == 0 else KIND_ROW
         while True:
             if self._closed:
                 raise StoreError("the run's journal is closed")
-            cell = cell_ref[0]
+            cell = stream.cell[0]
             counter, mm, cap, base = cell
             slot = next(counter)
-            t = max(0.0, now - base)
             if slot >= cap:
                 self._rotate(stream, cell)
                 continue
             try:
-                pack(mm, HEADER_SIZE + slot * size, step, *values, t, number, KIND_ROW)
+                pack(mm, HEADER_SIZE + slot * size, *fields, max(0.0, now - base), tag, kind)
                 return
-            except ValueError:
+            except ValueError:  # map closed under us by a concurrent rotation: retry
                 continue
 
     def _key_id(self, key: object) -> int:
@@ -503,10 +492,11 @@ class JournalWriter:
         if event is not None:
             self.append_event(event)
 
-    def warn_once(self, kind: str, message: str) -> None:
+    def warn_once(self, kind: str, message: str, *, stacklevel: int = 2) -> None:
+        """Warn about a kind of tracking failure the first time it happens in this run."""
         if kind not in self._warned:
             self._warned.add(kind)
-            warnings.warn(message, TrackingWarning, stacklevel=2)
+            warnings.warn(message, TrackingWarning, stacklevel=stacklevel + 1)
 
     def close(self) -> None:
         """Stop the flusher, checksum and sync the tail, and trim segments to their data."""
@@ -548,10 +538,11 @@ def _check_key(key: object) -> str:
 
 
 def _check_value(key: object, value: object) -> float:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        pass
+    if not isinstance(value, (str, bytes, bytearray)):  # float("3") would parse text
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
+            pass
     raise InvalidMetricError(
         f"metric {key!r}: value must be a real number, got {type(value).__name__} {value!r:.80}"
     )
