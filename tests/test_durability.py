@@ -127,7 +127,7 @@ def test_uncaught_exception_marks_run_failed(home: Path) -> None:
     result = subprocess.run([sys.executable, "-c", script, str(home)], capture_output=True)
     assert result.returncode == 1 and b"ValueError: bad data" in result.stderr
     (view,) = polytrack.runs(home=home)
-    assert view.status == "failed" and "bad data" in (view.info.message or "")
+    assert view.status == "failed" and "bad data" in (view.message or "")
 
 
 def test_forgotten_finish_is_done_at_exit(home: Path) -> None:

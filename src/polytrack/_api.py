@@ -130,8 +130,8 @@ def _start(
         from polytrack.backends.local import LocalStore
 
         with LocalStore.open(settings.home, stale_after=6 * settings.heartbeat_interval) as store:
-            run_id = store.resolve(resume)
-            info, _ = store.read_run(run_id)
+            info = store.get(resume)
+        run_id = info.id
         if info.status == "running":
             raise RunStateError(f"run {run_id} is still running (pid {info.pid} on {info.host})")
         # One past every attempt on disk, also one that died before its first record.

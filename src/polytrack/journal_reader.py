@@ -41,6 +41,7 @@ __all__ = [
     "SegmentTotals",
     "SeriesSummary",
     "read_run_files",
+    "read_series",
     "summarize_run_files",
 ]
 
@@ -200,13 +201,24 @@ def read_run_files(
     return RunFiles(events=events, series=series, corrupt=corrupt)
 
 
+def read_series(directory: Path, key: str, *, with_times: bool = False) -> MetricSeries:
+    """Every point of one metric of a run directory (empty arrays if it has none)."""
+    files = read_run_files(directory, keys=frozenset([key]), with_times=with_times)
+    series = files.series.get(key)
+    if series is not None:
+        return series
+    empty = np.empty(0, np.float64)
+    return MetricSeries(np.empty(0, np.int64), empty, empty if with_times else None)
+
+
 @attrs.define
 class SeriesSummary:
     """A metric's summary and its chunk rows, computed without holding its points."""
 
     summary: MetricSummary
-    # (count, step_min, step_max, min, max, last) per CHUNK points, in logging order
-    chunks: list[tuple[int, int, int, float | None, float | None, float | None]]
+    # (count, step_min, step_max, min, max, last) per CHUNK points, in logging order;
+    # min and max are NaN where a chunk holds no number
+    chunks: list[tuple[int, int, int, float, float, float]]
 
 
 # key -> [count, min, max, last step, last, chunks]: one sealed segment's totals, as JSON
@@ -271,21 +283,17 @@ class _Totals:
     high: float = -math.inf
     last_step: int = -(2**63)
     last: float = math.nan
-    chunks: list[tuple[int, int, int, float | None, float | None, float | None]] = attrs.field(
-        factory=list
-    )
+    chunks: list[tuple[int, int, int, float, float, float]] = attrs.field(factory=list)
 
     def add(self, steps: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> None:
         for start in range(0, steps.size, CHUNK):
             s, v = steps[start : start + CHUNK], values[start : start + CHUNK]
             finite = v[~np.isnan(v)]
-            low = float(finite.min()) if finite.size else None
-            high = float(finite.max()) if finite.size else None
-            self.chunks.append(
-                (int(s.size), int(s.min()), int(s.max()), low, high, _finite_or_none(v[-1]))
-            )
+            low = float(finite.min()) if finite.size else math.nan
+            high = float(finite.max()) if finite.size else math.nan
+            self.chunks.append((int(s.size), int(s.min()), int(s.max()), low, high, float(v[-1])))
             self.count += int(s.size)
-            if low is not None and high is not None:
+            if finite.size:
                 self.low, self.high = min(self.low, low), max(self.high, high)
             # The last occurrence of the highest step: later points win ties.
             top = int(s.size - 1 - np.argmax(s[::-1]))
@@ -321,11 +329,6 @@ class _Totals:
             ),
             chunks=self.chunks,
         )
-
-
-def _finite_or_none(value: float) -> float | None:
-    # SQLite stores NaN as NULL; say so explicitly.
-    return None if math.isnan(value) else float(value)
 
 
 def _read_segment(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from functools import cache
 
@@ -27,8 +28,6 @@ def process_started(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
-        import os
-
         ticks = os.sysconf("SC_CLK_TCK")
         return _boot_time() + int(fields[19]) / ticks
     except (OSError, IndexError, ValueError):

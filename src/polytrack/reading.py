@@ -5,93 +5,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import attrs
 import numpy as np
 import numpy.typing as npt
+from attrs import frozen
 
 from polytrack.backends.local import LocalStore
-from polytrack.models import MetricSummary, ParamValue, RunInfo
+from polytrack.journal_reader import read_series
+from polytrack.models import RunInfo
 from polytrack.settings import Settings
 
 __all__ = ["RunView", "get_run", "runs"]
 
 
-class RunView:
-    """A recorded run, as a reader sees it; `history()` reads its points.
+@frozen(repr=False)
+class RunView(RunInfo):
+    """A recorded run as a reader sees it: its `RunInfo`, and `history()` to read its points."""
 
-    Its attributes are those of its `RunInfo` (`info`): `id`, `project`, `name`, `status`,
-    `params`, `metrics` (name -> MetricSummary), `tags`, `created_at`, `finished_at`, ...
-    """
-
-    def __init__(self, info: RunInfo, home: Path) -> None:
-        self.info = info
-        self._home = home
+    @classmethod
+    def of(cls, info: RunInfo) -> RunView:
+        return cls(**attrs.asdict(info, recurse=False))
 
     def __repr__(self) -> str:
         return f"<polytrack.RunView {self.id} {self.project}/{self.name} {self.status}>"
-
-    @property
-    def id(self) -> str:
-        return self.info.id
-
-    @property
-    def project(self) -> str:
-        return self.info.project
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def status(self) -> str:
-        return self.info.status
-
-    @property
-    def params(self) -> dict[str, ParamValue]:
-        return self.info.params
-
-    @property
-    def metrics(self) -> dict[str, MetricSummary]:
-        return self.info.metrics
-
-    @property
-    def tags(self) -> tuple[str, ...]:
-        return self.info.tags
-
-    @property
-    def notes(self) -> str | None:
-        return self.info.notes
-
-    @property
-    def message(self) -> str | None:
-        return self.info.message
-
-    @property
-    def created_at(self) -> float:
-        return self.info.created_at
-
-    @property
-    def finished_at(self) -> float | None:
-        return self.info.finished_at
-
-    @property
-    def updated_at(self) -> float:
-        return self.info.updated_at
-
-    @property
-    def host(self) -> str:
-        return self.info.host
-
-    @property
-    def pid(self) -> int:
-        return self.info.pid
-
-    @property
-    def path(self) -> str:
-        return self.info.path
-
-    @property
-    def attempts(self) -> int:
-        return self.info.attempts
 
     def history(
         self, key: str, *, with_time: bool = False
@@ -107,8 +43,7 @@ class RunView:
         Example:
             >>> steps, values = polytrack.runs(project="mnist")[0].history("loss")
         """
-        with LocalStore.open(self._home, create=False) as store:
-            series = store.history(self.id, key, with_times=with_time)
+        series = read_series(Path(self.path), key, with_times=with_time)
         if series.times is not None:
             return series.steps, series.values, series.times
         return series.steps, series.values
@@ -141,7 +76,7 @@ def runs(
     store_home = _home(home)
     with LocalStore.open(store_home, create=False) as store:
         infos = store.query(project=project, where=where, order_by=order_by, limit=limit)
-    return [RunView(info, store_home) for info in infos]
+    return [RunView.of(info) for info in infos]
 
 
 def get_run(ref: str, *, project: str | None = None, home: str | Path | None = None) -> RunView:
@@ -153,7 +88,7 @@ def get_run(ref: str, *, project: str | None = None, home: str | Path | None = N
     store_home = _home(home)
     with LocalStore.open(store_home, create=False) as store:
         info = store.get(ref, project=project)
-    return RunView(info, store_home)
+    return RunView.of(info)
 
 
 def _home(home: str | Path | None) -> Path:

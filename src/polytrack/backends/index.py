@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -173,9 +172,9 @@ class Index:
             db.executemany(
                 "INSERT INTO metric_chunks VALUES (?,?,?,?,?,?,?,?,?)",
                 [
-                    (info.id, key, number, *row)
+                    (info.id, key, number, count, step_min, step_max, *map(_nan_to_none, rest))
                     for key, rows in chunks.items()
-                    for number, row in enumerate(rows)
+                    for number, (count, step_min, step_max, *rest) in enumerate(rows)
                 ],
             )
 
@@ -213,13 +212,6 @@ class Index:
         ):
             db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i in run_ids])
 
-    def set_status(self, run_id: str, status: str, *, complete: bool) -> None:
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE runs SET status = ?, complete = ?, updated_at = ? WHERE id = ?",
-                (status, int(complete), time.time(), run_id),
-            )
-
     def query_ids(
         self,
         where_sql: str,
@@ -250,14 +242,14 @@ class Index:
         if not run_ids:
             return []
         found: dict[str, dict[str, Any]] = {}
+        names = [
+            "id", "project", "name", "status", "notes", "host", "created_at", "finished_at",
+            "updated_at", "pid", "path", "message", "attempts",
+        ]  # fmt: skip
+        columns = ", ".join(names)
         for chunk in _batches(run_ids, 500):
             marks = ",".join("?" * len(chunk))
-            columns = (
-                "id, project, name, status, notes, host, created_at, finished_at, updated_at,"
-                " pid, path, message, attempts"
-            )
             for row in self._db.execute(f"SELECT {columns} FROM runs WHERE id IN ({marks})", chunk):
-                names = [c.strip() for c in columns.split(",")]
                 record = dict(zip(names, row, strict=True))
                 record.update(params={}, tags=[], metrics={})
                 found[record["id"]] = record
@@ -282,15 +274,6 @@ class Index:
                     last_step=last_step,
                 )
         return [_info(found[i]) for i in run_ids if i in found]
-
-    def chunks(self, run_id: str, key: str) -> list[tuple[int, int, int, int, float, float, float]]:
-        """(chunk, count, step_min, step_max, min, max, last) rows of one series."""
-        rows = self._db.execute(
-            "SELECT chunk, count, step_min, step_max, min, max, last FROM metric_chunks"
-            " WHERE run_id = ? AND key = ? ORDER BY chunk",
-            (run_id, key),
-        )
-        return list(rows)
 
     def resolve(self, ref: str, *, project: str | None) -> list[str]:
         """Ids of runs whose id equals or starts with `ref`, or whose name is `ref`."""

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 import attrs
-import numpy as np
 
 from polytrack import query
 from polytrack.backends.index import Index
@@ -30,7 +29,7 @@ from polytrack.journal_reader import (
     MetricSeries,
     SegmentTotals,
     SeriesSummary,
-    read_run_files,
+    read_series,
     summarize_run_files,
 )
 from polytrack.models import (
@@ -130,16 +129,16 @@ class LocalStore:
         self.refresh()
         return len(self._index.signatures())
 
-    def read_run(self, run_id: str) -> tuple[RunInfo, dict[str, SeriesSummary]]:
-        """Fold a run's files into its record, deriving `crashed` for a dead owner."""
-        info, metrics, _ = self._read_run(run_id, sealed=None)
-        return info, metrics
-
-    def _read_run(
-        self, run_id: str, *, sealed: Mapping[str, SegmentTotals] | None
+    def read_run(
+        self, run_id: str
     ) -> tuple[RunInfo, dict[str, SeriesSummary], dict[str, SegmentTotals]]:
+        """Fold a run's files into its record, deriving `crashed` for a dead owner.
+
+        Sealed segments whose totals the index kept are not read again. Also returns the
+        totals of the sealed segments read this time, for the index to keep.
+        """
         directory = self.run_dir(run_id)
-        files = summarize_run_files(directory, sealed=sealed)
+        files = summarize_run_files(directory, sealed=self._index.sealed(run_id))
         folded = _Folded()
         for attempt, event in files.events:
             if isinstance(event, RunStarted):
@@ -192,7 +191,7 @@ class LocalStore:
 
     def index_run(self, run_id: str) -> RunInfo:
         """Re-read one run's files into the index."""
-        info, metrics, sealed = self._read_run(run_id, sealed=self._index.sealed(run_id))
+        info, metrics, sealed = self.read_run(run_id)
         complete = info.status in FINAL_STATUSES or info.status == "crashed"
         chunks = {key: s.chunks for key, s in metrics.items()}
         self._index.replace_run(
@@ -239,19 +238,11 @@ class LocalStore:
     def get(self, ref: str, *, project: str | None = None) -> RunInfo:
         """The record of one run, read fresh from its files."""
         run_id = self.resolve(ref, project=project)
-        return self.read_run(run_id)[0]
+        return self.read_run(run_id)[0]  # afresh: a crash verdict in the index may be old
 
     def history(self, run_id: str, key: str, *, with_times: bool = False) -> MetricSeries:
         """Every point of one metric, read from the run files."""
-        files = read_run_files(self.run_dir(run_id), keys=frozenset([key]), with_times=with_times)
-        series = files.series.get(key)
-        if series is None:
-            empty = np.empty(0, np.float64)
-            return MetricSeries(np.empty(0, np.int64), empty, empty if with_times else None)
-        return series
-
-    def chunks(self, run_id: str, key: str) -> list[tuple[int, int, int, int, float, float, float]]:
-        return self._index.chunks(run_id, key)
+        return read_series(self.run_dir(run_id), key, with_times=with_times)
 
 
 def _mtime(path: Path) -> float | None:

@@ -239,7 +239,7 @@ def list_runs(args: argparse.Namespace, ctx: Context) -> int:
             limit=None if limit is None else limit + 1,
             home=ctx.home,
         )
-        infos = [_redacted(view.info) for view in views]
+        infos = [_redacted(view) for view in views]
     truncated = limit is not None and len(infos) > limit
     infos = infos[:limit]
 
@@ -324,7 +324,7 @@ def show_run(args: argparse.Namespace, ctx: Context) -> int:
         raise RunNotFoundError(f"no run {args.run!r}: there is no store at {ctx.home}")
     from polytrack.reading import get_run  # numpy and SQLite: only when reading
 
-    info = _redacted(get_run(args.run, project=args.project, home=ctx.home).info)
+    info = _redacted(get_run(args.run, project=args.project, home=ctx.home))
     ctx.out(to_json(_record(info)) if args.json else describe(info))
     return 0
 
