@@ -29,7 +29,6 @@ from polytrack.cli._format import (
 from polytrack.cli._parser import Parser, add_command
 from polytrack.cli._table import Cell, Column, render, table_width
 from polytrack.errors import RunNotFoundError
-from polytrack.redact import redact_url
 
 if TYPE_CHECKING:
     from polytrack.cli._parser import Subcommands
@@ -224,22 +223,17 @@ def _fields(text: str) -> list[Field]:
 
 def list_runs(args: argparse.Namespace, ctx: Context) -> int:
     """`polytrack runs ls`: a table (or a JSON array) of the runs a query selects."""
-    limit: int | None = args.limit or None
-    if not ctx.home.is_dir():
-        # polytrack.runs() would create the store; a typo in --home should not.
-        infos: list[RunInfo] = []
-    else:
-        from polytrack.reading import runs  # numpy and SQLite: only when reading
+    from polytrack.reading import runs  # numpy and SQLite: only when reading
 
-        views = runs(
-            project=args.project,
-            where=args.where,
-            order_by=args.order_by,
-            # One more than shown, to tell whether --limit cut the list.
-            limit=None if limit is None else limit + 1,
-            home=ctx.home,
-        )
-        infos = [_redacted(view) for view in views]
+    limit: int | None = args.limit or None
+    infos: Sequence[RunInfo] = runs(
+        project=args.project,
+        where=args.where,
+        order_by=args.order_by,
+        # One more than shown, to tell whether --limit cut the list.
+        limit=None if limit is None else limit + 1,
+        home=ctx.home,
+    )
     truncated = limit is not None and len(infos) > limit
     infos = infos[:limit]
 
@@ -324,7 +318,7 @@ def show_run(args: argparse.Namespace, ctx: Context) -> int:
         raise RunNotFoundError(f"no run {args.run!r}: there is no store at {ctx.home}")
     from polytrack.reading import get_run  # numpy and SQLite: only when reading
 
-    info = _redacted(get_run(args.run, project=args.project, home=ctx.home))
+    info = get_run(args.run, project=args.project, home=ctx.home)
     ctx.out(to_json(_record(info)) if args.json else describe(info))
     return 0
 
@@ -401,17 +395,3 @@ def _indent(text: str) -> list[str]:
 def _record(info: RunInfo) -> dict[str, Any]:
     """The whole record as plain data, shaped as `RunInfo` is."""
     return attrs.asdict(info)
-
-
-def _redacted(info: RunInfo) -> RunInfo:
-    """`info` with credentials in URLs dropped from its free text.
-
-    Params are redacted when logged, but a failure message is an exception's text as
-    recorded (`https://user:password@host` in a connection error, say) and notes are
-    whatever the user typed; neither should reach a terminal or a shared JSON dump.
-    """
-    message = None if info.message is None else redact_url(info.message)
-    notes = None if info.notes is None else redact_url(info.notes)
-    if message == info.message and notes == info.notes:
-        return info
-    return attrs.evolve(info, message=message, notes=notes)
