@@ -5,15 +5,25 @@ from __future__ import annotations
 from typing import Final, Union
 
 from attrs import field, frozen
-from attrs.validators import ge, in_
+from attrs.validators import ge, in_, matches_re
 
 __all__ = [
     "FINAL_STATUSES",
     "STATUSES",
     "EVENT_TYPES",
     "EVENT_TYPE_NAMES",
+    "DATA_KINDS",
+    "DATA_ROLES",
     "Checksum",
+    "CodeState",
+    "DataRef",
+    "EnvironmentState",
     "Event",
+    "GitState",
+    "GpuInfo",
+    "HardwareState",
+    "SeedState",
+    "Snapshot",
     "KeyDefined",
     "MetricSummary",
     "ParamValue",
@@ -100,7 +110,126 @@ class Checksum:
     crc: int
 
 
-Event = Union[RunStarted, ParamsSet, TagsAdded, KeyDefined, SchemaDefined, StatusChanged, Checksum]
+# -- the reproducibility snapshot: one event per capture, the latest of a kind wins ------
+
+
+@frozen
+class GitState:
+    """The working tree a run started from; `available` is False outside a repository."""
+
+    available: bool
+    # Why nothing (or only part) was captured: "not a git repository", "git not found", ...
+    reason: str | None = None
+    root: str | None = None
+    commit: str | None = None
+    branch: str | None = None  # None on a detached HEAD
+    remote: str | None = None  # the URL of `origin` (else the first remote), no credentials
+    dirty: bool | None = None  # None when unknown (no git binary, timed out)
+    # The uncommitted diff of tracked files against HEAD, a file in the run directory.
+    diff_file: str | None = None
+    diff_bytes: int = field(default=0, validator=ge(0))
+    diff_truncated: bool = False
+    untracked: tuple[str, ...] = ()
+    untracked_truncated: bool = False
+    # The time budget of `init()` ran out before status and diff; a complete record may
+    # follow from the background.
+    partial: bool = False
+
+
+@frozen
+class CodeState:
+    """What was run, and how: the entrypoint (or notebook), its arguments, where."""
+
+    argv: tuple[str, ...]
+    cwd: str
+    executable: str
+    entrypoint: str | None = None  # a script path, or "-m module"; None in a REPL
+    notebook: str | None = None
+
+
+@frozen
+class EnvironmentState:
+    """The software a run ran on; environment variables by allowlist, never secrets."""
+
+    python: str
+    implementation: str
+    platform: str
+    hostname: str
+    packages: dict[str, str] = field(factory=dict)
+    conda_env: str | None = None
+    # torch, CUDA, cuDNN, ... versions, from frameworks the process had already imported.
+    frameworks: dict[str, str] = field(factory=dict)
+    variables: dict[str, str] = field(factory=dict)
+
+
+@frozen
+class GpuInfo:
+    """One accelerator as the driver describes it."""
+
+    index: int
+    name: str
+    memory_total: int | None = None  # bytes
+    uuid: str | None = None
+    driver: str | None = None
+
+
+@frozen
+class HardwareState:
+    """The machine: CPU, memory, GPUs."""
+
+    cpu_model: str | None
+    cpu_logical: int | None
+    cpu_physical: int | None
+    memory_total: int | None  # bytes
+    gpus: tuple[GpuInfo, ...] = ()
+
+
+@frozen
+class SeedState:
+    """What `polytrack.seed_everything` seeded, and the determinism flags it set."""
+
+    seed: int
+    libraries: tuple[str, ...]
+    deterministic: bool = False
+    details: dict[str, str] = field(factory=dict)
+
+
+DATA_ROLES: Final = ("input", "output")
+DATA_KINDS: Final = ("file", "directory", "array", "dataframe", "bytes")
+
+
+@frozen
+class DataRef:
+    """Content hash of a dataset, file or array that a run consumed or produced."""
+
+    name: str
+    role: str = field(validator=in_(DATA_ROLES))
+    kind: str = field(validator=in_(DATA_KINDS))
+    # "sha256:<hex>"; for a directory, the hash of its sorted manifest.
+    digest: str = field(validator=matches_re(r"sha256:[0-9a-f]{64}"))
+    size: int = field(validator=ge(0))
+    files: int = field(default=1, validator=ge(0))
+    path: str | None = None
+    # For a directory: a JSON file in the run directory, relative path -> [digest, size].
+    manifest_file: str | None = None
+    logged_at: float = 0.0
+
+
+Event = Union[
+    RunStarted,
+    ParamsSet,
+    TagsAdded,
+    KeyDefined,
+    SchemaDefined,
+    StatusChanged,
+    Checksum,
+    GitState,
+    CodeState,
+    EnvironmentState,
+    HardwareState,
+    SeedState,
+    DataRef,
+]
 
 # The `type` tag of each event in the journal.
 EVENT_TYPES: Final[dict[str, type[Event]]] = {
@@ -111,6 +240,12 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "schema": SchemaDefined,
     "status": StatusChanged,
     "crc": Checksum,
+    "git": GitState,
+    "code": CodeState,
+    "environment": EnvironmentState,
+    "hardware": HardwareState,
+    "seeds": SeedState,
+    "data_ref": DataRef,
 }
 EVENT_TYPE_NAMES: Final[dict[type[Event], str]] = {cls: name for name, cls in EVENT_TYPES.items()}
 
@@ -146,3 +281,15 @@ class RunInfo:
     metrics: dict[str, MetricSummary] = field(factory=dict)
     message: str | None = None
     attempts: int = 1
+
+
+@frozen
+class Snapshot:
+    """A run's reproducibility record: the latest capture of each kind, every data ref."""
+
+    git: GitState | None = None
+    code: CodeState | None = None
+    environment: EnvironmentState | None = None
+    hardware: HardwareState | None = None
+    seeds: SeedState | None = None
+    data_refs: tuple[DataRef, ...] = ()

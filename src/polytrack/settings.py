@@ -12,10 +12,54 @@ from attrs import field, frozen
 
 from polytrack.errors import InvalidInputError
 
-__all__ = ["MODES", "Mode", "Settings", "default_home"]
+__all__ = [
+    "CAPTURES",
+    "CONSOLE_MODES",
+    "DEFAULT_ENV_ALLOWLIST",
+    "MODES",
+    "Mode",
+    "Settings",
+    "default_cache_dir",
+    "default_home",
+]
 
 Mode = Literal["online", "offline", "disabled"]
 MODES: tuple[Mode, ...] = ("online", "offline", "disabled")
+# What `init()` records without being asked; each can be switched off.
+CAPTURES: tuple[str, ...] = ("git", "code", "environment", "hardware", "system", "logs")
+# auto: capture file descriptors 1 and 2 (subprocesses too) in a plain script, else wrap
+# sys.stdout and sys.stderr (notebooks, pytest, streams replaced by the user).
+CONSOLE_MODES: tuple[str, ...] = ("auto", "wrap", "redirect")
+# Environment variables recorded with a run (fnmatch patterns); names that look like
+# secrets are dropped whatever the pattern says.
+DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
+    "CUDA_*",
+    "CUBLAS_*",
+    "CUDNN_*",
+    "NVIDIA_*",
+    "NCCL_*",
+    "OMP_*",
+    "MKL_*",
+    "OPENBLAS_*",
+    "TORCH_*",
+    "PYTORCH_*",
+    "TF_*",
+    "XLA_*",
+    "JAX_*",
+    "HF_*",
+    "TRANSFORMERS_*",
+    "PYTHONHASHSEED",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "CONDA_DEFAULT_ENV",
+    "CONDA_PREFIX",
+    "SLURM_*",
+    "POLYAXON_*",
+    "POLYTRACK_*",
+    "LANG",
+    "LC_*",
+    "TZ",
+)
 
 
 def default_home(environ: Mapping[str, str]) -> Path:
@@ -29,9 +73,27 @@ def default_home(environ: Mapping[str, str]) -> Path:
     return base / "polytrack"
 
 
+def default_cache_dir(environ: Mapping[str, str]) -> Path:
+    """Where caches live (package lists, file hashes): `$XDG_CACHE_HOME/polytrack`, else
+    `~/.cache/polytrack`. Shared by every store of the user; deleting it loses nothing."""
+    xdg = environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path(environ.get("HOME") or Path.home()) / ".cache"
+    return base / "polytrack"
+
+
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not value > 0:
         raise InvalidInputError(f"setting {attribute.name} must be positive, got {value!r}")
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value >= 0:
+        raise InvalidInputError(f"setting {attribute.name} must not be negative, got {value!r}")
+
+
+def _console(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in CONSOLE_MODES:
+        raise InvalidInputError(f"console must be one of {', '.join(CONSOLE_MODES)}; got {value!r}")
 
 
 def _mode(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -46,7 +108,12 @@ class Settings:
     Environment variables (all optional):
     `POLYTRACK_HOME`, `POLYTRACK_MODE`, `POLYTRACK_PROJECT`, `POLYTRACK_FSYNC_INTERVAL`,
     `POLYTRACK_HEARTBEAT_INTERVAL`, `POLYTRACK_INDEX_ON_FINISH` (0/1), `POLYTRACK_SPEEDUPS`
-    (0: the pure-Python hot path even where the C one is built).
+    (0: the pure-Python hot path even where the C one is built), `POLYTRACK_CACHE_DIR`,
+    `POLYTRACK_CAPTURE_GIT`, `_CODE`, `_ENVIRONMENT`, `_HARDWARE`, `_SYSTEM`, `_LOGS` (0/1),
+    `POLYTRACK_CAPTURE_BUDGET`, `POLYTRACK_SYSTEM_INTERVAL` (seconds),
+    `POLYTRACK_MAX_DIFF_BYTES`, `POLYTRACK_LOGS_MAX_BYTES`, `POLYTRACK_CONSOLE`
+    (auto/wrap/redirect) and `POLYTRACK_ENV_ALLOWLIST` (comma-separated patterns; the word
+    `default` stands for the built-in list).
     """
 
     home: Path
@@ -61,6 +128,23 @@ class Settings:
     # one doubles up to the maximum.
     first_segment_bytes: int = 64 * 1024
     max_segment_bytes: int = 8 * 1024 * 1024
+    cache_dir: Path | None = None  # None: default_cache_dir(environ)
+    capture_git: bool = True
+    capture_code: bool = True
+    capture_environment: bool = True
+    capture_hardware: bool = True
+    capture_system: bool = True
+    capture_logs: bool = True
+    # How long `init()` waits for the snapshot; what is not done by then is recorded by
+    # a background thread (and marked partial until it is).
+    capture_budget: float = field(default=0.1, validator=_non_negative)
+    git_timeout: float = field(default=10.0, validator=_positive)
+    max_diff_bytes: int = field(default=10 * 1024 * 1024, validator=_non_negative)
+    max_untracked: int = field(default=100, validator=_non_negative)
+    system_interval: float = field(default=10.0, validator=_positive)
+    logs_max_bytes: int = field(default=10 * 1024 * 1024, validator=_non_negative)
+    console: str = field(default="auto", validator=_console)
+    env_allowlist: tuple[str, ...] = DEFAULT_ENV_ALLOWLIST
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -74,7 +158,24 @@ class Settings:
             kwargs["mode"] = env["POLYTRACK_MODE"]
         if env.get("POLYTRACK_PROJECT"):
             kwargs["project"] = env["POLYTRACK_PROJECT"]
-        for name in ("fsync_interval", "heartbeat_interval"):
+        if env.get("POLYTRACK_CACHE_DIR"):
+            kwargs["cache_dir"] = Path(env["POLYTRACK_CACHE_DIR"]).expanduser()
+        else:
+            kwargs["cache_dir"] = default_cache_dir(env)
+        if "POLYTRACK_CONSOLE" in env:
+            kwargs["console"] = env["POLYTRACK_CONSOLE"]
+        if env.get("POLYTRACK_ENV_ALLOWLIST") is not None:
+            kwargs["env_allowlist"] = _patterns(env["POLYTRACK_ENV_ALLOWLIST"])
+        for name in ("max_diff_bytes", "logs_max_bytes"):
+            raw = env.get(f"POLYTRACK_{name.upper()}")
+            if raw is not None:
+                try:
+                    kwargs[name] = int(raw)
+                except ValueError:
+                    raise InvalidInputError(
+                        f"POLYTRACK_{name.upper()} must be a number of bytes, got {raw!r}"
+                    ) from None
+        for name in ("fsync_interval", "heartbeat_interval", "capture_budget", "system_interval"):
             raw = env.get(f"POLYTRACK_{name.upper()}")
             if raw is not None:
                 try:
@@ -83,12 +184,27 @@ class Settings:
                     raise InvalidInputError(
                         f"POLYTRACK_{name.upper()} must be a number of seconds, got {raw!r}"
                     ) from None
-        for name in ("index_on_finish", "speedups"):
+        flags = ["index_on_finish", "speedups"] + [f"capture_{what}" for what in CAPTURES]
+        for name in flags:
             raw = env.get(f"POLYTRACK_{name.upper()}")
             if raw is not None:
                 kwargs[name] = raw.strip().lower() not in ("0", "false", "no", "off")
         return cls(**kwargs)  # type: ignore[arg-type]
 
+    def captures(self, what: str) -> bool:
+        """Whether the capture `what` (one of CAPTURES) is switched on."""
+        return bool(getattr(self, f"capture_{what}"))
+
     def evolve(self, **changes: Any) -> Settings:
         """A copy with `changes` applied (validated again)."""
         return attrs.evolve(self, **changes)
+
+
+def _patterns(raw: str) -> tuple[str, ...]:
+    patterns: list[str] = []
+    for item in (part.strip() for part in raw.split(",")):
+        if item == "default":
+            patterns.extend(DEFAULT_ENV_ALLOWLIST)
+        elif item:
+            patterns.append(item)
+    return tuple(patterns)

@@ -241,6 +241,14 @@ class JournalWriter:
 
         return log_metrics
 
+    def write_sample(self, values: Mapping[str, float], step: int) -> None:
+        """Record metrics from a background thread (the system sampler) at its own `step`.
+
+        Safe beside the training thread's log calls: slots are claimed atomically, and the
+        training loop's auto-incremented step is left alone. Raises `InvalidMetricError`.
+        """
+        self._write_points(_check_metrics(values), _check_step(step), time.monotonic())
+
     def _log_slow(self, key: object, value: object, step: object, now: float) -> None:
         """One point off the hot path: a new key, a full segment, a value to convert."""
         self._log_points_slow({key: value}, step, now)
