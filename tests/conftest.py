@@ -12,10 +12,22 @@ import pytest
 from polytrack import _state
 
 
+@pytest.fixture(scope="session")
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("polytrack-cache")
+
+
 @pytest.fixture(autouse=True)
-def _clean_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _clean_state(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, _cache_dir: Path
+) -> Iterator[None]:
     # Never touch the user's real store, whatever a test forgets to pass.
     monkeypatch.setenv("POLYTRACK_HOME", str(tmp_path / "default-home"))
+    # Nor its caches; one per session, so the package list is read once.
+    monkeypatch.setenv("POLYTRACK_CACHE_DIR", str(_cache_dir))
+    # Outside the project's own repository: the git capture of a run started by a test
+    # sees the test's directory, not the checkout's uncommitted changes.
+    monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("POLYTRACK_PROJECT", raising=False)
     monkeypatch.delenv("POLYTRACK_MODE", raising=False)
     yield

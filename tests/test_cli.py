@@ -124,7 +124,9 @@ def table(text: str) -> list[dict[str, str]]:
 
 
 def from_json(record: dict[str, Any]) -> RunInfo:
-    """A `--json` record read back into the `RunInfo` it was written from."""
+    """A `--json` record read back into the `RunInfo` it was written from (the snapshot
+    and the log tail `show` adds are checked in test_snapshot.py)."""
+    record = {k: v for k, v in record.items() if k not in ("snapshot", "logs")}
     metrics = {key: MetricSummary(**summary) for key, summary in record["metrics"].items()}
     return RunInfo(**{**record, "tags": tuple(record["tags"]), "metrics": metrics})
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from polytrack.redact import REDACTED, is_secret_name, redact_url, redact_value
+from polytrack.redact import REDACTED, is_secret_name, redact_argv, redact_url, redact_value
 
 
 @pytest.mark.parametrize(
@@ -82,3 +82,36 @@ def test_redact_value() -> None:
     assert redact_value("api_key", "abc") == REDACTED
     assert redact_value("db", "mysql://u:p@h/d") == f"mysql://u:{REDACTED}@h/d"
     assert redact_value("lr", 0.1) == 0.1
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["train.py", "--lr", "0.1"], ["train.py", "--lr", "0.1"]),
+        (["train.py", "--token=abc"], ["train.py", f"--token={REDACTED}"]),
+        (
+            ["train.py", "--token", "abc", "--lr", "1"],
+            ["train.py", "--token", REDACTED, "--lr", "1"],
+        ),
+        (["t.py", "--password", "--verbose"], ["t.py", "--password", "--verbose"]),
+        (["t.py", "--api-key", "sk-1"], ["t.py", "--api-key", REDACTED]),
+        (["t.py", "--hf_token=x"], ["t.py", f"--hf_token={REDACTED}"]),
+        (["t.py", "API_KEY=xyz"], ["t.py", f"API_KEY={REDACTED}"]),
+        (["t.py", "db.password=hunter2"], ["t.py", f"db.password={REDACTED}"]),
+        (["t.py", "+aws.secret_access_key=k"], ["t.py", f"+aws.secret_access_key={REDACTED}"]),
+        (
+            ["t.py", "--db", "postgres://bob:pw@h/x"],
+            ["t.py", "--db", f"postgres://bob:{REDACTED}@h/x"],
+        ),
+        (["t.py", "--url=https://u:p@h"], ["t.py", f"--url=https://u:{REDACTED}@h"]),
+        (
+            ["t.py", "--tokenizer", "bert", "--max_tokens", "5"],
+            ["t.py", "--tokenizer", "bert", "--max_tokens", "5"],
+        ),
+        (["t.py", "KEY_PATH=/x"], ["t.py", "KEY_PATH=/x"]),
+        (["t.py", "--secret"], ["t.py", "--secret"]),
+    ],
+)
+def test_redact_argv(argv: list[str], expected: list[str]) -> None:
+    """Secret values in argv are redacted whatever the option style; the rest is kept."""
+    assert redact_argv(argv) == expected

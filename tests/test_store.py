@@ -39,7 +39,7 @@ def test_all_nan_series_summary(home: Path) -> None:
 def test_series_are_indexed_in_chunks_not_rows(home: Path) -> None:
     """The index holds one chunk row per CHUNK points with count, step range and extremes."""
     points = 3 * CHUNK + 10
-    with polytrack.init(dir=home) as run:
+    with polytrack.init(dir=home, capture={"system": False}) as run:
         for step in range(points):
             run.log_metrics({"m": float(step)}, step=step)
     polytrack.runs(home=home)  # indexes
@@ -122,7 +122,10 @@ def test_point_times_are_wall_clock_also_in_spare_segments(home: Path) -> None:
 
 def test_sealed_segments_of_a_live_run_are_read_once(home: Path) -> None:
     """A live run's full (sealed) segments are summarized once; later reads skip them."""
-    settings = polytrack.Settings.from_env().evolve(home=home, fsync_interval=0.05)
+    # Without the sampler: its points would share the first segment with the test's.
+    settings = polytrack.Settings.from_env().evolve(
+        home=home, fsync_interval=0.05, capture_system=False
+    )
     run = polytrack.init(settings=settings)
     capacity = (settings.first_segment_bytes - 64) // 24
     for step in range(capacity * 4):  # fills and seals a few segments

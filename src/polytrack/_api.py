@@ -14,16 +14,30 @@ from typing import Any
 
 from polytrack import _state
 from polytrack._version import __version__
+from polytrack.capture.logs import LogCapture
+from polytrack.capture.seeds import seed_everything as _seed_everything
+from polytrack.capture.snapshot import SnapshotCapture
+from polytrack.capture.system import SystemSampler
 from polytrack.errors import InvalidInputError, RunStateError, StoreError, TrackingWarning
 from polytrack.journal import EVENTS_RE
-from polytrack.models import ParamsSet, RunStarted, StatusChanged
+from polytrack.models import DataRef, ParamsSet, RunStarted, SeedState, StatusChanged
 from polytrack.processes import process_started
 from polytrack.redact import redact_url
 from polytrack.run import DisabledRun, Run, check_tags, flatten_params
-from polytrack.settings import MODES, Settings
+from polytrack.settings import CAPTURES, MODES, Settings
 from polytrack.writer import JournalWriter
 
-__all__ = ["finish", "init", "log_metric", "log_metrics", "log_params", "log_tags", "current_run"]
+__all__ = [
+    "current_run",
+    "finish",
+    "init",
+    "log_data_ref",
+    "log_metric",
+    "log_metrics",
+    "log_params",
+    "log_tags",
+    "seed_everything",
+]
 
 
 def init(
@@ -36,6 +50,7 @@ def init(
     mode: str | None = None,
     dir: str | os.PathLike[str] | None = None,
     resume: str | None = None,
+    capture: bool | Mapping[str, bool] | None = None,
     settings: Settings | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Run | DisabledRun:
@@ -51,6 +66,9 @@ def init(
             (every call is a no-op).
         dir: the store's home; default `POLYTRACK_HOME`, else `~/.local/share/polytrack`.
         resume: the id (or prefix, or name) of a run to continue: its steps go on.
+        capture: False records no snapshot, system metrics or logs; a mapping switches
+            single captures ({"logs": False}): git, code, environment, hardware, system,
+            logs. Default: all on, unless switched off by `POLYTRACK_CAPTURE_*`.
         settings: a full `Settings`; the arguments above override it.
         environ: read instead of `os.environ` (for tests).
 
@@ -69,6 +87,8 @@ def init(
         settings = settings.evolve(mode=mode)
     if dir is not None:
         settings = settings.evolve(home=Path(dir).expanduser())
+    if capture is not None:
+        settings = settings.evolve(**_capture_switches(capture))
     if project is not None:
         _check_text("project", project)
         settings = settings.evolve(project=project)
@@ -91,14 +111,16 @@ def init(
 
     run: Run | DisabledRun
     try:
-        run = _start(settings, name, flat, clean_tags, notes, resume)
+        run = _start(settings, name, flat, clean_tags, notes, resume, environ)
     except StoreError as exc:
         if resume is not None:
             raise  # asked to continue that run: recording a new one elsewhere is no answer
         # Training goes on whatever the disk says: record elsewhere, or not at all.
         fallback = Path(tempfile.gettempdir()) / f"polytrack-{os.getuid()}"
         try:
-            run = _start(settings.evolve(home=fallback), name, flat, clean_tags, notes, None)
+            run = _start(
+                settings.evolve(home=fallback), name, flat, clean_tags, notes, None, environ
+            )
             where = f"recording to {fallback} instead"
         except StoreError as again:
             run = DisabledRun(on_finish=_state.forget)
@@ -109,7 +131,23 @@ def init(
             stacklevel=2,
         )
     _state.set_current(run)
+    seeds, _state.pending_seeds = _state.pending_seeds, None
+    if seeds is not None:
+        run.record_seeds(seeds)  # seeded once: recorded by one run
     return run
+
+
+def _capture_switches(capture: bool | Mapping[str, bool]) -> dict[str, bool]:
+    if isinstance(capture, bool):
+        return {f"capture_{what}": capture for what in CAPTURES}
+    if not isinstance(capture, Mapping):
+        raise InvalidInputError(f"capture must be a bool or a mapping; got {capture!r}")
+    unknown = sorted(set(capture) - set(CAPTURES))
+    if unknown:
+        raise InvalidInputError(
+            f"capture: unknown {', '.join(map(repr, unknown))}; known: {', '.join(CAPTURES)}"
+        )
+    return {f"capture_{what}": bool(on) for what, on in capture.items()}
 
 
 def _start(
@@ -119,6 +157,7 @@ def _start(
     tags: tuple[str, ...],
     notes: str | None,
     resume: str | None,
+    environ: Mapping[str, str] | None,
 ) -> Run:
     now = time.time()
     attempt, last_step = 0, -1
@@ -177,7 +216,7 @@ def _start(
         writer.close()
         raise
     writer.start()
-    return Run(
+    run = Run(
         run_id=run_id,
         project=project,
         name=name or run_id,
@@ -186,6 +225,63 @@ def _start(
         writer=writer,
         on_finish=_state.forget,
     )
+    _start_captures(run, writer, attempt, os.environ if environ is None else environ)
+    return run
+
+
+def _start_captures(
+    run: Run, writer: JournalWriter, attempt: int, environ: Mapping[str, str]
+) -> None:
+    """Start what the run records by itself; a capture that fails to start is skipped."""
+    settings = run.settings
+
+    def warn(kind: str, message: str) -> None:
+        writer.warn_once(kind, message, stacklevel=1)
+
+    starters: list[tuple[str, Any]] = []
+    if settings.capture_logs:
+        starters.append(
+            (
+                "logs",
+                lambda: LogCapture(
+                    run.dir / f"output-{attempt:03d}.log",
+                    max_bytes=settings.logs_max_bytes,
+                    mode=settings.console,
+                    run_id=run.id,
+                ),
+            )
+        )
+    if settings.capture_system:
+        starters.append(
+            (
+                "system",
+                lambda: SystemSampler(
+                    writer.write_sample, interval=settings.system_interval, run_id=run.id
+                ),
+            )
+        )
+    for what, make in starters:
+        try:
+            collaborator = make()
+            collaborator.start()
+        except Exception as exc:
+            warn(f"capture-{what}", f"polytrack could not start capturing {what}: {exc!r}")
+            continue
+        run.own(collaborator)
+    try:
+        snapshot = SnapshotCapture.start(
+            settings=settings,
+            directory=run.dir,
+            attempt=attempt,
+            run_id=run.id,
+            record=writer.append_event,
+            warn=warn,
+            environ=environ,
+        )
+    except Exception as exc:
+        warn("capture-snapshot", f"polytrack could not capture the run's snapshot: {exc!r}")
+    else:
+        run.own(snapshot)
 
 
 _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -252,6 +348,40 @@ def log_tags(tags: Iterable[str] | str) -> None:
         _no_run("log_tags")
         return
     run.log_tags(tags)
+
+
+def log_data_ref(name: str, source: Any, role: str = "input") -> DataRef | None:
+    """Record a data reference on the current run; see `Run.log_data_ref`.
+
+    Example:
+        >>> polytrack.log_data_ref("train", "data/train.csv")
+    """
+    run = _state.current
+    if run is None:
+        _no_run("log_data_ref")
+        return None
+    return run.log_data_ref(name, source, role)
+
+
+def seed_everything(seed: int, *, deterministic: bool = False) -> SeedState:
+    """Seed `random`, numpy, and torch/TensorFlow where imported; record it with the run.
+
+    Called before `init()` (the usual order), the seeds are recorded by the next run.
+
+    Args:
+        seed: 0 <= seed < 2**32.
+        deterministic: also ask torch (and TensorFlow) for deterministic algorithms.
+
+    Example:
+        >>> polytrack.seed_everything(42)
+    """
+    seeds = _seed_everything(seed, deterministic=deterministic)
+    run = _state.current
+    if run is None:
+        _state.pending_seeds = seeds
+    else:
+        run.record_seeds(seeds)
+    return seeds
 
 
 def finish(status: str = "succeeded", *, message: str | None = None) -> None:

@@ -17,11 +17,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Union
 
 if TYPE_CHECKING:
+    from polytrack.models import SeedState
     from polytrack.run import DisabledRun, Run
 
 __all__ = ["current", "first_time", "forget", "reset", "set_current"]
 
 current: Union[Run, DisabledRun, None] = None  # read on the hot path
+# Seeds set before `init()` (the usual order): recorded by the next run.
+pending_seeds: SeedState | None = None
 
 _lock = threading.Lock()
 _live: weakref.WeakSet[Run | DisabledRun] = weakref.WeakSet()
@@ -64,9 +67,10 @@ def reset() -> None:
     """Finish every live run, restore the hooks, forget warnings; for tests and notebooks."""
     for run in list(_live):
         run.finish("stopped", message="polytrack state reset")
-    global current
+    global current, pending_seeds
     with _lock:
         current = None
+        pending_seeds = None
         _said.clear()
         _uninstall_hooks()
 
@@ -98,12 +102,14 @@ def _uninstall_hooks() -> None:
 def _excepthook(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
 ) -> None:
-    for run in list(_live):
-        if issubclass(exc_type, KeyboardInterrupt):
-            run.finish("stopped", message="KeyboardInterrupt")
-        else:
-            run.finish("failed", message=f"{exc_type.__name__}: {exc}")
-    _previous_excepthook(exc_type, exc, tb)
+    try:
+        _previous_excepthook(exc_type, exc, tb)  # first, so the run's log holds the traceback
+    finally:
+        for run in list(_live):
+            if issubclass(exc_type, KeyboardInterrupt):
+                run.finish("stopped", message="KeyboardInterrupt")
+            else:
+                run.finish("failed", message=f"{exc_type.__name__}: {exc}")
 
 
 def _at_exit() -> None:

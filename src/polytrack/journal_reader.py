@@ -31,7 +31,20 @@ from polytrack.journal import (
     SEGMENT_MAGIC,
     SEGMENT_RE,
 )
-from polytrack.models import Checksum, Event, KeyDefined, MetricSummary, SchemaDefined
+from polytrack.models import (
+    Checksum,
+    CodeState,
+    DataRef,
+    EnvironmentState,
+    Event,
+    GitState,
+    HardwareState,
+    KeyDefined,
+    MetricSummary,
+    SchemaDefined,
+    SeedState,
+    Snapshot,
+)
 
 __all__ = [
     "CHUNK",
@@ -41,6 +54,7 @@ __all__ = [
     "SegmentTotals",
     "SeriesSummary",
     "read_run_files",
+    "read_snapshot",
     "read_series",
     "summarize_run_files",
 ]
@@ -379,3 +393,28 @@ def _merge(chunks: list[tuple[Any, ...]], with_times: bool) -> MetricSeries:
         steps, values = steps[order], values[order]
         times = times[order] if times is not None else None
     return MetricSeries(steps, values, times)
+
+
+_SNAPSHOT_PARTS: Final = {
+    GitState: "git",
+    CodeState: "code",
+    EnvironmentState: "environment",
+    HardwareState: "hardware",
+    SeedState: "seeds",
+}
+
+
+def read_snapshot(directory: Path) -> Snapshot:
+    """The run's reproducibility snapshot: the latest record of each kind across attempts,
+    and every data ref in the order logged."""
+    corrupt: list[str] = []
+    events, _ = _read_all_events(directory, _list(directory), corrupt)
+    parts: dict[str, Any] = {}
+    refs: list[DataRef] = []
+    for _, event in events:
+        part = _SNAPSHOT_PARTS.get(type(event))
+        if part is not None:
+            parts[part] = event
+        elif isinstance(event, DataRef):
+            refs.append(event)
+    return Snapshot(**parts, data_refs=tuple(refs))

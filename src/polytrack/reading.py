@@ -11,8 +11,9 @@ import numpy.typing as npt
 from attrs import frozen
 
 from polytrack.backends.local import LocalStore
-from polytrack.journal_reader import read_series
-from polytrack.models import RunInfo
+from polytrack.capture.logs import LogLine, read_log
+from polytrack.journal_reader import read_series, read_snapshot
+from polytrack.models import RunInfo, Snapshot
 from polytrack.settings import Settings
 
 __all__ = ["RunView", "get_run", "runs"]
@@ -47,6 +48,33 @@ class RunView(RunInfo):
         if series.times is not None:
             return series.steps, series.values, series.times
         return series.steps, series.values
+
+    def snapshot(self) -> Snapshot:
+        """What was captured to recreate the run: git, code, environment, hardware, seeds
+        and data refs.
+
+        Example:
+            >>> polytrack.get_run("a1b2").snapshot().git.commit
+        """
+        return read_snapshot(Path(self.path))
+
+    def diff(self) -> bytes | None:
+        """The uncommitted changes the run started from (a patch for `git apply`), if any."""
+        git = self.snapshot().git
+        if git is None or git.diff_file is None:
+            return None
+        return (Path(self.path) / git.diff_file).read_bytes()
+
+    def logs(self, *, tail: int | None = None) -> list[LogLine]:
+        """The run's captured stdout and stderr, line by line, every attempt in order.
+
+        Example:
+            >>> for line in polytrack.get_run("a1b2").logs(tail=20): print(line.text)
+        """
+        lines: list[LogLine] = []
+        for path in sorted(Path(self.path).glob("output-*.log")):
+            lines.extend(read_log(path))
+        return lines[-tail:] if tail else lines
 
 
 def runs(

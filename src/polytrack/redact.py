@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 from typing import Final
 
-__all__ = ["REDACTED", "is_secret_name", "redact_url", "redact_value"]
+__all__ = ["REDACTED", "is_secret_name", "redact_argv", "redact_url", "redact_value"]
 
 REDACTED: Final = "[REDACTED]"
 
@@ -102,3 +103,35 @@ def redact_value(name: str, value: object) -> object:
     if isinstance(value, str) and "://" in value:
         return redact_url(value)
     return value
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """Command-line arguments with secret values replaced by REDACTED.
+
+    Covers `--token=abc`, `--password abc` (the next argument), `API_KEY=abc` and Hydra's
+    `db.password=abc`, and credentials in URLs anywhere. A flag with a secret-looking name
+    redacts the argument after it unless that one is an option itself: recording too
+    little is the safe mistake.
+
+    Example:
+        >>> redact_argv(["train.py", "--token", "abc", "--lr=0.1", "DB_PASSWORD=x"])
+        ['train.py', '--token', '[REDACTED]', '--lr=0.1', 'DB_PASSWORD=[REDACTED]']
+    """
+    clean: list[str] = []
+    secret_next = False
+    for arg in argv:
+        if secret_next and not arg.startswith("-"):
+            clean.append(REDACTED)
+            secret_next = False
+            continue
+        secret_next = False
+        name, sep, _ = arg.partition("=")
+        option = name.startswith("-")
+        if sep and is_secret_name(name.lstrip("-+~")):
+            clean.append(f"{name}={REDACTED}")
+        elif option and not sep and is_secret_name(name.lstrip("-")):
+            clean.append(arg)
+            secret_next = True
+        else:
+            clean.append(redact_url(arg) if "://" in arg else arg)
+    return clean

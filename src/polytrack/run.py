@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from polytrack.errors import InvalidInputError, PolytrackError, StoreError
-from polytrack.models import FINAL_STATUSES, ParamsSet, ParamValue, StatusChanged, TagsAdded
+from polytrack.models import (
+    DATA_ROLES,
+    FINAL_STATUSES,
+    DataRef,
+    Event,
+    ParamsSet,
+    ParamValue,
+    SeedState,
+    StatusChanged,
+    TagsAdded,
+)
 from polytrack.redact import redact_url, redact_value
-from polytrack.settings import Settings
+from polytrack.settings import Settings, default_cache_dir
 from polytrack.writer import JournalWriter, LogMetrics
 
-__all__ = ["DisabledRun", "Run", "flatten_params"]
+if TYPE_CHECKING:
+    from polytrack.capture.data import HashCache
+
+__all__ = ["Collaborator", "DisabledRun", "Run", "flatten_params"]
+
+
+class Collaborator(Protocol):
+    """Something a run owns while it lives (a capture thread, say): stopped by `finish()`."""
+
+    def stop(self) -> None: ...
 
 
 class Run:
@@ -53,6 +73,8 @@ class Run:
         self._pid = os.getpid()
         self._status = "running"
         self._on_finish = on_finish  # the process-wide state forgets the run
+        self._collaborators: list[Collaborator] = []
+        self._hash_cache: HashCache | None = None
         # The hot path: an instance attribute shadows the documented method below.
         self.log_metrics = writer.make_log_metrics()  # type: ignore[method-assign]
 
@@ -132,6 +154,85 @@ class Run:
             return
         self._append(TagsAdded(tags=clean))
 
+    def log_data_ref(
+        self,
+        name: str,
+        source: Any,
+        role: str = "input",
+        *,
+        progress: bool | None = None,
+    ) -> DataRef:
+        """Record the content hash of data the run consumed (`role="input"`) or produced.
+
+        Files and directories are hashed once and then answered from a cache keyed by
+        path, size, modification time and inode; a directory also gets a manifest
+        (relative path -> hash) so two versions can be compared file by file.
+
+        Args:
+            name: what the data is called in this run ("train", "vocab", ...).
+            source: a file or directory path, bytes, a numpy array or a pandas DataFrame.
+            role: "input" or "output".
+            progress: show a progress bar on stderr (default: for large inputs when
+                stderr is a terminal).
+
+        Raises:
+            InvalidInputError: a bad name or role, a missing path, an unsupported type.
+
+        Example:
+            >>> run.log_data_ref("train", "data/train.csv")
+        """
+        from polytrack.capture.data import HashCache, hash_source  # sqlite3, hashlib: on use
+
+        if not isinstance(name, str) or not name.strip() or len(name) > 256:
+            raise InvalidInputError(
+                f"data ref names must be non-empty strings of at most 256 characters; got {name!r}"
+            )
+        if role not in DATA_ROLES:
+            raise InvalidInputError(f"role must be one of {', '.join(DATA_ROLES)}; got {role!r}")
+        if self._hash_cache is None:
+            cache_dir = self.settings.cache_dir or default_cache_dir(os.environ)
+            self._hash_cache = HashCache.open(cache_dir / "hashes.sqlite")
+        found = hash_source(source, cache=self._hash_cache, progress=progress)
+        manifest_file = None
+        if found.manifest is not None:
+            manifest_file = f"manifest-{found.digest.removeprefix('sha256:')[:16]}.json"
+            self._write_manifest(manifest_file, found.manifest)
+        ref = DataRef(
+            name=name.strip(),
+            role=role,
+            kind=found.kind,
+            digest=found.digest,
+            size=found.size,
+            files=found.files,
+            path=found.path,
+            manifest_file=manifest_file,
+            logged_at=time.time(),
+        )
+        if not self._after_finish("log_data_ref"):
+            self._append(ref)
+        return ref
+
+    def _write_manifest(self, name: str, manifest: Mapping[str, tuple[str, int]]) -> None:
+        path = self.dir / name
+        if path.exists():
+            return  # the name is the content's hash: the same manifest is there
+        temporary = self.dir / f".{name}.tmp"
+        try:
+            body = {rel: [digest, size] for rel, (digest, size) in sorted(manifest.items())}
+            temporary.write_text(json.dumps(body, separators=(",", ":")))
+            os.replace(temporary, path)
+        except OSError as exc:
+            self._warn_once("store", f"polytrack could not record to {self.dir}: {exc}")
+
+    def record_seeds(self, seeds: SeedState) -> None:
+        """Record what `polytrack.seed_everything` seeded (it calls this)."""
+        if not self._after_finish("seed_everything"):
+            self._append(seeds)
+
+    def own(self, collaborator: Collaborator) -> None:
+        """Stop `collaborator` when the run finishes, last owned first."""
+        self._collaborators.append(collaborator)
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def finish(self, status: str = "succeeded", *, message: str | None = None) -> None:
@@ -149,6 +250,7 @@ class Run:
             return
         self._status = status
         self.log_metrics = self._finished_log_metrics  # type: ignore[method-assign]
+        self._stop_collaborators()
         if message is not None:
             message = redact_url(message)[:4000]  # exception texts quote connection URLs
         try:
@@ -182,8 +284,21 @@ class Run:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _stop_collaborators(self) -> None:
+        while self._collaborators:
+            collaborator = self._collaborators.pop()
+            try:
+                collaborator.stop()
+            except Exception as exc:  # finishing must reach the status record regardless
+                self._warn_once("stop", f"polytrack could not stop {collaborator!r}: {exc!r}")
+        if self._hash_cache is not None:
+            self._hash_cache.close()
+            self._hash_cache = None
+
     def detach_after_fork(self) -> None:
         """In a forked child: never write into the parent's journal."""
+        self._collaborators = []  # their threads live in the parent only
+        self._hash_cache = None
         self._pid = -1
         self.log_metrics = _noop_log_metrics  # type: ignore[method-assign]
         self._status = "stopped"
@@ -201,7 +316,7 @@ class Run:
             return True
         return False
 
-    def _append(self, event: ParamsSet | TagsAdded) -> None:
+    def _append(self, event: Event) -> None:
         try:
             self._writer.append_event(event)
         except StoreError as exc:
@@ -243,6 +358,14 @@ class DisabledRun:
         pass
 
     def log_tags(self, tags: Iterable[str] | str) -> None:
+        pass
+
+    def log_data_ref(
+        self, name: str, source: Any, role: str = "input", *, progress: bool | None = None
+    ) -> None:
+        pass
+
+    def record_seeds(self, seeds: SeedState) -> None:
         pass
 
     def finish(self, status: str = "succeeded", *, message: str | None = None) -> None:

@@ -86,7 +86,7 @@ def _positive(instance: object, attribute: attrs.Attribute[float], value: float)
         raise InvalidInputError(f"setting {attribute.name} must be positive, got {value!r}")
 
 
-def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value >= 0:
         raise InvalidInputError(f"setting {attribute.name} must not be negative, got {value!r}")
 

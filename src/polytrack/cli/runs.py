@@ -27,12 +27,20 @@ from polytrack.cli._format import (
     to_json,
 )
 from polytrack.cli._parser import Parser, add_command
+from polytrack.cli._snapshot import (
+    LOG_TAIL,
+    SYSTEM_PREFIX,
+    describe_logs,
+    describe_snapshot,
+    describe_system,
+)
 from polytrack.cli._table import Cell, Column, render, table_width
 from polytrack.errors import RunNotFoundError
 
 if TYPE_CHECKING:
     from polytrack.cli._parser import Subcommands
     from polytrack.models import RunInfo
+    from polytrack.reading import RunView
 
 __all__ = ["Field", "list_runs", "register", "show_run"]
 
@@ -286,13 +294,18 @@ def _varying(infos: Sequence[RunInfo], kind: str) -> tuple[list[Field], list[Fie
     """Keys of `kind` whose values differ between runs, and keys only some runs have.
 
     With a single run nothing can differ; its own keys count as differing instead, since
-    a table without them says little.
+    a table without them says little. System metrics (`system/...`) always differ and are
+    rarely what runs are compared by: they are shown only when asked for with --fields.
     """
     values: dict[str, set[str]] = {}
     present: dict[str, int] = {}
     for info in infos:
         record: dict[str, Any] = (
-            info.params if kind == "param" else {k: s.last for k, s in info.metrics.items()}
+            info.params
+            if kind == "param"
+            else {
+                k: s.last for k, s in info.metrics.items() if not k.startswith(SYSTEM_PREFIX)
+            }
         )
         for key, value in record.items():
             # json.dumps spells NaN one way, so two NaN last values count as equal.
@@ -319,8 +332,25 @@ def show_run(args: argparse.Namespace, ctx: Context) -> int:
     from polytrack.reading import get_run  # numpy and SQLite: only when reading
 
     info = get_run(args.run, project=args.project, home=ctx.home)
-    ctx.out(to_json(_record(info)) if args.json else describe(info))
+    ctx.out(to_json(_full_record(info)) if args.json else describe_run(info))
     return 0
+
+
+def describe_run(view: RunView) -> str:
+    """The record, then the snapshot, the system metrics and the tail of the logs."""
+    lines = [describe(view)]
+    lines += describe_snapshot(view.snapshot())
+    lines += describe_system(view.metrics)
+    tail = view.logs(tail=LOG_TAIL)
+    lines += describe_logs([(line.t, line.stream, line.text) for line in tail])
+    return "\n".join(lines)
+
+
+def _full_record(view: RunView) -> dict[str, Any]:
+    record = _record(view)
+    record["snapshot"] = attrs.asdict(view.snapshot())
+    record["logs"] = [attrs.asdict(line) for line in view.logs(tail=LOG_TAIL)]
+    return record
 
 
 def describe(info: RunInfo) -> str:
@@ -365,8 +395,8 @@ def describe(info: RunInfo) -> str:
         lines.append("  none")
 
     lines += ["", "metrics"]
-    if info.metrics:
-        keys = sorted(info.metrics)
+    keys = sorted(key for key in info.metrics if not key.startswith(SYSTEM_PREFIX))
+    if keys:
         summaries = [info.metrics[key] for key in keys]
 
         def numbers(header: str, read: Callable[[Any], float]) -> Column:

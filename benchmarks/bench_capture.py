@@ -1,0 +1,281 @@
+#!/usr/bin/env python
+"""Benchmarks of the background captures: the system sampler's overhead, print() captured.
+
+    python benchmarks/bench_capture.py [--quick] [--strict] [--only system,logs]
+
+Prints one line per figure with its target and PASS/FAIL (or `info` for figures without
+one). Exit status 0 unless `--strict` is given and a target failed. See
+benchmarks/README.md ("bench_capture.py") for what each figure means.
+
+- S1 one sample's CPU cost, the sampler's `sample()` plus the real journal write, called
+  in this thread (thread CPU time, median of repetitions);
+- S2 S1 as a share of one core at the default interval (10 s): target < 1%;
+- S3 the real thread run for a few seconds at a short interval, its own CPU time (from
+  /proc through psutil, by native thread id) per sample, extrapolated to the default
+  interval: target < 1%;
+- L1 `print(line)` with sys.stdout wrapped (wrap mode) vs the same stream unwrapped;
+- L2 `print(line)` to fd 1 with fds redirected (redirect mode) vs not: the printing
+  thread's time, and the whole process's CPU including the reader thread.
+
+The "terminal" of L1 and L2 is /dev/null written through a line-buffered text stream,
+like a terminal: one write system call per line, so the baseline is what printing costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from polytrack.capture.logs import LogCapture, read_log
+from polytrack.capture.system import SystemSampler
+from polytrack.settings import Settings
+from polytrack.writer import JournalWriter
+
+DEFAULT_INTERVAL = Settings(home=Path(".")).system_interval
+LINE = "epoch 3 step 1200: loss 0.4182 acc 0.8731 lr 3.0e-04 (12.1 it/s)"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    samples: int  # S1 samples per repetition
+    reps: int
+    thread_seconds: float  # S3
+    prints: int  # L1, L2 prints per repetition
+
+
+FULL = Sizes(samples=200, reps=5, thread_seconds=4.0, prints=20_000)
+QUICK = Sizes(samples=50, reps=3, thread_seconds=1.5, prints=5_000)
+
+
+def line(name: str, value: str, goal: str, ok: bool | None, notes: str = "") -> bool:
+    verdict = "info" if ok is None else ("PASS" if ok else "FAIL")
+    print(f"{name:<62} {value:>14}  target {goal:<8} {verdict}", flush=True)
+    if notes:
+        print(f"      {notes}", flush=True)
+    return ok is not False
+
+
+# -- the system sampler ---------------------------------------------------------------------
+
+
+def _writer(root: Path) -> JournalWriter:
+    return JournalWriter.create(root, run_id="bench", attempt=0)
+
+
+def bench_system(root: Path, sizes: Sizes) -> bool:
+    writer = _writer(root / "journal")
+    try:
+        sampler = SystemSampler(writer.write_sample, interval=DEFAULT_INTERVAL, run_id="bench")
+        step = 0
+        values = sampler.sample()
+        writer.write_sample(values, step)  # defines the keys: a one-off
+        per_sample = []
+        for _ in range(sizes.reps):
+            started = time.thread_time()
+            wall = time.perf_counter()
+            for _ in range(sizes.samples):
+                step += 1
+                writer.write_sample(sampler.sample(), step)
+            per_sample.append(
+                (
+                    (time.thread_time() - started) / sizes.samples,
+                    (time.perf_counter() - wall) / sizes.samples,
+                )
+            )
+        sampler.stop()
+        cpu = statistics.median(p[0] for p in per_sample)
+        wall = statistics.median(p[1] for p in per_sample)
+        line(
+            "S1 one sample (sample() + write_sample), CPU",
+            f"{cpu * 1e3:.2f} ms",
+            "-",
+            None,
+            f"wall {wall * 1e3:.2f} ms; median of {sizes.reps} x {sizes.samples}",
+        )
+        ok = line(
+            f"S2 S1 at the default interval ({DEFAULT_INTERVAL:g} s), % of one core",
+            f"{100 * cpu / DEFAULT_INTERVAL:.4f} %",
+            "< 1%",
+            100 * cpu / DEFAULT_INTERVAL < 1,
+        )
+        return bench_system_thread(writer, sizes) and ok
+    finally:
+        writer.close()
+
+
+def bench_system_thread(writer: JournalWriter, sizes: Sizes) -> bool:
+    interval = 0.05
+    sampler = SystemSampler(writer.write_sample, interval=interval, run_id="bench")
+    sampler.start()
+    thread = next(t for t in threading.enumerate() if t.name == "polytrack-system-bench")
+    time.sleep(0.2)  # past the first sample (NVML init, new keys)
+    first_cpu, first_samples = _thread_cpu(thread), sampler.samples
+    time.sleep(sizes.thread_seconds)
+    cpu, samples = _thread_cpu(thread) - first_cpu, sampler.samples - first_samples
+    sampler.stop()
+    per_sample = cpu / max(samples, 1)
+    share = 100 * per_sample / DEFAULT_INTERVAL
+    return line(
+        "S3 the thread's own CPU, extrapolated to the default interval",
+        f"{share:.4f} %",
+        "< 1%",
+        share < 1,
+        f"{samples} samples at {interval} s in {sizes.thread_seconds:g} s, "
+        f"{cpu * 1e3:.0f} ms CPU: {per_sample * 1e3:.2f} ms per sample "
+        f"({100 * cpu / sizes.thread_seconds:.1f}% of a core at this interval)",
+    )
+
+
+def _thread_cpu(thread: threading.Thread) -> float:
+    for info in psutil.Process().threads():
+        if info.id == thread.native_id:
+            return float(info.user_time + info.system_time)
+    raise RuntimeError("the sampler thread is gone")
+
+
+# -- print() captured -----------------------------------------------------------------------
+
+
+def _best_per_call(reps: int, count: int, variants: dict[str, Callable[[int], None]]) -> dict:
+    """Best time per call of each variant, the variants interleaved in every repetition."""
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(reps):
+        for name, run in variants.items():
+            started = time.perf_counter()
+            run(count)
+            best[name] = min(best[name], (time.perf_counter() - started) / count)
+    return best
+
+
+def bench_wrap(root: Path, sizes: Sizes) -> bool:
+    terminal = open(os.devnull, "w", buffering=1)  # noqa: SIM115 - closed below
+    saved = sys.stdout
+
+    def plain(count: int) -> None:
+        sys.stdout = terminal
+        try:
+            for _ in range(count):
+                print(LINE)
+        finally:
+            sys.stdout = saved
+
+    def wrapped(count: int) -> None:
+        log = root / "wrap.log"
+        log.unlink(missing_ok=True)
+        sys.stdout = terminal
+        capture = LogCapture(log, max_bytes=1 << 30, mode="wrap", run_id="bench")
+        capture.start()
+        try:
+            for _ in range(count):
+                print(LINE)
+        finally:
+            capture.stop()
+            sys.stdout = saved
+
+    try:
+        best = _best_per_call(sizes.reps, sizes.prints, {"plain": plain, "wrap": wrapped})
+    finally:
+        terminal.close()
+    recorded = len(read_log(root / "wrap.log"))
+    assert recorded == sizes.prints, recorded
+    return line(
+        "L1 print(line), sys.stdout wrapped (wrap mode)",
+        f"{best['wrap'] * 1e9:,.0f} ns",
+        "-",
+        None,
+        f"unwrapped {best['plain'] * 1e9:,.0f} ns, x{best['wrap'] / best['plain']:.2f}; "
+        f"best of {sizes.reps} x {sizes.prints:,}, interleaved; {len(LINE)}-character lines",
+    )
+
+
+def bench_redirect(root: Path, sizes: Sizes) -> bool:
+    """Prints to fd 1 (pointed at /dev/null for the measurement), redirected or not."""
+    sys.stdout.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    saved_fd = os.dup(1)
+    os.dup2(devnull, 1)
+    terminal = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - closed below
+    cpu: dict[str, float] = {}
+
+    def run(count: int, name: str, capture: LogCapture | None) -> None:
+        if capture is not None:
+            capture.start()
+        started = time.process_time()
+        try:
+            for _ in range(count):
+                print(LINE, file=terminal)
+        finally:
+            if capture is not None:
+                capture.stop()  # waits for the reader to drain the pipe
+            spent = (time.process_time() - started) / count
+            cpu[name] = min(cpu.get(name, float("inf")), spent)
+
+    def plain(count: int) -> None:
+        run(count, "plain", None)
+
+    def redirected(count: int) -> None:
+        log = root / "redirect.log"
+        log.unlink(missing_ok=True)
+        run(count, "redirect", LogCapture(log, max_bytes=1 << 30, mode="redirect", run_id="b"))
+
+    try:
+        best = _best_per_call(sizes.reps, sizes.prints, {"plain": plain, "redirect": redirected})
+    finally:
+        terminal.close()
+        os.dup2(saved_fd, 1)
+        os.close(saved_fd)
+        os.close(devnull)
+    recorded = len(read_log(root / "redirect.log"))
+    assert recorded == sizes.prints, recorded
+    return line(
+        "L2 print(line) to fd 1, redirected (redirect mode), wall",
+        f"{best['redirect'] * 1e9:,.0f} ns",
+        "-",
+        None,
+        f"not redirected {best['plain'] * 1e9:,.0f} ns, x{best['redirect'] / best['plain']:.2f}"
+        f"; process CPU per print {cpu['redirect'] * 1e9:,.0f} ns vs {cpu['plain'] * 1e9:,.0f}"
+        f" ns (the reader thread included); the wall time includes stop()'s drain",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument("--only", default="system,logs", help="comma-separated: system, logs")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    chosen = {name.strip() for name in args.only.split(",") if name.strip()}
+    if chosen - {"system", "logs"}:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(chosen - {'system', 'logs'}))}")
+    print(
+        f"polytrack capture benchmarks | Python {sys.version.split()[0]} | "
+        f"{os.cpu_count()} CPUs | {'quick' if args.quick else 'full'}",
+        flush=True,
+    )
+    root = Path(tempfile.mkdtemp(prefix="polytrack-bench-capture-"))
+    ok = True
+    try:
+        if "system" in chosen:
+            ok = bench_system(root, sizes) and ok
+        if "logs" in chosen:
+            ok = bench_wrap(root, sizes) and ok
+            ok = bench_redirect(root, sizes) and ok
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 1 if args.strict and not ok else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

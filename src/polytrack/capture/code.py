@@ -1,0 +1,82 @@
+"""What was run: the entrypoint or notebook, its arguments (secrets redacted), where."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from types import ModuleType
+
+from polytrack.models import CodeState
+from polytrack.redact import redact_argv
+
+__all__ = ["capture_code", "notebook_path"]
+
+
+def capture_code(
+    *,
+    argv: Sequence[str] | None = None,
+    main: ModuleType | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> CodeState:
+    """The entrypoint, argv and working directory of this process.
+
+    Args:
+        argv: default `sys.argv`.
+        main: the `__main__` module (default `sys.modules["__main__"]`): `python -m pkg`
+            is recorded as the entrypoint "-m pkg".
+        environ: default `os.environ`; read for the notebook's path.
+    """
+    argv = list(sys.argv if argv is None else argv)
+    main = sys.modules.get("__main__") if main is None else main
+    environ = os.environ if environ is None else environ
+    notebook = notebook_path(environ)
+    return CodeState(
+        argv=tuple(redact_argv(argv)),
+        cwd=os.getcwd(),
+        executable=sys.executable,
+        entrypoint=None if notebook else _entrypoint(argv, main),
+        notebook=notebook,
+    )
+
+
+def _entrypoint(argv: list[str], main: ModuleType | None) -> str | None:
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and getattr(spec, "name", None) not in (None, "__main__"):
+        name = str(spec.name)
+        # `python -m pkg` runs pkg.__main__: the user typed "pkg".
+        return f"-m {name.removesuffix('.__main__')}"
+    script = getattr(main, "__file__", None) or (argv[0] if argv else None)
+    if not script or script in ("-c", "-"):
+        return None  # an interactive interpreter or `python -c`
+    return os.path.abspath(script)
+
+
+def notebook_path(environ: Mapping[str, str]) -> str | None:
+    """The running notebook's path, where the Jupyter front end tells the kernel.
+
+    JupyterLab and Notebook 7 (jupyter_server >= 2) set JPY_SESSION_NAME to it; VS Code
+    puts `__vsc_ipynb_file__` in the user namespace. Only looked up when IPython runs.
+    """
+    if "IPython" not in sys.modules:
+        return None
+    shell = _ipython()
+    if shell is None:
+        return None
+    namespace = getattr(shell, "user_ns", {})
+    for candidate in (namespace.get("__vsc_ipynb_file__"), environ.get("JPY_SESSION_NAME")):
+        if isinstance(candidate, str) and candidate.endswith(".ipynb"):
+            return os.path.abspath(candidate)
+    session = namespace.get("__session__")
+    if isinstance(session, str) and session.endswith(".ipynb"):
+        return os.path.abspath(session)
+    return "<notebook>" if type(shell).__name__ == "ZMQInteractiveShell" else None
+
+
+def _ipython() -> object | None:
+    ipython = sys.modules["IPython"]
+    get = getattr(ipython, "get_ipython", None)
+    try:
+        return get() if callable(get) else None
+    except Exception:  # an IPython half torn down at exit
+        return None

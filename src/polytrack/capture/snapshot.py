@@ -1,0 +1,186 @@
+"""Taking a run's reproducibility snapshot at `init()` within a time budget.
+
+The quick parts (code, the git HEAD read from `.git` files) are recorded inline; the
+slow ones (git status and diff, the package list, hardware) run on the thread
+`polytrack-snapshot-<run>`. `init()` waits for git's answer only, and at most
+`Settings.capture_budget`: the working tree should be seen as it was when the run
+started, while the package list and the hardware do not change under it. Where git has
+not answered in time, the HEAD-only record goes in first, marked partial, and the
+complete one follows from the thread: readers take the latest.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import attrs
+
+from polytrack.capture.code import capture_code
+from polytrack.capture.git import capture_git, read_head
+from polytrack.errors import StoreError
+from polytrack.models import Event, GitState
+from polytrack.settings import Settings, default_cache_dir
+
+__all__ = ["SnapshotCapture"]
+
+Record = Callable[[Event], None]
+Warn = Callable[[str, str], None]
+
+
+class SnapshotCapture:
+    """The snapshot of one run attempt; owns its capture thread until `stop()`."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        directory: Path,
+        attempt: int,
+        run_id: str,
+        record: Record,
+        warn: Warn,
+        environ: Mapping[str, str],
+        cwd: Path,
+    ) -> None:
+        self._settings = settings
+        self._directory = directory
+        self._attempt = attempt
+        self._run_id = run_id
+        self._record = record
+        self._warn = warn
+        self._environ = environ
+        self._cwd = cwd
+        self._lock = threading.Lock()  # orders the partial and complete git records
+        self._git_recorded = False
+        self._git_answered = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        settings: Settings,
+        directory: Path,
+        attempt: int,
+        run_id: str,
+        record: Record,
+        warn: Warn,
+        environ: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> SnapshotCapture:
+        """Record what is quick, start the rest, and wait for it up to the budget."""
+        capture = cls(
+            settings=settings,
+            directory=directory,
+            attempt=attempt,
+            run_id=run_id,
+            record=record,
+            warn=warn,
+            environ=os.environ if environ is None else environ,
+            cwd=Path.cwd() if cwd is None else cwd,
+        )
+        capture._begin()
+        return capture
+
+    def _begin(self) -> None:
+        deadline = time.monotonic() + self._settings.capture_budget
+        settings = self._settings
+        if settings.capture_code:
+            self._safely("code", lambda: self._save(capture_code(environ=self._environ)))
+        head: GitState | None = None
+        if settings.capture_git:
+            head = read_head(self._cwd)
+            if not head.available:
+                self._save(head)  # nothing more to learn in the background
+                head = None
+        if head is None and not (settings.capture_environment or settings.capture_hardware):
+            return
+        self._thread = threading.Thread(
+            target=self._background,
+            args=(head is not None,),
+            name=f"polytrack-snapshot-{self._run_id}",
+            daemon=True,
+        )
+        self._thread.start()
+        if head is not None:
+            self._git_answered.wait(max(0.0, deadline - time.monotonic()))
+            with self._lock:
+                if not self._git_recorded:
+                    self._save(attrs.evolve(head, partial=True))
+
+    def _background(self, git: bool) -> None:
+        # Imported on this thread: ~10 ms (psutil, platform) that init() need not wait for.
+        from polytrack.capture import environment, hardware
+
+        settings = self._settings
+        if git:
+            try:
+                self._safely("git", self._capture_git)
+            finally:
+                self._git_answered.set()
+        if settings.capture_environment:
+            cache_dir = settings.cache_dir or default_cache_dir(self._environ)
+            self._safely(
+                "environment",
+                lambda: self._save(
+                    environment.capture_environment(
+                        allowlist=settings.env_allowlist,
+                        cache_dir=cache_dir,
+                        environ=self._environ,
+                    )
+                ),
+            )
+        if settings.capture_hardware:
+            self._safely("hardware", lambda: self._save(hardware.capture_hardware()))
+
+    def _capture_git(self) -> None:
+        settings = self._settings
+        result = capture_git(
+            self._cwd,
+            timeout=settings.git_timeout,
+            max_diff_bytes=settings.max_diff_bytes,
+            max_untracked=settings.max_untracked,
+            environ=self._environ,
+        )
+        state = result.state
+        if result.diff:
+            name = f"git-{self._attempt:03d}.diff"
+            _write_durably(self._directory / name, result.diff)
+            state = attrs.evolve(state, diff_file=name)
+        with self._lock:
+            self._save(state)
+            self._git_recorded = True
+
+    def _save(self, event: Event) -> None:
+        try:
+            self._record(event)
+        except StoreError as exc:
+            self._warn("store", f"polytrack could not record the run's snapshot: {exc}")
+
+    def _safely(self, what: str, capture: Callable[[], None]) -> None:
+        """A capture that fails is a gap in the snapshot, never a failed `init()`."""
+        try:
+            capture()
+        except Exception as exc:
+            self._warn(f"capture-{what}", f"polytrack could not capture the {what}: {exc!r}")
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Wait for the background captures (bounded by the git timeout)."""
+        if self._thread is not None:
+            budget = self._settings.git_timeout + 5.0 if timeout is None else timeout
+            self._thread.join(budget)
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
