@@ -92,15 +92,24 @@ def bench_init(root: Path) -> bool:
     repo = root / "repo"
     repo.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYTRACK_")}
-    env.update(POLYTRACK_HOME=str(root / "home"), GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b",
-               GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@b")
+    env.update(
+        POLYTRACK_HOME=str(root / "home"),
+        GIT_AUTHOR_NAME="b",
+        GIT_AUTHOR_EMAIL="b@b",
+        GIT_COMMITTER_NAME="b",
+        GIT_COMMITTER_EMAIL="b@b",
+    )
     for command in (["init", "-q"], ["commit", "-q", "--allow-empty", "-m", "x"]):
         subprocess.run(["git", *command], cwd=repo, env=env, check=True)
 
     def measure(capture: object) -> tuple[float, float]:
         out = subprocess.run(
             [sys.executable, "-c", _CHILD, json.dumps(capture)],
-            cwd=repo, env=env, capture_output=True, text=True, check=True,
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         returned, done = json.loads(out.strip().splitlines()[-1])
         return returned, done
@@ -110,8 +119,12 @@ def bench_init(root: Path) -> bool:
     off = [measure(False) for _ in range(7)]
     best_on = min(on, key=lambda t: t[1])
     best_off = min(off, key=lambda t: t[1])
-    line("init() returns, every capture on (fresh interpreter)", min(t[0] for t in on) * 1e3,
-         None, f"captures off: {min(t[0] for t in off) * 1e3:.1f} ms")
+    line(
+        "init() returns, every capture on (fresh interpreter)",
+        min(t[0] for t in on) * 1e3,
+        None,
+        f"captures off: {min(t[0] for t in off) * 1e3:.1f} ms",
+    )
     return line(
         "init() + finish(), every capture on (fresh interpreter)",
         best_on[1] * 1e3,

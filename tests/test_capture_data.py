@@ -18,7 +18,7 @@ from polytrack.capture.data import DataHash, HashCache, hash_source
 from polytrack.errors import InvalidInputError, TrackingWarning
 
 MiB = 1 << 20
-# A fixed old timestamp, so files count as settled (not "racy") whatever their age.
+# A fixed mtime for the files a test writes: the test decides whether a change moves it.
 OLD_NS = 1_600_000_000 * 10**9
 
 
@@ -138,12 +138,25 @@ def test_in_place_edit_with_mtime_restored_is_detected(tmp_path: Path, cache: Ha
     path = write(tmp_path / "data.bin", b"a" * 4096, OLD_NS)
     inode = path.stat().st_ino
     assert hash_source(path, cache=cache).digest == sha(b"a" * 4096)
-    time.sleep(0.01)  # let the clock, and so the ctime of the edit, move on
+    time.sleep(0.05)  # past a tick of the kernel's coarse clock, which stamps the ctime
     rewrite_in_place(path, b"b" * 4096)
     os.utime(path, ns=(OLD_NS, OLD_NS))
     st = path.stat()
     assert (st.st_size, st.st_mtime_ns, st.st_ino) == (4096, OLD_NS, inode)
     assert hash_source(path, cache=cache).digest == sha(b"b" * 4096)
+
+
+def test_atomic_replace_with_same_size_and_mtime_is_detected(
+    tmp_path: Path, cache: HashCache
+) -> None:
+    """A file replaced by rename (new inode), same size and mtime, gets its new digest."""
+    out = tmp_path / "out"
+    path = write(out / "model.bin", b"1" * 1000, OLD_NS)
+    assert hash_source(path, cache=cache).digest == sha(b"1" * 1000)
+    assert hash_source(out, cache=cache).files == 1
+    os.replace(write(tmp_path / "model.tmp", b"2" * 1000, OLD_NS), path)
+    assert hash_source(path, cache=cache).digest == sha(b"2" * 1000)
+    assert hash_source(out, cache=cache).manifest == {"model.bin": (sha(b"2" * 1000), 1000)}
 
 
 @needs_proc_io
@@ -164,11 +177,12 @@ def test_cache_hit_reads_nothing(tmp_path: Path, cache: HashCache) -> None:
 def test_recently_changed_file_is_read_again(tmp_path: Path) -> None:
     """A file changed within `racy_seconds` of its hash is not trusted from the cache."""
     cache = HashCache.open(tmp_path / "hashes.sqlite3")  # the default window, 2 s
-    path = write(tmp_path / "fresh.bin", os.urandom(2 * MiB))  # mtime and ctime: now
-    hash_source(path, cache=cache)
-    start = bytes_read()
-    hash_source(path, cache=cache)
-    assert bytes_read() - start >= 2 * MiB
+    path = write(tmp_path / "data" / "fresh.bin", os.urandom(2 * MiB))  # ctime: now
+    for source in (path, path.parent):  # a file, and a directory holding it
+        first = hash_source(source, cache=cache)
+        start = bytes_read()
+        assert hash_source(source, cache=cache) == first
+        assert bytes_read() - start >= 2 * MiB
     cache.close()
 
 
@@ -439,7 +453,7 @@ def test_array_dtypes_without_a_buffer_format() -> None:
     with pytest.raises(InvalidInputError, match="object"):
         hash_source(np.array([1, "a", None], dtype=object))
     with pytest.raises(InvalidInputError, match="masked"):
-        hash_source(np.ma.masked_array([1, 2], mask=[0, 1]))
+        hash_source(np.ma.masked_array([1, 2], mask=[False, True]))
 
 
 # -- pandas -------------------------------------------------------------------------------

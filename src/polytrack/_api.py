@@ -238,6 +238,20 @@ def _start_captures(
     def warn(kind: str, message: str) -> None:
         writer.warn_once(kind, message, stacklevel=1)
 
+    # The snapshot first: git works in its own processes while the rest starts.
+    snapshot: SnapshotCapture | None = None
+    try:
+        snapshot = SnapshotCapture.start(
+            settings=settings,
+            directory=run.dir,
+            attempt=attempt,
+            run_id=run.id,
+            record=writer.append_event,
+            warn=warn,
+            environ=environ,
+        )
+    except Exception as exc:
+        warn("capture-snapshot", f"polytrack could not capture the run's snapshot: {exc!r}")
     starters: list[tuple[str, Any]] = []
     if settings.capture_logs:
         starters.append(
@@ -268,20 +282,9 @@ def _start_captures(
             warn(f"capture-{what}", f"polytrack could not start capturing {what}: {exc!r}")
             continue
         run.own(collaborator)
-    try:
-        snapshot = SnapshotCapture.start(
-            settings=settings,
-            directory=run.dir,
-            attempt=attempt,
-            run_id=run.id,
-            record=writer.append_event,
-            warn=warn,
-            environ=environ,
-        )
-    except Exception as exc:
-        warn("capture-snapshot", f"polytrack could not capture the run's snapshot: {exc!r}")
-    else:
-        run.own(snapshot)
+    if snapshot is not None:
+        snapshot.settle()
+        run.own(snapshot)  # stopped first: its records go in before the logs close
 
 
 _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"

@@ -165,7 +165,7 @@ class Run:
         """Record the content hash of data the run consumed (`role="input"`) or produced.
 
         Files and directories are hashed once and then answered from a cache keyed by
-        path, size, modification time and inode; a directory also gets a manifest
+        path, size, modification and change times and inode; a directory also gets a manifest
         (relative path -> hash) so two versions can be compared file by file.
 
         Args:

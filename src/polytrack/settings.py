@@ -137,7 +137,7 @@ class Settings:
     capture_logs: bool = True
     # How long `init()` waits for the snapshot; what is not done by then is recorded by
     # a background thread (and marked partial until it is).
-    capture_budget: float = field(default=0.1, validator=_non_negative)
+    capture_budget: float = field(default=0.05, validator=_non_negative)
     git_timeout: float = field(default=10.0, validator=_positive)
     max_diff_bytes: int = field(default=10 * 1024 * 1024, validator=_non_negative)
     max_untracked: int = field(default=100, validator=_non_negative)

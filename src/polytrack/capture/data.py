@@ -128,14 +128,56 @@ class DataHash:
 
 @attrs.frozen
 class _StoredDir:
-    """A directory's manifest as cached: parallel lists, in the order of the last walk."""
+    """A directory's cached manifest, as stored: parallel columns in the last walk's order.
+
+    `names` and `keys` stay encoded: an unchanged directory is told by comparing the walk,
+    encoded the same way, with them (two memcmp), without decoding 10,000 entries.
+    """
 
     digest: str
-    names: list[str]
-    # 4 ints per file, flat (one list compare checks them all): size, mtime_ns, ctime_ns,
-    # inode. A ctime of -1, which no stat returns, marks a file to read again next time.
-    keys: list[int]
-    digests: list[str]
+    names: bytes  # relative paths joined by NUL, UTF-8 (surrogateescape)
+    # int64 little-endian, 4 per file: size, mtime_ns, ctime_ns, inode. A ctime of -1,
+    # which no stat returns, marks a file to read again next time.
+    keys: bytes
+    digests: bytes  # "sha256:<hex>" per file, joined by newlines
+
+    @classmethod
+    def encode(
+        cls, digest: str, names: list[str], keys: list[int], digests: list[str]
+    ) -> _StoredDir:
+        return cls(digest, _encode_names(names), _encode_keys(keys), "\n".join(digests).encode())
+
+    def same(self, names: list[str], keys: list[int]) -> bool:
+        return _encode_keys(keys) == self.keys and _encode_names(names) == self.names
+
+    def decode(self) -> tuple[list[str], list[int], list[str]]:
+        """Names, flat keys and digests; raises ValueError for a row that does not add up."""
+        flat = array.array("q")
+        flat.frombytes(self.keys)
+        if sys.byteorder == "big":
+            flat.byteswap()
+        if not self.names:  # "".split("\0") is [""], not []
+            names, digests = [], []
+        else:
+            names = self.names.decode("utf-8", "surrogateescape").split("\0")
+            digests = self.digest_list()
+        if not 4 * len(names) == 4 * len(digests) == len(flat):
+            raise ValueError("inconsistent cached manifest")
+        return names, flat.tolist(), digests
+
+    def digest_list(self) -> list[str]:
+        return self.digests.decode("ascii").split("\n") if self.digests else []
+
+
+def _encode_names(names: list[str]) -> bytes:
+    return "\0".join(names).encode("utf-8", "surrogateescape")
+
+
+def _encode_keys(keys: list[int]) -> bytes:
+    flat = array.array("q", keys)
+    if sys.byteorder == "big":
+        flat.byteswap()
+    return flat.tobytes()
 
 
 _SCHEMA: Final = """
@@ -232,37 +274,15 @@ class HashCache:
         row = self._query("SELECT digest, names, keys, digests FROM dirs WHERE path = ?", (path,))
         if row is None:
             return None
-        try:
-            digest, names_blob, keys_blob, digests_blob = row
-            flat = array.array("q")
-            flat.frombytes(bytes(keys_blob))
-            if sys.byteorder == "big":
-                flat.byteswap()
-            names: list[str] = []
-            digests: list[str] = []
-            if names_blob:  # "".split("\0") is [""], not []
-                names = bytes(names_blob).decode("utf-8", "surrogateescape").split("\0")
-                digests = bytes(digests_blob).decode("ascii").split("\n")
-        except (TypeError, ValueError):
+        digest, names, keys, digests = row
+        if not all(isinstance(v, bytes) for v in (names, keys, digests)) or len(keys) % 32:
             return None  # a row we cannot read is a miss; the next write replaces it
-        if not 4 * len(names) == 4 * len(digests) == len(flat):
-            return None
-        return _StoredDir(str(digest), names, flat.tolist(), digests)
+        return _StoredDir(str(digest), names, keys, digests)
 
     def _put_dir(self, path: str, stored: _StoredDir) -> None:
-        flat = array.array("q", stored.keys)
-        if sys.byteorder == "big":
-            flat.byteswap()
         self._write(
             "INSERT OR REPLACE INTO dirs VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                path,
-                stored.digest,
-                "\0".join(stored.names).encode("utf-8", "surrogateescape"),
-                flat.tobytes(),
-                "\n".join(stored.digests).encode("ascii"),
-                time.time(),
-            ),
+            (path, stored.digest, stored.names, stored.keys, stored.digests, time.time()),
         )
 
     def _query(self, sql: str, params: Sequence[object]) -> tuple[Any, ...] | None:
@@ -502,7 +522,7 @@ def _walk(root: str, *, with_stat: bool) -> tuple[list[str], list[int]]:
     """
     names: list[str] = []
     keys: list[int] = []
-    add_keys = keys.extend
+    add_name, add_keys, skipped = names.append, keys.extend, _SKIPPED_NAMES
     stack = [(root, "")]
     while stack:
         directory, prefix = stack.pop()
@@ -513,15 +533,17 @@ def _walk(root: str, *, with_stat: bool) -> tuple[list[str], list[int]]:
             with os.scandir(directory if fd is None else fd) as entries:
                 for entry in entries:
                     name = entry.name
-                    if name in _SKIPPED_NAMES:
-                        continue
                     try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append((f"{directory}/{name}", f"{prefix}{name}/"))
+                        # d_type answers is_file/is_dir without a syscall, files first: most
+                        # entries are files, and this loop is the cost of a warm check.
+                        if entry.is_file(follow_symlinks=False):
+                            if name in skipped:
+                                continue
+                        elif entry.is_dir(follow_symlinks=False):
+                            if name not in skipped:
+                                stack.append((f"{directory}/{name}", f"{prefix}{name}/"))
                             continue
-                        if not entry.is_file(follow_symlinks=False) and not (
-                            entry.is_symlink() and entry.is_file()
-                        ):
+                        elif not (entry.is_symlink() and entry.is_file()) or name in skipped:
                             continue  # a symlink to a directory, broken, a FIFO, a socket
                         if with_stat:
                             st = entry.stat()  # follows a symlink to its file
@@ -532,7 +554,7 @@ def _walk(root: str, *, with_stat: bool) -> tuple[list[str], list[int]]:
                         if isinstance(exc, FileNotFoundError) or entry.is_symlink():
                             continue
                         raise _path_error(f"{directory}/{name}", exc) from exc
-                    names.append(prefix + name)
+                    add_name(prefix + name)
         except FileNotFoundError:
             if directory == root:
                 raise
@@ -551,8 +573,10 @@ def _hash_directory(root: str, cache: HashCache | None, progress: bool | None) -
         names, keys = _walk(root, with_stat=stored is not None)
     except OSError as exc:
         raise _path_error(root, exc) from exc
-    if stored is not None and names == stored.names and keys == stored.keys:
-        return _directory_hash(root, stored.digest, names, keys, stored.digests)
+    if stored is not None and stored.same(names, keys):
+        cached = stored.digest_list()
+        if len(cached) == len(names):  # else a damaged row: hash as if it were not there
+            return _directory_hash(root, stored.digest, names, keys, cached)
 
     hashed_at = time.time_ns()
     digests = [""] * len(names)
@@ -562,9 +586,12 @@ def _hash_directory(root: str, cache: HashCache | None, progress: bool | None) -
         keys = [0] * (4 * len(names))
         stale: Sequence[int] = range(len(names))
     else:
+        try:
+            old_names, old_keys, old_digests = stored.decode()
+        except ValueError:
+            old_names, old_keys, old_digests = [], [], []  # unreadable: read everything
         known = {
-            name: (stored.keys[4 * i : 4 * i + 4], stored.digests[i])
-            for i, name in enumerate(stored.names)
+            name: (old_keys[4 * i : 4 * i + 4], old_digests[i]) for i, name in enumerate(old_names)
         }
         stale = []
         for i, name in enumerate(names):
@@ -610,7 +637,7 @@ def _hash_directory(root: str, cache: HashCache | None, progress: bool | None) -
     sizes = keys[0::4]
     digest = _manifest_digest(names, digests, sizes)
     if cache is not None:
-        cache._put_dir(root, _StoredDir(digest, names, keys, digests))
+        cache._put_dir(root, _StoredDir.encode(digest, names, keys, digests))
     return _directory_hash(root, digest, names, keys, digests)
 
 

@@ -57,6 +57,8 @@ class SnapshotCapture:
         self._lock = threading.Lock()  # orders the partial and complete git records
         self._git_recorded = False
         self._git_answered = threading.Event()
+        self._head: GitState | None = None  # recorded as partial if git answers late
+        self._deadline = 0.0
         self._thread: threading.Thread | None = None
 
     @classmethod
@@ -72,7 +74,7 @@ class SnapshotCapture:
         environ: Mapping[str, str] | None = None,
         cwd: Path | None = None,
     ) -> SnapshotCapture:
-        """Record what is quick, start the rest, and wait for it up to the budget."""
+        """Record what is quick and start the rest; `settle()` then waits for git."""
         capture = cls(
             settings=settings,
             directory=directory,
@@ -87,7 +89,7 @@ class SnapshotCapture:
         return capture
 
     def _begin(self) -> None:
-        deadline = time.monotonic() + self._settings.capture_budget
+        self._deadline = time.monotonic() + self._settings.capture_budget
         settings = self._settings
         if settings.capture_code:
             self._safely("code", lambda: self._save(capture_code(environ=self._environ)))
@@ -105,12 +107,19 @@ class SnapshotCapture:
             name=f"polytrack-snapshot-{self._run_id}",
             daemon=True,
         )
+        self._head = head
         self._thread.start()
-        if head is not None:
-            self._git_answered.wait(max(0.0, deadline - time.monotonic()))
-            with self._lock:
-                if not self._git_recorded:
-                    self._save(attrs.evolve(head, partial=True))
+
+    def settle(self) -> None:
+        """Wait for git's answer until the budget (counted from `start`) is spent; if it
+        has not come, record what `.git` said, marked partial."""
+        if self._head is None:
+            return
+        self._git_answered.wait(max(0.0, self._deadline - time.monotonic()))
+        with self._lock:
+            if not self._git_recorded:
+                self._save(attrs.evolve(self._head, partial=True))
+        self._head = None
 
     def _background(self, git: bool) -> None:
         # Imported on this thread: ~10 ms (psutil, platform) that init() need not wait for.

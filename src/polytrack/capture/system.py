@@ -36,7 +36,7 @@ Choices, and why:
   passed since the previous one: the run's final totals and a CPU figure for runs shorter
   than the interval, without a noisy value over a few milliseconds.
 - **Children are found through `/proc/<pid>/task/<tid>/children`** on Linux, about 30 µs;
-  `psutil.Process.children()` reads every process's `/proc/<pid>/stat` (2 ms with 70
+  `_psutil().Process.children()` reads every process's `/proc/<pid>/stat` (2 ms with 70
   processes, tens of ms on a busy node). Their RSS is a plain sum: pages shared with the
   parent after a fork count once per process (PSS would be exact but costs a read of
   each `smaps`). A child that exits between two samples takes its last CPU with it.
@@ -59,9 +59,11 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any, Final, Protocol, cast
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
-import psutil
+if TYPE_CHECKING:
+    import psutil
 
 from polytrack.errors import TrackingWarning
 
@@ -236,20 +238,20 @@ class SystemSampler:
         return values
 
     def _collect_cpu(self, out: dict[str, float], elapsed: float | None) -> None:
-        busy, total = _busy_total(psutil.cpu_times())
+        busy, total = _busy_total(_psutil().cpu_times())
         last, self._last_cpu = self._last_cpu, (busy, total)
         if last is not None and total > last[1]:
             out[PREFIX + "cpu.percent"] = _clamp(100.0 * (busy - last[0]) / (total - last[1]))
 
     def _collect_memory(self, out: dict[str, float], elapsed: float | None) -> None:
-        memory = psutil.virtual_memory()
+        memory = _psutil().virtual_memory()
         out[PREFIX + "memory.used"] = float(memory.used)
         out[PREFIX + "memory.available"] = float(memory.available)
         out[PREFIX + "memory.percent"] = float(memory.percent)
 
     def _collect_process(self, out: dict[str, float], elapsed: float | None) -> None:
         if self._process is None:
-            self._process = psutil.Process(self._pid)
+            self._process = _psutil().Process(self._pid)
         process = self._process
         with process.oneshot():
             times = process.cpu_times()
@@ -267,18 +269,18 @@ class SystemSampler:
         if self._children_proc_file:
             pids = _descendants(pid)
         else:
-            parent = self._process or psutil.Process(pid)
+            parent = self._process or _psutil().Process(pid)
             pids = [child.pid for child in parent.children(recursive=True)]
         known, seen = self._children, {}
         cpu_delta = rss = 0.0
         for child_pid in pids:
             try:
                 entry = known.get(child_pid)
-                process = entry[0] if entry else psutil.Process(child_pid)
+                process = entry[0] if entry else _psutil().Process(child_pid)
                 with process.oneshot():
                     times = process.cpu_times()
                     child_rss = process.memory_info().rss
-            except psutil.Error:  # exited meanwhile
+            except _psutil().Error:  # exited meanwhile
                 continue
             cpu = times.user + times.system
             # A child new since the last sample spent all its CPU time within the interval.
@@ -293,11 +295,11 @@ class SystemSampler:
 
     def _collect_io(self, out: dict[str, float], elapsed: float | None) -> None:
         counters: dict[str, float] = {}
-        disk = psutil.disk_io_counters()
+        disk = _psutil().disk_io_counters()
         if disk is not None:  # None: no disks that psutil can see (some containers)
             counters["disk.read_bytes"] = float(disk.read_bytes)
             counters["disk.write_bytes"] = float(disk.write_bytes)
-        net = psutil.net_io_counters()
+        net = _psutil().net_io_counters()
         if net is not None:
             counters["network.sent_bytes"] = float(net.bytes_sent)
             counters["network.recv_bytes"] = float(net.bytes_recv)
@@ -437,3 +439,10 @@ def _descendants(pid: int) -> list[int]:
                 found.append(int(child))
                 todo.append(int(child))
     return found
+
+
+def _psutil() -> ModuleType:
+    """psutil, imported on the sampler's thread: its ~15 ms are not init()'s to pay."""
+    import psutil
+
+    return psutil

@@ -303,9 +303,7 @@ def _varying(infos: Sequence[RunInfo], kind: str) -> tuple[list[Field], list[Fie
         record: dict[str, Any] = (
             info.params
             if kind == "param"
-            else {
-                k: s.last for k, s in info.metrics.items() if not k.startswith(SYSTEM_PREFIX)
-            }
+            else {k: s.last for k, s in info.metrics.items() if not k.startswith(SYSTEM_PREFIX)}
         )
         for key, value in record.items():
             # json.dumps spells NaN one way, so two NaN last values count as equal.
