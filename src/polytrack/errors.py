@@ -8,8 +8,13 @@ PolytrackError                    base of everything below
 ├── RunNotFoundError (LookupError) no run matches an id, prefix or name
 │   └── AmbiguousRunError         a prefix or name matches several runs
 ├── RunStateError                 an operation that the run's lifecycle forbids
-└── StoreError (OSError)          the local store cannot be read or written
-    └── CorruptRecordError        a journal frame failed its checksum
+├── StoreError (OSError)          the local store cannot be read or written
+│   └── CorruptRecordError        a journal frame failed its checksum
+├── SpecError (ValueError)        a Polyaxonfile is invalid; names file, line and field path
+│   ├── MissingParamsError        required inputs have no value: pass them with -P or params
+│   ├── InvalidParamError         a param value cannot be converted to its input's type
+│   └── DagCycleError             a DAG's dependencies form a cycle, named in `cycle`
+└── UnsupportedMatrixError (ValueError) a matrix kind that needs a tuner, not an expansion
 ```
 
 Tracking failures (`StoreError` on the write path) never reach the training loop:
@@ -21,14 +26,19 @@ from __future__ import annotations
 __all__ = [
     "AmbiguousRunError",
     "CorruptRecordError",
+    "DagCycleError",
     "InvalidInputError",
     "InvalidMetricError",
+    "InvalidParamError",
+    "MissingParamsError",
     "PolytrackError",
     "QueryError",
     "RunNotFoundError",
     "RunStateError",
+    "SpecError",
     "StoreError",
     "TrackingWarning",
+    "UnsupportedMatrixError",
 ]
 
 
@@ -74,6 +84,92 @@ class StoreError(PolytrackError, OSError):
 
 class CorruptRecordError(StoreError):
     """A journal frame failed its checksum; readers skip it."""
+
+
+class SpecError(PolytrackError, ValueError):
+    """A Polyaxonfile is invalid: `file:line path: reason`, one problem per line.
+
+    `file`, `line`, `path` and `reason` describe the first problem; `problems` holds every
+    one found (the first included), so a caller can show them all or only the first.
+    A problem that has no place in a file (a `-P` value) has `file` and `line` None.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        path: str = "",
+        more: tuple[SpecError, ...] = (),
+    ) -> None:
+        self.reason = reason
+        self.file = file
+        self.line = line
+        self.path = path
+        self.problems: tuple[SpecError, ...] = (self, *more)
+        super().__init__("\n".join(problem.where_and_why() for problem in self.problems))
+
+    def where_and_why(self) -> str:
+        """This one problem as `file:line path: reason`."""
+        where = "" if self.file is None else self.file
+        if self.line is not None:
+            where += f":{self.line}"
+        if self.path:
+            where = f"{where} {self.path}" if where else self.path
+        return f"{where}: {self.reason}" if where else self.reason
+
+
+class MissingParamsError(SpecError):
+    """Required inputs have no value; `names` lists them in declaration order."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        names: tuple[str, ...],
+        file: str | None = None,
+        line: int | None = None,
+        path: str = "",
+    ) -> None:
+        self.names = names
+        super().__init__(reason, file=file, line=line, path=path)
+
+
+class InvalidParamError(SpecError):
+    """A param value (from `-P` or `params:`) cannot be converted to its input's type."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        name: str,
+        file: str | None = None,
+        line: int | None = None,
+        path: str = "",
+    ) -> None:
+        self.name = name
+        super().__init__(reason, file=file, line=line, path=path)
+
+
+class DagCycleError(SpecError):
+    """A DAG's dependencies form a cycle; `cycle` names it, first operation repeated last."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        cycle: tuple[str, ...],
+        file: str | None = None,
+        line: int | None = None,
+        path: str = "",
+    ) -> None:
+        self.cycle = cycle
+        super().__init__(reason, file=file, line=line, path=path)
+
+
+class UnsupportedMatrixError(PolytrackError, ValueError):
+    """The matrix kind (hyperband, bayes, ...) picks runs from results: only a tuner runs it."""
 
 
 class TrackingWarning(UserWarning):

@@ -48,7 +48,7 @@ EXIT_INTERRUPTED: Final = 130
 EXIT_BROKEN_PIPE: Final = 141
 
 # One module per subcommand; each has `register(subcommands, parent)`.
-_COMMANDS: Final = ("polytrack.cli.runs", "polytrack.cli.index")
+_COMMANDS: Final = ("polytrack.cli.runs", "polytrack.cli.index", "polytrack.cli.check")
 
 
 def main(
