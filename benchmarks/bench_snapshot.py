@@ -92,6 +92,7 @@ def bench_init(root: Path) -> bool:
     repo = root / "repo"
     repo.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLYTRACK_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # start-up figures assume cached bytecode
     env.update(
         POLYTRACK_HOME=str(root / "home"),
         GIT_AUTHOR_NAME="b",

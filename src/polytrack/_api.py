@@ -8,7 +8,7 @@ import socket
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -252,39 +252,45 @@ def _start_captures(
         )
     except Exception as exc:
         warn("capture-snapshot", f"polytrack could not capture the run's snapshot: {exc!r}")
-    starters: list[tuple[str, Any]] = []
     if settings.capture_logs:
-        starters.append(
-            (
-                "logs",
-                lambda: LogCapture(
-                    run.dir / f"output-{attempt:03d}.log",
-                    max_bytes=settings.logs_max_bytes,
-                    mode=settings.console,
-                    run_id=run.id,
-                ),
-            )
+        _start_collaborator(
+            run,
+            "logs",
+            lambda: LogCapture(
+                run.dir / f"output-{attempt:03d}.log",
+                max_bytes=settings.logs_max_bytes,
+                mode=settings.console,
+                run_id=run.id,
+            ),
+            warn,
         )
-    if settings.capture_system:
-        starters.append(
-            (
-                "system",
-                lambda: SystemSampler(
-                    writer.write_sample, interval=settings.system_interval, run_id=run.id
-                ),
-            )
-        )
-    for what, make in starters:
-        try:
-            collaborator = make()
-            collaborator.start()
-        except Exception as exc:
-            warn(f"capture-{what}", f"polytrack could not start capturing {what}: {exc!r}")
-            continue
-        run.own(collaborator)
     if snapshot is not None:
         snapshot.settle()
+    # The sampler after git has answered: its first sample imports psutil, which would
+    # hold the GIL while init() waits.
+    if settings.capture_system:
+        _start_collaborator(
+            run,
+            "system",
+            lambda: SystemSampler(
+                writer.write_sample, interval=settings.system_interval, run_id=run.id
+            ),
+            warn,
+        )
+    if snapshot is not None:
         run.own(snapshot)  # stopped first: its records go in before the logs close
+
+
+def _start_collaborator(
+    run: Run, what: str, make: Callable[[], Any], warn: Callable[[str, str], None]
+) -> None:
+    try:
+        collaborator = make()
+        collaborator.start()
+    except Exception as exc:
+        warn(f"capture-{what}", f"polytrack could not start capturing {what}: {exc!r}")
+        return
+    run.own(collaborator)
 
 
 _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"

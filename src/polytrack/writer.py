@@ -547,6 +547,14 @@ def _check_key(key: object) -> str:
 
 def _check_value(key: object, value: object) -> float:
     if not isinstance(value, (str, bytes, bytearray)):  # float("3") would parse text
+        # A 0-d array or tensor through .item(): torch warns on float() of a tensor that
+        # requires grad (a loss, logged as it is), never on .item().
+        item = getattr(value, "item", None)
+        if callable(item) and getattr(value, "ndim", None) == 0:
+            try:
+                value = item()
+            except (TypeError, ValueError, RuntimeError):
+                pass
         try:
             return float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError, OverflowError):
