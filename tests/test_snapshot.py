@@ -102,6 +102,7 @@ def test_init_waits_for_git_no_longer_than_the_budget(
 ) -> None:
     """A slow git leaves a partial record (HEAD only) at init(); the complete one follows
     from the background before finish() returns."""
+    commit = git(repo, "rev-parse", "HEAD")
     monkeypatch.setenv("PATH", f"{_slow_git(tmp_path, 0.6)}{os.pathsep}{os.environ['PATH']}")
     started = time.perf_counter()
     run = polytrack.init(
@@ -113,10 +114,27 @@ def test_init_waits_for_git_no_longer_than_the_budget(
     assert elapsed < 0.5
     partial = polytrack.get_run(run.id, home=home).snapshot().git
     assert partial is not None and partial.partial and partial.dirty is None
-    assert partial.commit == git(repo, "rev-parse", "HEAD")
+    assert partial.commit == commit
     run.finish()
     complete = polytrack.get_run(run.id, home=home).snapshot().git
     assert complete is not None and not complete.partial and complete.dirty is False
+
+
+def test_finish_does_not_wait_for_a_git_that_never_answers(
+    repo: Path, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that ends while git still works keeps the partial record and ends on time."""
+    from polytrack.capture import snapshot
+
+    commit = git(repo, "rev-parse", "HEAD")
+    monkeypatch.setattr(snapshot, "STOP_WAIT", 0.2)
+    monkeypatch.setenv("PATH", f"{_slow_git(tmp_path, 30)}{os.pathsep}{os.environ['PATH']}")
+    run = polytrack.init(dir=home, capture={"logs": False, "system": False})
+    started = time.perf_counter()
+    run.finish()
+    assert time.perf_counter() - started < 1.5  # and no thread is left (conftest checks)
+    git_state = polytrack.get_run(run.id, home=home).snapshot().git
+    assert git_state is not None and git_state.partial and git_state.commit == commit
 
 
 def test_outside_a_repository_git_is_recorded_unavailable(

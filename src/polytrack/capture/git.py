@@ -25,6 +25,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -75,6 +76,7 @@ _CHUNK: Final = 1 << 20
 _PIPE_SIZE: Final = 1 << 20
 _NAP: Final = 0.002
 _STDERR_KEPT: Final = 4096
+_CANCEL_POLL: Final = 0.05
 # Where one file's patch starts. Inside a patch no line can begin so: hunk lines start
 # with " ", "+", "-", "\\" or "@", and the base85 lines of binary patches hold no space.
 _FILE_BOUNDARY: Final = b"\ndiff --git "
@@ -131,6 +133,7 @@ def capture_git(
     max_untracked: int,
     git: str | None = "git",
     environ: Mapping[str, str] | None = None,
+    cancel: threading.Event | None = None,
 ) -> GitCapture:
     """The full git state of the working tree around `path`, and its uncommitted diff.
 
@@ -155,6 +158,7 @@ def capture_git(
         git: the git executable, looked up on the PATH of `environ`; None: no git, only
             what `read_head` reads (with reason `GIT_NOT_FOUND`).
         environ: the environment git runs in; default `os.environ`.
+        cancel: when set (the run finished first), git is stopped as at the deadline.
 
     Returns:
         `GitCapture(state, diff)`; `state.diff_file` is left None. Never raises for any
@@ -220,7 +224,9 @@ def capture_git(
             _UntrackedSink(max(0, max_untracked)),
         ),
     ]
-    reason = _run(jobs, cwd=state.root, env=_git_environment(environ), timeout=timeout)
+    reason = _run(
+        jobs, cwd=state.root, env=_git_environment(environ), timeout=timeout, cancel=cancel
+    )
     diff_job, untracked_job = jobs
     diff_sink = diff_job.sink
     assert isinstance(diff_sink, _DiffSink)
@@ -521,8 +527,16 @@ class _Job:
         self.succeeded = False
 
 
-def _run(jobs: list[_Job], *, cwd: str, env: dict[str, str], timeout: float) -> str | None:
-    """Run the jobs at once until they end or the deadline passes; why they failed, if so."""
+def _run(
+    jobs: list[_Job],
+    *,
+    cwd: str,
+    env: dict[str, str],
+    timeout: float,
+    cancel: threading.Event | None,
+) -> str | None:
+    """Run the jobs at once until they end, the deadline passes or `cancel` is set; why
+    they failed, if so."""
     deadline = time.monotonic() + timeout
     selector = selectors.DefaultSelector()
     try:
@@ -542,7 +556,9 @@ def _run(jobs: list[_Job], *, cwd: str, env: dict[str, str], timeout: float) -> 
             _enlarge(job.process.stdout)
             selector.register(job.process.stdout, selectors.EVENT_READ, (job, False))
             selector.register(job.process.stderr, selectors.EVENT_READ, (job, True))
-        _pump(selector, deadline)
+        _pump(selector, deadline, cancel)
+        if cancel is not None and cancel.is_set():
+            deadline = time.monotonic()  # what still runs is killed below
         for job in jobs:
             # Pipes still open at the deadline: output is missing, whether or not git
             # happened to exit meanwhile.
@@ -552,15 +568,20 @@ def _run(jobs: list[_Job], *, cwd: str, env: dict[str, str], timeout: float) -> 
         selector.close()
         for job in jobs:
             _reap(job)
+    if cancel is not None and cancel.is_set():
+        return _join("stopped: the run finished first", _reasons(jobs, timeout, timeouts=False))
     return _reasons(jobs, timeout)
 
 
-def _pump(selector: selectors.BaseSelector, deadline: float) -> None:
+def _pump(
+    selector: selectors.BaseSelector, deadline: float, cancel: threading.Event | None
+) -> None:
     while selector.get_map():
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or (cancel is not None and cancel.is_set()):
             return
-        events = selector.select(remaining)
+        # With a cancel to watch, wake up now and then to look at it.
+        events = selector.select(remaining if cancel is None else min(remaining, _CANCEL_POLL))
         for key, _ in events:
             if key.fd not in selector.get_map():  # a stopped job's other pipe
                 continue
@@ -622,12 +643,13 @@ def _reap(job: _Job) -> None:
             pipe.close()
 
 
-def _reasons(jobs: list[_Job], timeout: float) -> str | None:
+def _reasons(jobs: list[_Job], timeout: float, *, timeouts: bool = True) -> str | None:
     reasons: list[str] = []
     failures: dict[str, list[str]] = {}  # message -> jobs that failed with it
     for job in jobs:
         if job.timed_out:
-            reasons.append(f"git {job.name} timed out after {timeout:g} s")
+            if timeouts:
+                reasons.append(f"git {job.name} timed out after {timeout:g} s")
         elif not job.succeeded and not job.stopped:
             assert job.process is not None
             message = _first_line(bytes(job.stderr)) or f"exit status {job.process.returncode}"

@@ -76,7 +76,7 @@ from attrs import frozen
 
 from polytrack.errors import InvalidInputError, StoreError, TrackingWarning
 
-__all__ = ["STREAMS", "LogCapture", "LogLine", "read_log"]
+__all__ = ["STREAMS", "LogCapture", "LogLine", "LogWriter", "read_log"]
 
 STREAMS: Final = {"o": "stdout", "e": "stderr", "p": "polytrack"}
 _MODES: Final = ("auto", "wrap", "redirect")
@@ -774,6 +774,62 @@ class _LogFile:
         self.active = False
         with contextlib.suppress(OSError):
             os.close(self._fd)
+
+
+class LogWriter:
+    """Appends lines to a run's log file, in `LogCapture`'s format, for output that reaches
+    the run some other way than its own stdout: the logs of the Kubernetes pods it runs in.
+
+    Same cap (`max_bytes`) and the same quiet failure: a write that fails warns once with
+    `TrackingWarning` and ends the file, never raising. Thread-safe.
+
+    Example:
+        >>> with LogWriter.open(run.dir / "output-000.log", max_bytes=1 << 20) as log:
+        ...     log.write(["epoch 1: loss 0.5"], t=1700000000.0)
+    """
+
+    def __init__(self, file: _LogFile) -> None:
+        self._file = file
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path, *, max_bytes: int) -> LogWriter:
+        """Open (creating) `path` for appending.
+
+        Raises:
+            StoreError: the file cannot be opened.
+        """
+        try:
+            return cls(_LogFile.open(path, max_bytes))
+        except OSError as exc:
+            raise StoreError(f"cannot open the log file {path}: {exc}") from exc
+
+    def write(
+        self, lines: Sequence[str], *, t: float | None = None, stream: str = "stdout"
+    ) -> None:
+        """Append `lines` (without their newlines), stamped `t` (default: now).
+
+        Args:
+            stream: "stdout" or "stderr"; Kubernetes merges a container's two, so pods'
+                logs come as stdout.
+        """
+        code = {"stdout": "o", "stderr": "e"}.get(stream)
+        if code is None:
+            raise InvalidInputError(f"stream must be stdout or stderr; got {stream!r}")
+        pieces = [piece for line in lines for piece in _cut(line)]
+        with self._lock:
+            self._file.write(time.time() if t is None else t, code, pieces)
+        self._file.warn_if_failed()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+    def __enter__(self) -> LogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _decoder() -> codecs.IncrementalDecoder:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Final
 
 import attrs
 
@@ -26,6 +27,9 @@ from polytrack.models import Event, GitState
 from polytrack.settings import Settings, default_cache_dir
 
 __all__ = ["SnapshotCapture"]
+
+# How long `finish()` waits for captures still running (git on a huge tree).
+STOP_WAIT: Final = 2.0
 
 Record = Callable[[Event], None]
 Warn = Callable[[str, str], None]
@@ -54,8 +58,10 @@ class SnapshotCapture:
         self._warn = warn
         self._environ = environ
         self._cwd = cwd
-        self._lock = threading.Lock()  # orders the partial and complete git records
+        self._lock = threading.RLock()  # orders records, and none after stop()
         self._git_recorded = False
+        self._stopped = False
+        self._cancel = threading.Event()  # set by stop(): git gives up
         self._git_answered = threading.Event()
         self._head: GitState | None = None  # recorded as partial if git answers late
         self._deadline = 0.0
@@ -154,6 +160,7 @@ class SnapshotCapture:
             max_diff_bytes=settings.max_diff_bytes,
             max_untracked=settings.max_untracked,
             environ=self._environ,
+            cancel=self._cancel,
         )
         state = result.state
         if result.diff:
@@ -165,10 +172,13 @@ class SnapshotCapture:
             self._git_recorded = True
 
     def _save(self, event: Event) -> None:
-        try:
-            self._record(event)
-        except StoreError as exc:
-            self._warn("store", f"polytrack could not record the run's snapshot: {exc}")
+        with self._lock:
+            if self._stopped:
+                return
+            try:
+                self._record(event)
+            except StoreError as exc:
+                self._warn("store", f"polytrack could not record the run's snapshot: {exc}")
 
     def _safely(self, what: str, capture: Callable[[], None]) -> None:
         """A capture that fails is a gap in the snapshot, never a failed `init()`."""
@@ -178,10 +188,19 @@ class SnapshotCapture:
             self._warn(f"capture-{what}", f"polytrack could not capture the {what}: {exc!r}")
 
     def stop(self, timeout: float | None = None) -> None:
-        """Wait for the background captures (bounded by the git timeout)."""
+        """Wait for the background captures, at most `timeout` seconds.
+
+        A run that ends while git still works on a huge tree keeps the partial record:
+        its end is not held up for the snapshot. Git is then stopped, and what the
+        thread would still record is dropped (the journal is closing).
+        """
         if self._thread is not None:
-            budget = self._settings.git_timeout + 5.0 if timeout is None else timeout
-            self._thread.join(budget)
+            self._thread.join(STOP_WAIT if timeout is None else timeout)
+            if self._thread.is_alive():
+                self._cancel.set()
+                self._thread.join()  # git is killed within _CANCEL_POLL
+        with self._lock:
+            self._stopped = True
 
 
 def _write_durably(path: Path, data: bytes) -> None:
