@@ -1,20 +1,21 @@
 #!/usr/bin/env python
 """Benchmarks of the background captures: the system sampler's overhead, print() captured.
 
-    python benchmarks/bench_capture.py [--quick] [--strict] [--only system,logs]
+    python benchmarks/bench_capture.py [--quick] [--json OUT] [--strict] [--only system,logs]
 
-Prints one line per figure with its target and PASS/FAIL (or `info` for figures without
-one). Exit status 0 unless `--strict` is given and a target failed. See
+Prints one line per figure in the format of all the scripts (`_harness.py`: id, name,
+figure, baseline, ratio, target, PASS/FAIL or `info` for figures without a target), then a
+summary line. Exit status 0 unless `--strict` is given and a target failed. See
 benchmarks/README.md ("bench_capture.py") for what each figure means.
 
-- S1 one sample's CPU cost, the sampler's `sample()` plus the real journal write, called
+- C1 one sample's CPU cost, the sampler's `sample()` plus the real journal write, called
   in this thread (thread CPU time, median of repetitions);
-- S2 S1 as a share of one core at the default interval (10 s): target < 1%;
-- S3 the real thread run for a few seconds at a short interval, its own CPU time (from
+- C2 C1 as a share of one core at the default interval (10 s): target < 1%;
+- C3 the real thread run for a few seconds at a short interval, its own CPU time (from
   /proc through psutil, by native thread id) per sample, extrapolated to the default
   interval: target < 1%;
-- L1 `print(line)` with sys.stdout wrapped (wrap mode) vs the same stream unwrapped;
-- L2 `print(line)` to fd 1 with fds redirected (redirect mode) vs not: the printing
+- C4 `print(line)` with sys.stdout wrapped (wrap mode) vs the same stream unwrapped;
+- C5 `print(line)` to fd 1 with fds redirected (redirect mode) vs not: the printing
   thread's time, and the whole process's CPU including the reader thread.
 
 The "terminal" of L1 and L2 is /dev/null written through a line-buffered text stream,
@@ -25,18 +26,28 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import psutil
 
+from _harness import (
+    Report,
+    Result,
+    add_common_arguments,
+    chosen,
+    finish,
+    header,
+    machine_meta,
+    run_each,
+    temp_dir,
+)
 from polytrack.capture.logs import LogCapture, read_log
 from polytrack.capture.system import SystemSampler
 from polytrack.settings import Settings
@@ -58,14 +69,6 @@ FULL = Sizes(samples=200, reps=5, thread_seconds=4.0, prints=20_000)
 QUICK = Sizes(samples=50, reps=3, thread_seconds=1.5, prints=5_000)
 
 
-def line(name: str, value: str, goal: str, ok: bool | None, notes: str = "") -> bool:
-    verdict = "info" if ok is None else ("PASS" if ok else "FAIL")
-    print(f"{name:<62} {value:>14}  target {goal:<8} {verdict}", flush=True)
-    if notes:
-        print(f"      {notes}", flush=True)
-    return ok is not False
-
-
 # -- the system sampler ---------------------------------------------------------------------
 
 
@@ -73,7 +76,7 @@ def _writer(root: Path) -> JournalWriter:
     return JournalWriter.create(root, run_id="bench", attempt=0)
 
 
-def bench_system(root: Path, sizes: Sizes) -> bool:
+def bench_system(report: Report, root: Path, sizes: Sizes) -> None:
     writer = _writer(root / "journal")
     try:
         sampler = SystemSampler(writer.write_sample, interval=DEFAULT_INTERVAL, run_id="bench")
@@ -96,25 +99,32 @@ def bench_system(root: Path, sizes: Sizes) -> bool:
         sampler.stop()
         cpu = statistics.median(p[0] for p in per_sample)
         wall = statistics.median(p[1] for p in per_sample)
-        line(
-            "S1 one sample (sample() + write_sample), CPU",
-            f"{cpu * 1e3:.2f} ms",
-            "-",
-            None,
-            f"wall {wall * 1e3:.2f} ms; median of {sizes.reps} x {sizes.samples}",
+        report.add(
+            Result(
+                "C1",
+                "one sample (sample() + write_sample), CPU",
+                cpu * 1e3,
+                "ms",
+                notes=f"wall {wall * 1e3:.2f} ms; median of {sizes.reps} x {sizes.samples}",
+            )
         )
-        ok = line(
-            f"S2 S1 at the default interval ({DEFAULT_INTERVAL:g} s), % of one core",
-            f"{100 * cpu / DEFAULT_INTERVAL:.4f} %",
-            "< 1%",
-            100 * cpu / DEFAULT_INTERVAL < 1,
+        share = 100 * cpu / DEFAULT_INTERVAL
+        report.add(
+            Result(
+                "C2",
+                f"C1 at the default interval ({DEFAULT_INTERVAL:g} s), of a core",
+                share,
+                "%",
+                goal="< 1%",
+                ok=share < 1,
+            )
         )
-        return bench_system_thread(writer, sizes) and ok
+        bench_system_thread(report, writer, sizes)
     finally:
         writer.close()
 
 
-def bench_system_thread(writer: JournalWriter, sizes: Sizes) -> bool:
+def bench_system_thread(report: Report, writer: JournalWriter, sizes: Sizes) -> None:
     interval = 0.05
     sampler = SystemSampler(writer.write_sample, interval=interval, run_id="bench")
     sampler.start()
@@ -126,14 +136,18 @@ def bench_system_thread(writer: JournalWriter, sizes: Sizes) -> bool:
     sampler.stop()
     per_sample = cpu / max(samples, 1)
     share = 100 * per_sample / DEFAULT_INTERVAL
-    return line(
-        "S3 the thread's own CPU, extrapolated to the default interval",
-        f"{share:.4f} %",
-        "< 1%",
-        share < 1,
-        f"{samples} samples at {interval} s in {sizes.thread_seconds:g} s, "
-        f"{cpu * 1e3:.0f} ms CPU: {per_sample * 1e3:.2f} ms per sample "
-        f"({100 * cpu / sizes.thread_seconds:.1f}% of a core at this interval)",
+    report.add(
+        Result(
+            "C3",
+            "the thread's own CPU, at the default interval",
+            share,
+            "%",
+            goal="< 1%",
+            ok=share < 1,
+            notes=f"{samples} samples at {interval} s in {sizes.thread_seconds:g} s, "
+            f"{cpu * 1e3:.0f} ms CPU: {per_sample * 1e3:.2f} ms per sample "
+            f"({100 * cpu / sizes.thread_seconds:.1f}% of a core at this interval)",
+        )
     )
 
 
@@ -158,7 +172,7 @@ def _best_per_call(reps: int, count: int, variants: dict[str, Callable[[int], No
     return best
 
 
-def bench_wrap(root: Path, sizes: Sizes) -> bool:
+def bench_wrap(report: Report, root: Path, sizes: Sizes) -> None:
     terminal = open(os.devnull, "w", buffering=1)  # noqa: SIM115 - closed below
     saved = sys.stdout
 
@@ -189,17 +203,21 @@ def bench_wrap(root: Path, sizes: Sizes) -> bool:
         terminal.close()
     recorded = len(read_log(root / "wrap.log"))
     assert recorded == sizes.prints, recorded
-    return line(
-        "L1 print(line), sys.stdout wrapped (wrap mode)",
-        f"{best['wrap'] * 1e9:,.0f} ns",
-        "-",
-        None,
-        f"unwrapped {best['plain'] * 1e9:,.0f} ns, x{best['wrap'] / best['plain']:.2f}; "
-        f"best of {sizes.reps} x {sizes.prints:,}, interleaved; {len(LINE)}-character lines",
+    report.add(
+        Result(
+            "C4",
+            "print(line), sys.stdout wrapped (wrap mode)",
+            best["wrap"] * 1e9,
+            "ns",
+            f"unwrapped {best['plain'] * 1e9:,.0f} ns",
+            best["wrap"] / best["plain"],
+            notes=f"best of {sizes.reps} x {sizes.prints:,}, interleaved; "
+            f"{len(LINE)}-character lines",
+        )
     )
 
 
-def bench_redirect(root: Path, sizes: Sizes) -> bool:
+def bench_redirect(report: Report, root: Path, sizes: Sizes) -> None:
     """Prints to fd 1 (pointed at /dev/null for the measurement), redirected or not."""
     sys.stdout.flush()
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -238,43 +256,45 @@ def bench_redirect(root: Path, sizes: Sizes) -> bool:
         os.close(devnull)
     recorded = len(read_log(root / "redirect.log"))
     assert recorded == sizes.prints, recorded
-    return line(
-        "L2 print(line) to fd 1, redirected (redirect mode), wall",
-        f"{best['redirect'] * 1e9:,.0f} ns",
-        "-",
-        None,
-        f"not redirected {best['plain'] * 1e9:,.0f} ns, x{best['redirect'] / best['plain']:.2f}"
-        f"; process CPU per print {cpu['redirect'] * 1e9:,.0f} ns vs {cpu['plain'] * 1e9:,.0f}"
-        f" ns (the reader thread included); the wall time includes stop()'s drain",
+    report.add(
+        Result(
+            "C5",
+            "print(line) to fd 1, redirect mode, wall",
+            best["redirect"] * 1e9,
+            "ns",
+            f"no redirect {best['plain'] * 1e9:,.0f} ns",
+            best["redirect"] / best["plain"],
+            notes=f"process CPU per print {cpu['redirect'] * 1e9:,.0f} ns vs "
+            f"{cpu['plain'] * 1e9:,.0f} ns (the reader thread included); the wall time "
+            f"includes stop()'s drain; best of {sizes.reps} x {sizes.prints:,}, interleaved",
+        )
     )
+
+
+def bench_logs(report: Report, root: Path, sizes: Sizes) -> None:
+    bench_wrap(report, root, sizes)
+    bench_redirect(report, root, sizes)
+
+
+BENCHES = ("system", "logs")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
-    parser.add_argument("--only", default="system,logs", help="comma-separated: system, logs")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser, only=BENCHES)
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    chosen = {name.strip() for name in args.only.split(",") if name.strip()}
-    if chosen - {"system", "logs"}:
-        parser.error(f"unknown benchmark(s): {', '.join(sorted(chosen - {'system', 'logs'}))}")
-    print(
-        f"polytrack capture benchmarks | Python {sys.version.split()[0]} | "
-        f"{os.cpu_count()} CPUs | {'quick' if args.quick else 'full'}",
-        flush=True,
-    )
-    root = Path(tempfile.mkdtemp(prefix="polytrack-bench-capture-"))
-    ok = True
-    try:
-        if "system" in chosen:
-            ok = bench_system(root, sizes) and ok
-        if "logs" in chosen:
-            ok = bench_wrap(root, sizes) and ok
-            ok = bench_redirect(root, sizes) and ok
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    return 1 if args.strict and not ok else 0
+    names = chosen(parser, args, BENCHES)
+    meta = machine_meta("quick" if args.quick else "full", sizes=asdict(sizes))
+    header(meta, f"default sampler interval {DEFAULT_INTERVAL:g} s")
+    report = Report()
+    with temp_dir("polytrack-bench-capture-") as root:
+        steps = {
+            "system": partial(bench_system, report, root, sizes),
+            "logs": partial(bench_logs, report, root, sizes),
+        }
+        run_each(steps, names)
+    return finish(report, meta, args)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 #!/usr/bin/env python
 """Benchmarks of polytrack's acceptance targets: hot path, start-up, memory, reads, disk.
 
-    python benchmarks/bench_core.py [--quick] [--json OUT] [--strict] [--tmp DIR] [--only IDS]
+    python benchmarks/bench_core.py [--quick] [--json OUT] [--strict] [--tmp DIR]
+                                    [--only hot,startup,memory,query] [--store-cache DIR]
 
-Prints one line per target: name, measured figure, baseline, ratio, target, PASS/FAIL
-(or `info` for figures without a target, `SKIP` for what cannot run yet). It reports; it
-does not gate: the exit status is 0 even when a target fails, unless `--strict` is given.
+Prints one line per target: id, name, measured figure, baseline, ratio, target, PASS/FAIL
+(or `info` for figures without a target, `SKIP` for what cannot run yet), then a summary
+line (the harness of all the scripts, `_harness.py`). It reports; it does not gate: the
+exit status is 0 even when a target fails, unless `--strict` is given.
 
 Every timing is the best of several repetitions, and every baseline is measured in the
 same process (or, for start-up and memory, with the same interpreter in a twin subprocess)
@@ -27,18 +29,35 @@ import inspect
 import io
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polytrack
+from _harness import (
+    Report,
+    Result,
+    add_cache_argument,
+    add_common_arguments,
+    child_env,
+    chosen,
+    finish,
+    fs_type,
+    header,
+    log,
+    machine_meta,
+    read_stamp,
+    run_each,
+    run_python,
+    start_building,
+    temp_dir,
+)
 
 perf_counter = time.perf_counter
 
@@ -56,6 +75,7 @@ class Sizes:
     dict_rows: int  # 10-key rows logged for the disk figure of target 6
 
 
+# fmt: off
 FULL = Sizes(
     hot_calls=200_000, hot_reps=7, start_reps=20, mem_points=1_000_000, read_reps=5,
     store_runs=10_000, dict_rows=100_000,
@@ -64,78 +84,25 @@ QUICK = Sizes(
     hot_calls=40_000, hot_reps=5, start_reps=7, mem_points=200_000, read_reps=3,
     store_runs=1_000, dict_rows=20_000,
 )
+# fmt: on
 
 TEN_KEYS = (
-    "loss", "acc", "lr", "grad_norm", "val_loss", "val_acc", "epoch_time", "tokens",
-    "ppl", "weight_decay",
+    "loss",
+    "acc",
+    "lr",
+    "grad_norm",
+    "val_loss",
+    "val_acc",
+    "epoch_time",
+    "tokens",
+    "ppl",
+    "weight_decay",
 )
 # After the logging loop: long enough for the flusher to unmap full segments (it closes a
 # retired segment 2 * fsync_interval + 1 s after it fills, checking once a second).
 IDLE_SECONDS = 5
 QUERY = "metrics.loss < 0.2 and params.lr == 0.01"
 STORE_FORMAT = 1  # bump when the generated store's contents change
-
-
-# -- results ------------------------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    target: str  # "1a", "4b", ...
-    name: str
-    value: float | None  # in `unit`
-    unit: str
-    baseline: str = "-"
-    ratio: float | None = None
-    goal: str = "-"
-    ok: bool | None = None  # None: a figure without a target (info), or skipped
-    skipped: bool = False
-    notes: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def verdict(self) -> str:
-        if self.skipped:
-            return "SKIP"
-        if self.ok is None:
-            return "info"
-        return "PASS" if self.ok else "FAIL"
-
-
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit in ("ns", "B/pt"):
-        return f"{value:,.0f} {unit}" if value >= 100 else f"{value:.1f} {unit}"
-    if unit == "ms":
-        return f"{value:.1f} ms" if value < 1000 else f"{value:,.0f} ms"
-    if unit == "MB":
-        return f"{value:.1f} MB"
-    if unit == "x":
-        return f"{value:.2f}x"
-    return f"{value:g} {unit}".strip()
-
-
-class Report:
-    def __init__(self) -> None:
-        self.results: list[Result] = []
-
-    def add(self, result: Result) -> Result:
-        self.results.append(result)
-        ratio = "-" if result.ratio is None else f"{result.ratio:.2f}x"
-        print(
-            f"{result.target:<3} {result.name:<46} {_fmt(result.value, result.unit):>12}  "
-            f"base {result.baseline:<22} ratio {ratio:>7}  target {result.goal:<9} "
-            f"{result.verdict}",
-            flush=True,
-        )
-        if result.notes:
-            print(f"      {result.notes}", flush=True)
-        return result
-
-
-def _log(message: str) -> None:
-    print(f"  .. {message}", file=sys.stderr, flush=True)
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -160,27 +127,6 @@ def environment(**changes: str | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def child_env(**changes: str) -> dict[str, str]:
-    """The environment of a measured subprocess: ours without POLYTRACK_*, plus `changes`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYTRACK_")}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env.update(changes)
-    return env
-
-
-def run_python(code: str, *args: str, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        env=env if env is not None else child_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"subprocess failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return proc.stdout
-
-
 def dir_bytes(path: Path) -> tuple[int, int]:
     """(allocated bytes = sum of st_blocks * 512, apparent bytes = sum of st_size)."""
     blocks = size = 0
@@ -202,23 +148,6 @@ def index_bytes(home: Path) -> tuple[int, int]:
         blocks += st.st_blocks * 512
         size += st.st_size
     return blocks, size
-
-
-def fs_type(path: Path) -> str:
-    """The filesystem type of `path`, from /proc/self/mounts (longest matching mount)."""
-    try:
-        best, kind = "", "?"
-        real = str(path.resolve())
-        with open("/proc/self/mounts") as mounts:
-            for line in mounts:
-                parts = line.split()
-                mount = parts[1]
-                inside = real == mount or real.startswith(mount.rstrip("/") + "/")
-                if inside and len(mount) > len(best):
-                    best, kind = mount, parts[2]
-        return kind
-    except OSError:
-        return "?"
 
 
 # -- 1 and 2: the hot path ----------------------------------------------------------------
@@ -250,6 +179,7 @@ def _module_log_one(start: int, stop: int, x: float) -> float:
 
 def _append_dict10(out: list[Any], start: int, stop: int, x: float) -> float:
     t0 = perf_counter()
+    # fmt: off
     for i in range(start, stop):  # noqa: B007 - the same loop as the logging one
         out.append(
             {
@@ -257,11 +187,13 @@ def _append_dict10(out: list[Any], start: int, stop: int, x: float) -> float:
                 "epoch_time": x, "tokens": x, "ppl": x, "weight_decay": x,
             }
         )
+    # fmt: on
     return perf_counter() - t0
 
 
 def _run_log_dict10(run: Any, start: int, stop: int, x: float) -> float:
     t0 = perf_counter()
+    # fmt: off
     for i in range(start, stop):
         run.log_metrics(
             {
@@ -270,6 +202,7 @@ def _run_log_dict10(run: Any, start: int, stop: int, x: float) -> float:
             },
             step=i,
         )
+    # fmt: on
     return perf_counter() - t0
 
 
@@ -348,8 +281,14 @@ def bench_hot_path(report: Report, sizes: Sizes, root: Path) -> None:
     r = per["run"] / base
     report.add(
         Result(
-            "1a", "run.log_metrics({'loss': x}, step=i)", per["run"], "ns", base_txt, r,
-            "<= 5x", r <= 5,
+            "1a",
+            "run.log_metrics({'loss': x}, step=i)",
+            per["run"],
+            "ns",
+            base_txt,
+            r,
+            "<= 5x",
+            r <= 5,
             notes=f"{n:,} calls x {reps}; range {spread['run']} ns; with gc off: "
             f"{off['run']:.0f} / {off['append']:.0f} ns = {off['run'] / off['append']:.2f}x",
             extra={"per_call_ns": per, "gc_off_ns": off},
@@ -358,13 +297,24 @@ def bench_hot_path(report: Report, sizes: Sizes, root: Path) -> None:
     r = per["module"] / base
     report.add(
         Result(
-            "1b", "polytrack.log_metrics({'loss': x}, step=i)", per["module"], "ns", base_txt, r,
-            "<= 6x", r <= 6, notes=f"range {spread['module']} ns",
+            "1b",
+            "polytrack.log_metrics({'loss': x}, step=i)",
+            per["module"],
+            "ns",
+            base_txt,
+            r,
+            "<= 6x",
+            r <= 6,
+            notes=f"range {spread['module']} ns",
         )
     )
     report.add(
         Result(
-            "1c", "floor: no-op log_metrics, same call shape", per["noop"], "ns", base_txt,
+            "1c",
+            "floor: no-op log_metrics, same call shape",
+            per["noop"],
+            "ns",
+            base_txt,
             per["noop"] / base,
             notes="the dict literal + call alone; what any log_metrics costs at least",
         )
@@ -373,8 +323,14 @@ def bench_hot_path(report: Report, sizes: Sizes, root: Path) -> None:
     r = per["run10"] / base10
     report.add(
         Result(
-            "2", "run.log_metrics(<10-key dict>, step=i)", per["run10"], "ns",
-            f"append dict {base10:.0f} ns", r, "<= 3x", r <= 3,
+            "2",
+            "run.log_metrics(<10-key dict>, step=i)",
+            per["run10"],
+            "ns",
+            f"append dict {base10:.0f} ns",
+            r,
+            "<= 3x",
+            r <= 3,
             notes=f"{n // 2:,} calls x {reps}; range {spread['run10']} ns; with gc off: "
             f"{off['run10']:.0f} / {off['append10']:.0f} ns = "
             f"{off['run10'] / off['append10']:.2f}x",
@@ -410,8 +366,11 @@ print(t1 - t0, t2 - t1, t3 - t2)
 def _spawn_seconds(code: str, env: dict[str, str]) -> float:
     t0 = perf_counter()
     subprocess.run(
-        [sys.executable, "-c", code], env=env, check=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-c", code],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     return perf_counter() - t0
 
@@ -429,8 +388,14 @@ def bench_startup(report: Report, sizes: Sizes, root: Path) -> None:
     net = (min(imported) - min(empty)) * 1e3
     report.add(
         Result(
-            "3a", "import polytrack (fresh interpreter)", net, "ms",
-            f"python -c pass {min(empty) * 1e3:.1f} ms", None, "<= 50 ms", net <= 50,
+            "3a",
+            "import polytrack (fresh interpreter)",
+            net,
+            "ms",
+            f"python -c pass {min(empty) * 1e3:.1f} ms",
+            None,
+            "<= 50 ms",
+            net <= 50,
             notes=f"best of {reps}: `python -c 'import polytrack'` {min(imported) * 1e3:.1f} ms "
             f"- `python -c pass` {min(empty) * 1e3:.1f} ms; timed inside the process: "
             f"{min(inproc) * 1e3:.1f} ms",
@@ -455,8 +420,14 @@ def bench_startup(report: Report, sizes: Sizes, root: Path) -> None:
     total, load, start, finish = init_finish("", None)
     report.add(
         Result(
-            "3b", "init() + finish() of an empty run", total * 1e3, "ms",
-            "-", None, "<= 100 ms", total * 1e3 <= 100,
+            "3b",
+            "init() + finish() of an empty run",
+            total * 1e3,
+            "ms",
+            "-",
+            None,
+            "<= 100 ms",
+            total * 1e3 <= 100,
             notes=f"best of {reps // 2}, fresh interpreter, after `import polytrack`: loading "
             f"polytrack._api on first use {load * 1e3:.1f} ms + init() {start * 1e3:.1f} ms + "
             f"finish() {finish * 1e3:.1f} ms",
@@ -465,7 +436,12 @@ def bench_startup(report: Report, sizes: Sizes, root: Path) -> None:
     total, load, start, finish = init_finish("import numpy", "1")
     report.add(
         Result(
-            "3c", "same, numpy loaded (index on finish)", total * 1e3, "ms", "-", None,
+            "3c",
+            "same, numpy loaded (index on finish)",
+            total * 1e3,
+            "ms",
+            "-",
+            None,
             notes=f"as a training script runs it: lazy load {load * 1e3:.1f} ms + init() "
             f"{start * 1e3:.1f} ms + finish() {finish * 1e3:.1f} ms (indexes the run)",
         )
@@ -544,8 +520,14 @@ def bench_memory_disk_history(report: Report, sizes: Sizes, root: Path) -> None:
     peak = (logged["marks"][-1]["VmHWM"] - base["marks"][-1]["VmHWM"]) * mb
     report.add(
         Result(
-            "4a", f"peak RSS while logging {n:,} points", peak, "MB",
-            f"VmHWM {base['marks'][-1]['VmHWM'] * mb:.1f} MB", None, "<= +50 MB", peak <= 50,
+            "4a",
+            f"peak RSS while logging {n:,} points",
+            peak,
+            "MB",
+            f"VmHWM {base['marks'][-1]['VmHWM'] * mb:.1f} MB",
+            None,
+            "<= +50 MB",
+            peak <= 50,
             notes=f"VmHWM {logged['marks'][-1]['VmHWM'] * mb:.1f} MB with polytrack vs "
             f"{base['marks'][-1]['VmHWM'] * mb:.1f} MB without; "
             f"loop {logged['loop_s']:.2f} s vs {base['loop_s']:.2f} s",
@@ -561,12 +543,20 @@ def bench_memory_disk_history(report: Report, sizes: Sizes, root: Path) -> None:
     labels = [f"{(k + 1) * n // 4 // 1000}k" for k in range(4)]
     report.add(
         Result(
-            "4b", "RSS growth 25% -> 100% of points (anon)", growth, "MB",
-            "-", None, "<= 4 MB", growth <= 4,
+            "4b",
+            "RSS growth 25% -> 100% of points (anon)",
+            growth,
+            "MB",
+            "-",
+            None,
+            "<= 4 MB",
+            growth <= 4,
             notes="VmRSS "
             + ", ".join(f"{label} {v:.1f}" for label, v in zip(labels, rss, strict=True))
-            + " MB; anon " + ", ".join(f"{v:.1f}" for v in anon)
-            + "; file-backed (mapped segments) " + ", ".join(f"{v:.1f}" for v in files)
+            + " MB; anon "
+            + ", ".join(f"{v:.1f}" for v in anon)
+            + "; file-backed (mapped segments) "
+            + ", ".join(f"{v:.1f}" for v in files)
             + f"; {IDLE_SECONDS} s later VmRSS {idle['VmRSS'] * mb:.1f} MB (file-backed "
             f"{idle['RssFile'] * mb:.1f}): full segments get unmapped",
         )
@@ -574,8 +564,14 @@ def bench_memory_disk_history(report: Report, sizes: Sizes, root: Path) -> None:
     after = (logged["after_finish"]["VmHWM"] - base["marks"][-1]["VmHWM"]) * mb
     report.add(
         Result(
-            "4c", "peak RSS incl. finish() (index on finish)", after, "MB",
-            f"VmHWM {base['marks'][-1]['VmHWM'] * mb:.1f} MB", None, "<= +50 MB", after <= 50,
+            "4c",
+            "peak RSS incl. finish() (index on finish)",
+            after,
+            "MB",
+            f"VmHWM {base['marks'][-1]['VmHWM'] * mb:.1f} MB",
+            None,
+            "<= +50 MB",
+            after <= 50,
             notes=f"finish() took {logged['finish_s'] * 1e3:.0f} ms: it indexes the run, "
             "reading its points back one segment at a time (numpy is loaded)",
         )
@@ -589,8 +585,14 @@ def bench_memory_disk_history(report: Report, sizes: Sizes, root: Path) -> None:
     per_alloc, per_size = (rb + ib) / n, (rs + isz) / n
     report.add(
         Result(
-            "6a", f"disk per point, {n:,} single-key points", per_alloc, "B/pt",
-            "-", None, "<= 32 B/pt", per_alloc <= 32,
+            "6a",
+            f"disk per point, {n:,} single-key points",
+            per_alloc,
+            "B/pt",
+            "-",
+            None,
+            "<= 32 B/pt",
+            per_alloc <= 32,
             notes=f"allocated {rb:,} B run + {ib:,} B index; apparent size {per_size:.1f} B/pt "
             f"({rs:,} + {isz:,} B); on {fs_type(run_dir)}",
         )
@@ -608,8 +610,14 @@ def bench_memory_disk_history(report: Report, sizes: Sizes, root: Path) -> None:
     best = min(times[1:]) * 1e3
     report.add(
         Result(
-            "4d", f"history('loss') of {n:,} points", best, "ms", "-", None,
-            "<= 500 ms", best <= 500,
+            "4d",
+            f"history('loss') of {n:,} points",
+            best,
+            "ms",
+            "-",
+            None,
+            "<= 500 ms",
+            best <= 500,
             notes=f"best of {sizes.read_reps} after a first call of {times[0] * 1e3:.0f} ms",
         )
     )
@@ -621,6 +629,7 @@ def bench_memory_disk_history(report: Report, sizes: Sizes, root: Path) -> None:
     with environment(POLYTRACK_INDEX_ON_FINISH="1"):
         run = polytrack.init(project="bench-disk", dir=home)
         x = 0.5
+        # fmt: off
         for i in range(rows):
             run.log_metrics(
                 {
@@ -629,14 +638,21 @@ def bench_memory_disk_history(report: Report, sizes: Sizes, root: Path) -> None:
                 },
                 step=i,
             )
+        # fmt: on
         run.finish()
     rb, rs = dir_bytes(home / "runs" / run.id)
     ib, isz = index_bytes(home)
     points = rows * 10
     report.add(
         Result(
-            "6b", f"disk per point, {rows:,} rows of 10 keys", (rb + ib) / points, "B/pt",
-            "-", None, "<= 32 B/pt", (rb + ib) / points <= 32,
+            "6b",
+            f"disk per point, {rows:,} rows of 10 keys",
+            (rb + ib) / points,
+            "B/pt",
+            "-",
+            None,
+            "<= 32 B/pt",
+            (rb + ib) / points <= 32,
             notes=f"{points:,} points; allocated {rb:,} B run + {ib:,} B index; apparent "
             f"{(rs + isz) / points:.1f} B/pt",
         )
@@ -669,35 +685,29 @@ for k in range(first, first + count):
 """
 
 
-def default_cache() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "polytrack-bench"
-
-
 def ensure_store(cache: Path, runs: int) -> tuple[Path, str]:
     """The cached store of `runs` runs, generated (in parallel) when missing."""
     name = f"store-{runs // 1000}k" if runs % 1000 == 0 else f"store-{runs}"
     store = cache / name
     stamp = {"runs": runs, "format": STORE_FORMAT, "polytrack": polytrack.__version__}
-    marker = store / "bench-store.json"
-    try:
-        if json.loads(marker.read_text()) == stamp:
-            return store, "cached"
-    except (OSError, ValueError):
-        pass
-    shutil.rmtree(store, ignore_errors=True)
-    building = cache / f"{name}.building-{os.getpid()}"
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(parents=True)
+    if read_stamp(store / "bench-store.json") == stamp:
+        return store, "cached"
+    building = start_building(cache, name)
     workers = max(1, min(os.cpu_count() or 1, 4))
-    _log(f"generating {runs:,} runs in {building} with {workers} processes (cached after)")
+    log(f"generating {runs:,} runs in {building} with {workers} processes (cached after)")
     t0 = perf_counter()
     env = child_env(POLYTRACK_INDEX_ON_FINISH="0")
     share = -(-runs // workers)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _GEN_CODE, str(building), str(w * share),
-             str(max(0, min(share, runs - w * share)))],
+            [
+                sys.executable,
+                "-c",
+                _GEN_CODE,
+                str(building),
+                str(w * share),
+                str(max(0, min(share, runs - w * share))),
+            ],
             env=env,
         )
         for w in range(workers)
@@ -760,8 +770,14 @@ def bench_query(report: Report, sizes: Sizes, cache: Path) -> None:
     best = min(api) * 1e3
     report.add(
         Result(
-            "5a", f"polytrack.runs(where=...), {sizes.store_runs:,} runs", best, "ms",
-            f"scandir {min(scan) * 1e3:.1f} ms", None, "<= 300 ms", best <= 300,
+            "5a",
+            f"polytrack.runs(where=...), {sizes.store_runs:,} runs",
+            best,
+            "ms",
+            f"scandir {min(scan) * 1e3:.1f} ms",
+            None,
+            "<= 300 ms",
+            best <= 300,
             notes=f"{len(found)} runs match {QUERY!r}; best of {reps}; of which refresh() "
             f"(stat every run dir) {min(refresh) * 1e3:.0f} ms; first query {first * 1e3:,.0f} ms; "
             f"store {how}, on {fs_type(store)}",
@@ -772,7 +788,12 @@ def bench_query(report: Report, sizes: Sizes, cache: Path) -> None:
     if main is None:
         report.add(
             Result(
-                "5b", name, None, "ms", goal="<= 300 ms", skipped=True,
+                "5b",
+                name,
+                None,
+                "ms",
+                goal="<= 300 ms",
+                skipped=True,
                 notes="polytrack.cli.main does not exist yet; rerun once it does",
             )
         )
@@ -787,7 +808,13 @@ def bench_query(report: Report, sizes: Sizes, cache: Path) -> None:
     best = min(cli) * 1e3
     report.add(
         Result(
-            "5b", name, best, "ms", f"API {min(api) * 1e3:.0f} ms", None, "<= 300 ms",
+            "5b",
+            name,
+            best,
+            "ms",
+            f"API {min(api) * 1e3:.0f} ms",
+            None,
+            "<= 300 ms",
             best <= 300,
             notes=f"main(argv) in-process after a warm-up call, best of {reps}; printed "
             f"{len(text.splitlines())} lines",
@@ -807,68 +834,22 @@ BENCHES = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes (well under a minute)")
-    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    add_common_arguments(parser, quick="smaller sizes (well under a minute)", only=list(BENCHES))
     parser.add_argument("--tmp", metavar="DIR", help="where the temporary homes go")
-    parser.add_argument(
-        "--store-cache", metavar="DIR", type=Path, default=default_cache(),
-        help="where the generated query store is cached (default %(default)s)",
-    )
-    parser.add_argument(
-        "--only", metavar="NAMES", default=",".join(BENCHES),
-        help=f"comma-separated subset of {', '.join(BENCHES)}",
-    )
+    add_cache_argument(parser, "--store-cache", "the generated query store")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in BENCHES]
-    if unknown:
-        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    names = chosen(parser, args, list(BENCHES))
 
-    root = Path(tempfile.mkdtemp(prefix="polytrack-bench-", dir=args.tmp))
-    meta: dict[str, Any] = {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "polytrack": polytrack.__version__,
-        "mode": "quick" if args.quick else "full",
-        "sizes": asdict(sizes),
-        "tmp_fs": fs_type(root),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    print(
-        f"polytrack {meta['polytrack']} | Python {meta['python']} | {meta['cpus']} CPUs | "
-        f"{meta['platform']} | {meta['mode']} | temp homes on {meta['tmp_fs']} ({root})",
-        flush=True,
-    )
-    report = Report()
-    started = perf_counter()
-    try:
-        for name in chosen:
-            t0 = perf_counter()
-            if name == "query":
-                bench_query(report, sizes, args.store_cache)
-            else:
-                BENCHES[name](report, sizes, root / name)
-            _log(f"{name}: {perf_counter() - t0:.1f} s")
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    meta["seconds"] = round(perf_counter() - started, 1)
-    failed = [r for r in report.results if r.ok is False]
-    print(
-        f"{len(report.results)} figures, {sum(r.ok is True for r in report.results)} PASS, "
-        f"{len(failed)} FAIL, {sum(r.skipped for r in report.results)} SKIP "
-        f"in {meta['seconds']} s",
-        flush=True,
-    )
-    if args.json:
-        payload = {
-            "meta": meta,
-            "results": [asdict(r) | {"verdict": r.verdict} for r in report.results],
-        }
-        Path(args.json).write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    return 1 if args.strict and failed else 0
+    with temp_dir("polytrack-bench-", args.tmp) as root:
+        mode = "quick" if args.quick else "full"
+        meta = machine_meta(mode, sizes=asdict(sizes), tmp_fs=fs_type(root))
+        header(meta, f"temp homes on {meta['tmp_fs']} ({root})")
+        report = Report()
+        steps = {name: partial(run, report, sizes, root / name) for name, run in BENCHES.items()}
+        steps["query"] = partial(bench_query, report, sizes, args.store_cache)
+        run_each(steps, names)
+    return finish(report, meta, args)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
     python benchmarks/bench_data.py [--quick] [--json OUT] [--strict] [--data-cache DIR]
                                     [--only throughput,directory,unchanged,memory]
 
-Prints one line per target in the format of `bench_core.py` (name, figure, baseline,
-ratio, target, PASS/FAIL/info), and exits 1 on a failed target only with `--strict`.
+Prints one line per figure (D1..D5) in the format of all the scripts (`_harness.py`: id,
+name, figure, baseline, ratio, target, PASS/FAIL/info/SKIP), then a summary line, and exits
+1 on a failed target only with `--strict`.
 
 The inputs are generated once and cached under `${XDG_CACHE_HOME:-~/.cache}/polytrack-bench/
 data/` (`--data-cache` moves it): a 1 GiB file of random bytes (256 MiB with `--quick`), a
@@ -23,38 +24,38 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict
+from functools import partial
 from pathlib import Path
-from typing import Any
 
-import polytrack
-from bench_core import Report, Result, child_env, default_cache, fs_type, run_python
+from _harness import (
+    Report,
+    Result,
+    add_cache_argument,
+    add_common_arguments,
+    best_of,
+    child_env,
+    chosen,
+    default_cache,
+    finish,
+    fs_type,
+    header,
+    log,
+    machine_meta,
+    read_stamp,
+    run_each,
+    run_python,
+    temp_dir,
+)
 from polytrack.capture.data import RACY_SECONDS, HashCache, hash_source
 
 perf_counter = time.perf_counter
 MiB = 1 << 20
 DATA_FORMAT = 1  # bump when the generated inputs change
 OLD_NS = 1_600_000_000 * 10**9  # the mtime given to generated files: settled, not racy
-
-
-def _log(message: str) -> None:
-    print(f"  .. {message}", file=sys.stderr, flush=True)
-
-
-def best(fn: Callable[[], object], reps: int) -> tuple[float, list[float]]:
-    times = []
-    for _ in range(reps):
-        t0 = perf_counter()
-        fn()
-        times.append(perf_counter() - t0)
-    return min(times), times
 
 
 def spread(times: list[float], scale: float = 1e3) -> str:
@@ -77,7 +78,7 @@ def ensure_big_file(data: Path, size: int) -> Path:
     path = data / f"random-{size // MiB}m.bin"
     if path.exists() and path.stat().st_size == size:
         return path
-    _log(f"generating {path} ({size // MiB} MiB of random bytes, cached after)")
+    log(f"generating {path} ({size // MiB} MiB of random bytes, cached after)")
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as f:
         for _ in range(size // (16 * MiB)):
@@ -93,7 +94,7 @@ def ensure_tree(data: Path, dirs: int = 100, per_dir: int = 100, size: int = 409
     stamp = data / f"{root.name}.complete"
     if stamp.exists() and root.is_dir():
         return root
-    _log(f"generating {root} ({dirs * per_dir:,} files of {size} B, cached after)")
+    log(f"generating {root} ({dirs * per_dir:,} files of {size} B, cached after)")
     shutil.rmtree(root, ignore_errors=True)
     for d in range(dirs):
         sub = root / f"part-{d:03d}"
@@ -122,7 +123,7 @@ def ensure_sparse(data: Path, size: int) -> tuple[Path, Path, str]:
     first = perf_counter() - t0
     cache.close()
     if first > 1:
-        _log(f"hashed {path} in {first:.1f} s ({size / first / 1e9:.2f} GB/s), cached after")
+        log(f"hashed {path} in {first:.1f} s ({size / first / 1e9:.2f} GB/s), cached after")
         note = f"its one full hash took {first:.1f} s ({size / first / 1e9:.2f} GB/s)"
     else:
         note = "hashed in an earlier run"
@@ -166,8 +167,8 @@ def bench_throughput(report: Report, data: Path, quick: bool) -> None:
     t_ours: list[float] = []
     t_fd: list[float] = []
     for _ in range(reps):  # interleaved: the machine's mood changes by the second
-        t_ssl.append(best(run_openssl, 1)[0])
-        t_ours.append(best(lambda: hash_source(path), 1)[0])
+        t_ssl.append(best_of(run_openssl, 1)[0])
+        t_ours.append(best_of(lambda: hash_source(path), 1)[0])
         if hasattr(hashlib, "file_digest"):  # Python 3.11+
             with open(path, "rb") as f:
                 t0 = perf_counter()
@@ -233,7 +234,7 @@ def bench_directory(report: Report, data: Path, quick: bool, tmp: Path) -> None:
         warm.append(perf_counter() - t0)
         cache.close()
         assert found == expected
-        floor.append(best(lambda: _walk_floor(root), 1)[0])
+        floor.append(best_of(lambda: _walk_floor(root), 1)[0])
     report.add(
         Result(
             "D2",
@@ -334,85 +335,30 @@ BENCHES = ("throughput", "directory", "unchanged", "memory")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller inputs, fewer repetitions")
-    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
-    parser.add_argument(
-        "--data-cache",
-        metavar="DIR",
-        type=Path,
-        default=default_cache() / "data",
-        help="where the generated inputs are cached (default %(default)s)",
-    )
-    parser.add_argument(
-        "--only",
-        metavar="NAMES",
-        default=",".join(BENCHES),
-        help=f"comma-separated subset of {', '.join(BENCHES)}",
-    )
+    add_common_arguments(parser, quick="smaller inputs, fewer repetitions", only=BENCHES)
+    add_cache_argument(parser, "--data-cache", "the generated inputs", default_cache() / "data")
     args = parser.parse_args(argv)
-    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
-    unknown = [name for name in chosen if name not in BENCHES]
-    if unknown:
-        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    names = chosen(parser, args, BENCHES)
     data: Path = args.data_cache
     data.mkdir(parents=True, exist_ok=True)
     stamp = data / "bench-data.json"
-    try:
-        fresh = json.loads(stamp.read_text()).get("format") != DATA_FORMAT
-    except (OSError, ValueError):
-        fresh = True
-    if fresh:  # inputs of another format: start over
+    if read_stamp(stamp) != {"format": DATA_FORMAT}:  # inputs of another format: start over
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(parents=True)
         stamp.write_text(json.dumps({"format": DATA_FORMAT}))
 
-    tmp = Path(tempfile.mkdtemp(prefix="polytrack-bench-data-"))
-    meta: dict[str, Any] = {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "polytrack": polytrack.__version__,
-        "mode": "quick" if args.quick else "full",
-        "data_fs": fs_type(data),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-    }
-    print(
-        f"polytrack {meta['polytrack']} | Python {meta['python']} | {meta['cpus']} CPUs | "
-        f"{meta['platform']} | {meta['mode']} | inputs on {meta['data_fs']} ({data})",
-        flush=True,
-    )
+    meta = machine_meta("quick" if args.quick else "full", data_fs=fs_type(data))
+    header(meta, f"inputs on {meta['data_fs']} ({data})")
     report = Report()
-    started = perf_counter()
-    try:
-        for name in chosen:
-            t0 = perf_counter()
-            if name == "throughput":
-                bench_throughput(report, data, args.quick)
-            elif name == "directory":
-                bench_directory(report, data, args.quick, tmp)
-            elif name == "unchanged":
-                bench_unchanged(report, data, args.quick)
-            else:
-                bench_memory(report, data, args.quick)
-            _log(f"{name}: {perf_counter() - t0:.1f} s")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    meta["seconds"] = round(perf_counter() - started, 1)
-    failed = [r for r in report.results if r.ok is False]
-    print(
-        f"{len(report.results)} figures, {sum(r.ok is True for r in report.results)} PASS, "
-        f"{len(failed)} FAIL, {sum(r.skipped for r in report.results)} SKIP "
-        f"in {meta['seconds']} s",
-        flush=True,
-    )
-    if args.json:
-        payload = {
-            "meta": meta,
-            "results": [asdict(r) | {"verdict": r.verdict} for r in report.results],
+    with temp_dir("polytrack-bench-data-") as tmp:
+        steps = {
+            "throughput": partial(bench_throughput, report, data, args.quick),
+            "directory": partial(bench_directory, report, data, args.quick, tmp),
+            "unchanged": partial(bench_unchanged, report, data, args.quick),
+            "memory": partial(bench_memory, report, data, args.quick),
         }
-        Path(args.json).write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    return 1 if args.strict and failed else 0
+        run_each(steps, names)
+    return finish(report, meta, args)
 
 
 if __name__ == "__main__":

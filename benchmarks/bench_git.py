@@ -3,10 +3,10 @@
 
     python benchmarks/bench_git.py [--quick] [--json OUT] [--strict] [--cache DIR]
 
-Prints one line per figure in the format of bench_core.py: name, figure, baseline, target,
-PASS/FAIL (`info` for figures without a target, `SKIP` for what cannot run yet). It
-reports; it does not gate: the exit status is 0 even when a target fails, unless
-`--strict` is given.
+Prints one line per figure (G1..G4) in the format of all the scripts (`_harness.py`): id,
+name, figure, baseline, ratio, target, PASS/FAIL (`info` for figures without a target,
+`SKIP` for what cannot run yet), then a summary line. It reports; it does not gate: the
+exit status is 0 even when a target fails, unless `--strict` is given.
 
 The repository (20,000 tracked files in 100 directories, a ~5 MB uncommitted diff of 250
 of them, 3 untracked entries) is built once with the real git binary and cached under
@@ -21,20 +21,30 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import polytrack
-from bench_core import Report, Result, child_env, default_cache
+from _harness import (
+    Report,
+    Result,
+    add_cache_argument,
+    add_common_arguments,
+    child_env,
+    finish,
+    header,
+    log,
+    machine_meta,
+    read_stamp,
+    run_python,
+    start_building,
+    temp_dir,
+)
 from polytrack.capture.git import capture_git, read_head
 
 perf_counter = time.perf_counter
@@ -77,17 +87,11 @@ def ensure_repo(cache: Path, sizes: Sizes) -> tuple[Path, str]:
     repo = base / "repo"
     stamp = {"version": REPO_VERSION, **asdict(sizes)}
     stamp.pop("reps"), stamp.pop("init_reps")
-    marker = base / "bench-repo.json"
-    try:
-        if json.loads(marker.read_text()) == stamp and (repo / ".git").is_dir():
-            return repo, "cached"
-    except (OSError, ValueError):
-        pass
-    shutil.rmtree(base, ignore_errors=True)
-    building = cache / f"{name}.building-{os.getpid()}"
-    shutil.rmtree(building, ignore_errors=True)
-    (building / "repo").mkdir(parents=True)
-    _log(f"building a {sizes.files:,}-file repository in {building} (cached after)")
+    if read_stamp(base / "bench-repo.json") == stamp and (repo / ".git").is_dir():
+        return repo, "cached"
+    building = start_building(cache, name)
+    (building / "repo").mkdir()
+    log(f"building a {sizes.files:,}-file repository in {building} (cached after)")
     t0 = perf_counter()
     env = git_env()
 
@@ -120,10 +124,6 @@ def ensure_repo(cache: Path, sizes: Sizes) -> tuple[Path, str]:
     (building / "bench-repo.json").write_text(json.dumps(stamp))
     building.rename(base)
     return repo, f"built in {perf_counter() - t0:.0f} s"
-
-
-def _log(message: str) -> None:
-    print(f"  .. {message}", file=sys.stderr, flush=True)
 
 
 def median_ms(values: list[float]) -> float:
@@ -256,17 +256,9 @@ def bench_init(report: Report, repo: Path, sizes: Sizes, root: Path) -> None:
     env = child_env()
 
     def once(git: bool, k: int) -> float:
-        proc = subprocess.run(
-            [sys.executable, "-c", _INIT_CODE, str(root / f"home-{int(git)}-{k}"), str(int(git))],
-            cwd=repo,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"init() failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-        return float(json.loads(proc.stdout.splitlines()[-1])["init_s"])
+        home = str(root / f"home-{int(git)}-{k}")
+        out = run_python(_INIT_CODE, home, str(int(git)), env=env, cwd=repo)
+        return float(json.loads(out.splitlines()[-1])["init_s"])
 
     once(True, -1)  # warm-up: the page cache, the interpreter's .pyc files
     once(False, -1)
@@ -294,16 +286,8 @@ def bench_init(report: Report, repo: Path, sizes: Sizes, root: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a 2,000-file repository")
-    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
-    parser.add_argument(
-        "--cache",
-        metavar="DIR",
-        type=Path,
-        default=default_cache(),
-        help="where the generated repository is cached (default %(default)s)",
-    )
+    add_common_arguments(parser, quick="a 2,000-file repository")
+    add_cache_argument(parser, "--cache", "the generated repository")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if shutil.which("git") is None:
@@ -314,39 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     ).stdout.split()[-1]
     args.cache.mkdir(parents=True, exist_ok=True)
     repo, how = ensure_repo(args.cache, sizes)
-    print(
-        f"polytrack {polytrack.__version__} | Python {sys.version.split()[0]} | git "
-        f"{git_version} | {os.cpu_count()} CPUs | {platform.platform()} | repository {how}: "
-        f"{repo}",
-        flush=True,
-    )
+    meta = machine_meta("quick" if args.quick else "full", git=git_version, sizes=asdict(sizes))
+    header(meta, f"git {git_version} | repository {how}: {repo}")
     report = Report()
-    root = Path(tempfile.mkdtemp(prefix="polytrack-bench-git-"))
-    started = perf_counter()
-    benches: list[Callable[[], None]] = [
-        lambda: bench_read_head(report, repo),
-        lambda: bench_capture(report, repo, sizes),
-        lambda: bench_init(report, repo, sizes, root),
-    ]
-    try:
-        for bench in benches:
-            bench()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    seconds = round(perf_counter() - started, 1)
-    failed = [r for r in report.results if r.ok is False]
-    print(
-        f"{len(report.results)} figures, {sum(r.ok is True for r in report.results)} PASS, "
-        f"{len(failed)} FAIL, {sum(r.skipped for r in report.results)} SKIP in {seconds} s",
-        flush=True,
-    )
-    if args.json:
-        payload = {
-            "meta": {"git": git_version, "sizes": asdict(sizes), "seconds": seconds},
-            "results": [asdict(r) | {"verdict": r.verdict} for r in report.results],
-        }
-        Path(args.json).write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    return 1 if args.strict and failed else 0
+    bench_read_head(report, repo)
+    bench_capture(report, repo, sizes)
+    with temp_dir("polytrack-bench-git-") as root:
+        bench_init(report, repo, sizes, root)
+    return finish(report, meta, args)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,36 @@
 #!/usr/bin/env python
 """Benchmarks of the reproducibility snapshot: environment capture and what init() pays.
 
-    python benchmarks/bench_snapshot.py [--strict]
+    python benchmarks/bench_snapshot.py [--quick] [--json OUT] [--strict]
 
-Prints one line per figure with its target and PASS/FAIL (or `info`). Exit status 0
-unless `--strict` is given and a target failed. See benchmarks/README.md.
+Prints one line per figure (S1..S4) in the format of all the scripts (`_harness.py`: id,
+name, figure, baseline, ratio, target, PASS/FAIL or `info`), then a summary line. Exit
+status 0 unless `--strict` is given and a target failed. `--quick` is accepted and changes
+nothing: the sizes are small already. See benchmarks/README.md ("bench_snapshot.py").
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _harness import (
+    Report,
+    Result,
+    add_common_arguments,
+    best_of,
+    child_env,
+    finish,
+    fs_type,
+    header,
+    machine_meta,
+    run_python,
+)
 from polytrack.capture.environment import capture_environment, installed_packages
 from polytrack.settings import DEFAULT_ENV_ALLOWLIST
 
@@ -35,26 +48,7 @@ def _site(root: Path, count: int) -> Path:
     return site
 
 
-def _best(repeat: int, call: object) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()  # type: ignore[operator]
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
-def line(name: str, value_ms: float, goal_ms: float | None, notes: str = "") -> bool:
-    ok = None if goal_ms is None else value_ms <= goal_ms
-    verdict = "info" if ok is None else ("PASS" if ok else "FAIL")
-    goal = "-" if goal_ms is None else f"<= {goal_ms:g} ms"
-    print(f"{name:<58} {value_ms:8.1f} ms  target {goal:<10} {verdict}", flush=True)
-    if notes:
-        print(f"      {notes}", flush=True)
-    return ok is not False
-
-
-def bench_environment(root: Path) -> bool:
+def bench_environment(report: Report, root: Path) -> None:
     site = _site(root, DISTRIBUTIONS)
     path = [*sys.path, str(site)]
     cache = root / "cache"
@@ -62,16 +56,21 @@ def bench_environment(root: Path) -> bool:
     started = time.perf_counter()
     capture_environment(allowlist=DEFAULT_ENV_ALLOWLIST, cache_dir=cache, path=path)
     cold = time.perf_counter() - started
-    warm = _best(
-        20,
+    warm = best_of(
         lambda: capture_environment(allowlist=DEFAULT_ENV_ALLOWLIST, cache_dir=cache, path=path),
-    )
-    line(f"environment capture, {count} distributions, cold", cold * 1e3, None)
-    return line(
-        f"environment capture, {count} distributions, warm (cached)",
-        warm * 1e3,
-        30,
-        "best of 20; the cache is keyed by the mtimes of the sys.path entries",
+        20,
+    )[0]
+    report.add(Result("S1", f"environment capture, {count} distributions, cold", cold * 1e3, "ms"))
+    report.add(
+        Result(
+            "S2",
+            f"environment capture, {count} distributions, warm",
+            warm * 1e3,
+            "ms",
+            goal="<= 30 ms",
+            ok=warm * 1e3 <= 30,
+            notes="best of 20; the cache is keyed by the mtimes of the sys.path entries",
+        )
     )
 
 
@@ -87,13 +86,11 @@ print(json.dumps([returned - started, done - started]))
 """
 
 
-def bench_init(root: Path) -> bool:
+def bench_init(report: Report, root: Path) -> None:
     """init() and finish() of an empty run in a fresh interpreter, captures on and off."""
     repo = root / "repo"
     repo.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLYTRACK_")}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # start-up figures assume cached bytecode
-    env.update(
+    env = child_env(
         POLYTRACK_HOME=str(root / "home"),
         GIT_AUTHOR_NAME="b",
         GIT_AUTHOR_EMAIL="b@b",
@@ -104,14 +101,7 @@ def bench_init(root: Path) -> bool:
         subprocess.run(["git", *command], cwd=repo, env=env, check=True)
 
     def measure(capture: object) -> tuple[float, float]:
-        out = subprocess.run(
-            [sys.executable, "-c", _CHILD, json.dumps(capture)],
-            cwd=repo,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        out = run_python(_CHILD, json.dumps(capture), env=env, cwd=repo)
         returned, done = json.loads(out.strip().splitlines()[-1])
         return returned, done
 
@@ -120,31 +110,45 @@ def bench_init(root: Path) -> bool:
     off = [measure(False) for _ in range(7)]
     best_on = min(on, key=lambda t: t[1])
     best_off = min(off, key=lambda t: t[1])
-    line(
-        "init() returns, every capture on (fresh interpreter)",
-        min(t[0] for t in on) * 1e3,
-        None,
-        f"captures off: {min(t[0] for t in off) * 1e3:.1f} ms",
+    returned = min(t[0] for t in on) * 1e3
+    report.add(
+        Result(
+            "S3",
+            "init() returns, every capture on",
+            returned,
+            "ms",
+            f"captures off {min(t[0] for t in off) * 1e3:.1f} ms",
+            notes="fresh interpreter, from before `import polytrack`; best of 7, small repository",
+        )
     )
-    return line(
-        "init() + finish(), every capture on (fresh interpreter)",
-        best_on[1] * 1e3,
-        150,
-        f"captures off: {best_off[1] * 1e3:.1f} ms; best of 7, small repository",
+    report.add(
+        Result(
+            "S4",
+            "init() + finish(), every capture on",
+            best_on[1] * 1e3,
+            "ms",
+            f"captures off {best_off[1] * 1e3:.1f} ms",
+            goal="<= 150 ms",
+            ok=best_on[1] * 1e3 <= 150,
+            notes="fresh interpreter, from before `import polytrack`; best of 7, small repository",
+        )
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser, quick="accepted; changes nothing (the sizes are small)")
+    args = parser.parse_args(argv)
+    meta = machine_meta("full", distributions=DISTRIBUTIONS)
     with tempfile.TemporaryDirectory(prefix="polytrack-bench-") as tmp:
         root = Path(tmp)
+        header(meta, f"temp dir on {fs_type(root)}")
+        report = Report()
         (root / "env").mkdir()
         (root / "init").mkdir()
-        ok = bench_environment(root / "env")
-        ok = bench_init(root / "init") and ok
-    return 1 if args.strict and not ok else 0
+        bench_environment(report, root / "env")
+        bench_init(report, root / "init")
+    return finish(report, meta, args)
 
 
 if __name__ == "__main__":
