@@ -1,10 +1,9 @@
-"""The git state of the working tree a run starts from.
+"""Running git for what only git can tell: the uncommitted diff and the untracked files.
 
-Two stages, because `init()` must return fast. `read_head` reads the repository's files
-directly (no subprocess, no gitpython, whose import alone costs ~100 ms): root, commit,
-branch and remote, in well under a millisecond. `capture_git` adds what only git itself
-can tell, the uncommitted diff and the untracked files, by running two git processes at
-once within a deadline:
+Two stages, because `init()` must return fast. `read_head` (in `git_files`, re-exported
+here) reads the repository's files directly: root, commit, branch and remote, in well
+under a millisecond. `capture_git` adds the uncommitted diff and the untracked files, by
+running two git processes at once within a deadline:
 
     git diff HEAD --binary ...              the patch of tracked files (and the dirty flag)
     git ls-files --others --directory ...   the untracked files, as `git status` shows them
@@ -19,10 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import selectors
 import shutil
-import stat
 import subprocess
 import sys
 import threading
@@ -38,23 +35,18 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
+from polytrack.capture.git_files import NOT_A_REPOSITORY, read_head, read_head_details
 from polytrack.models import GitState
-from polytrack.redact import redact_url
 
 __all__ = ["GIT_NOT_FOUND", "NOT_A_REPOSITORY", "GitCapture", "capture_git", "read_head"]
 
-NOT_A_REPOSITORY: Final = "not a git repository"
 GIT_NOT_FOUND: Final = "git not found; status and diff unavailable"
 
-_HASH: Final = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 # `git diff <empty tree>` is the patch of an unborn branch: every tracked file is new.
 _EMPTY_TREE: Final = {
     "sha1": "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
     "sha256": "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
 }
-# Refs that live in a worktree's own git directory, not in the common one (git-worktree(1)).
-_PER_WORKTREE_REFS: Final = ("refs/bisect/", "refs/worktree/", "refs/rewritten/")
-_MAX_SYMREF_DEPTH: Final = 5
 # Variables that point git at another repository or index (set inside git hooks, for
 # one): dropped, so that git finds the repository `read_head` found, from its root.
 # Discovery from the working directory also keeps git's `safe.directory` check, which
@@ -91,38 +83,6 @@ class GitCapture:
 
     state: GitState
     diff: bytes  # `git apply`-able patch of tracked files against HEAD; b"" when clean
-
-
-@frozen
-class _Head:
-    """What `read_head` found, with what `capture_git` needs to choose the diff's base."""
-
-    state: GitState
-    unborn: bool = False  # HEAD names a branch without commits: diff against the empty tree
-    object_format: str = "sha1"
-
-
-def read_head(path: Path) -> GitState:
-    """The repository around `path`, read from its files: root, commit, branch, remote.
-
-    Fast enough to call inline in `init()` (under a millisecond): no subprocess. Handles
-    `.git` directories and `.git` files (worktrees, submodules), loose and packed refs,
-    detached HEADs and unborn branches. The remote is `origin`'s URL, else the first
-    remote's, without credentials. Status and diff are unknown here: `dirty` is None and
-    `partial` True until `capture_git` completes the record.
-
-    Args:
-        path: a directory (or file) inside the working tree.
-
-    Returns:
-        `GitState(available=False, reason="not a git repository")` outside a repository.
-        Never raises for any state of the repository.
-
-    Example:
-        >>> read_head(Path("/")).reason
-        'not a git repository'
-    """
-    return _read_head(path).state
 
 
 def capture_git(
@@ -169,7 +129,7 @@ def capture_git(
         >>> capture_git(Path("/"), timeout=1.0, max_diff_bytes=1 << 20, max_untracked=100)
         GitCapture(state=GitState(available=False, reason='not a git repository', ...
     """
-    head = _read_head(path)
+    head = read_head_details(path)
     state = head.state
     if not state.available or state.root is None:
         return GitCapture(state, b"")
@@ -246,207 +206,6 @@ def capture_git(
         untracked_truncated=untracked_sink.truncated,
     )
     return GitCapture(state, diff)
-
-
-# -- reading the repository's files -------------------------------------------------------
-
-
-def _read_head(path: Path) -> _Head:
-    try:
-        found = _discover(os.path.realpath(path))
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
-        return _Head(GitState(available=False, reason=f"{NOT_A_REPOSITORY}: {exc}"))
-    if isinstance(found, str):
-        return _Head(GitState(available=False, reason=found))
-    root, git_dir, common_dir = found
-    config = _parse_config(_read_bytes(os.path.join(common_dir, "config")) or b"")
-    object_format = config.get(("extensions", "", "objectformat"), ["sha1"])[0].lower()
-    state = GitState(available=True, root=root, remote=_remote(config), partial=True)
-    head = (_read_bytes(os.path.join(git_dir, "HEAD")) or b"").decode("utf-8", "replace").strip()
-    if not head.startswith("ref:"):
-        if _HASH.fullmatch(head):  # detached
-            return _Head(evolve(state, commit=head), object_format=object_format)
-        return _Head(
-            evolve(state, reason=f"unreadable HEAD: {head[:80]!r}"), object_format=object_format
-        )
-    ref = head[4:].strip()
-    if config.get(("extensions", "", "refstorage"), ["files"])[0].lower() != "files":
-        # Refs in a reftable (git >= 2.45): a binary format not worth parsing here.
-        return _Head(
-            evolve(state, reason="refs are in a reftable; commit and branch not read"),
-            object_format=object_format,
-        )
-    branch = ref.removeprefix("refs/heads/")
-    commit, broken = _resolve(ref, git_dir, common_dir)
-    if commit is None and broken:
-        return _Head(
-            evolve(state, branch=branch, reason=f"cannot resolve {ref}"),
-            object_format=object_format,
-        )
-    return _Head(
-        evolve(state, branch=branch, commit=commit),
-        unborn=commit is None,
-        object_format=object_format,
-    )
-
-
-def _discover(start: str) -> tuple[str, str, str] | str:
-    """(root, git dir, common dir) of the repository holding `start`, else why not.
-
-    Like git's discovery: the first directory upward with a `.git` directory that holds a
-    HEAD, or a `.git` file (`gitdir: ...`, written for worktrees and submodules).
-    """
-    current = start
-    while True:
-        dot_git = os.path.join(current, ".git")
-        try:
-            mode = os.stat(dot_git).st_mode
-        except OSError:  # absent, or `current` is a file
-            mode = 0
-        git_dir: str | None = None
-        if stat.S_ISDIR(mode):
-            git_dir = dot_git
-        elif stat.S_ISREG(mode):
-            content = (_read_bytes(dot_git) or b"").strip()
-            if not content.startswith(b"gitdir:"):
-                return f"{NOT_A_REPOSITORY}: invalid .git file {dot_git}"
-            git_dir = os.path.join(current, os.fsdecode(content[7:].strip()))
-            if not os.path.isfile(os.path.join(git_dir, "HEAD")):
-                return (
-                    f"{NOT_A_REPOSITORY}: {dot_git} points to {git_dir}, which is no git directory"
-                )
-        if git_dir is not None and os.path.isfile(os.path.join(git_dir, "HEAD")):
-            common = _read_bytes(os.path.join(git_dir, "commondir"))
-            common_dir = os.path.join(git_dir, os.fsdecode(common.strip())) if common else git_dir
-            return current, os.path.normpath(git_dir), os.path.normpath(common_dir)
-        parent = os.path.dirname(current)
-        if parent == current:
-            return NOT_A_REPOSITORY
-        current = parent
-
-
-def _resolve(ref: str, git_dir: str, common_dir: str) -> tuple[str | None, bool]:
-    """(commit, broken): the commit `ref` points to, from loose refs, then packed-refs.
-
-    (None, False) for a ref that does not exist (an unborn branch); (None, True) for one
-    that exists but cannot be followed.
-    """
-    for _ in range(_MAX_SYMREF_DEPTH):
-        directory = git_dir if ref.startswith(_PER_WORKTREE_REFS) else common_dir
-        loose = _read_bytes(os.path.join(directory, *ref.split("/")))
-        if loose is not None:
-            value = loose.decode("ascii", "replace").strip()
-            if value.startswith("ref:"):
-                ref = value[4:].strip()
-                continue
-            return (value, False) if _HASH.fullmatch(value) else (None, True)
-        packed = _read_bytes(os.path.join(common_dir, "packed-refs"))
-        return (_packed(packed, ref), False) if packed else (None, False)
-    return None, True
-
-
-def _packed(data: bytes, ref: str) -> str | None:
-    # One find instead of splitting lines: packed-refs of repositories with many tags
-    # run to megabytes. Ref names hold no spaces, so " <ref>\n" matches one whole line.
-    if not data.endswith(b"\n"):
-        data += b"\n"
-    at = data.find(b" " + ref.encode("utf-8", "surrogateescape") + b"\n")
-    if at < 0:
-        return None
-    value = data[data.rfind(b"\n", 0, at) + 1 : at].decode("ascii", "replace")
-    return value if _HASH.fullmatch(value) else None
-
-
-def _read_bytes(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as file:
-            return file.read()
-    except (OSError, ValueError):
-        return None
-
-
-# -- .git/config: only what read_head needs -----------------------------------------------
-
-_SECTION: Final = re.compile(r'\s*\[\s*([A-Za-z0-9.-]+)(?:\s+"((?:[^"\\]|\\.)*)")?\s*\](.*)')
-_KEY: Final = re.compile(r"\s*([A-Za-z][A-Za-z0-9-]*)\s*(?:=(.*))?$")
-_ESCAPES: Final = {"n": "\n", "t": "\t", "b": "\b", "\\": "\\", '"': '"'}
-_Config = dict[tuple[str, str, str], list[str]]
-
-
-def _parse_config(data: bytes) -> _Config:
-    """(section, subsection, key) -> values, in file order, of a git config file.
-
-    Section and key names are lowercased (git compares them so), subsections kept as
-    written. Values are unquoted and unescaped; comments and continuation lines handled.
-    `include` directives are not followed.
-    """
-    config: _Config = {}
-    section = subsection = ""
-    lines = data.decode("utf-8", "replace").splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        header = _SECTION.match(line)
-        if header:
-            name, quoted, line = header.groups()
-            if quoted is not None:
-                section, subsection = name.lower(), re.sub(r"\\(.)", r"\1", quoted)
-            else:  # [section] or the old [section.subsection]
-                section, _, subsection = name.partition(".")
-                section, subsection = section.lower(), subsection.lower()
-            if not line.strip() or line.lstrip()[0] in "#;":
-                continue
-        stripped = line.strip()
-        if not stripped or stripped[0] in "#;":
-            continue
-        entry = _KEY.match(line)
-        if entry is None:
-            continue
-        raw = entry.group(2)
-        if raw is None:  # `key` alone is boolean true
-            value = "true"
-        else:
-            while raw.endswith("\\") and not raw.endswith("\\\\") and i < len(lines):
-                raw = raw[:-1] + lines[i]
-                i += 1
-            value = _unquote(raw)
-        config.setdefault((section, subsection, entry.group(1).lower()), []).append(value)
-    return config
-
-
-def _unquote(raw: str) -> str:
-    out: list[str] = []
-    quoted = False
-    pending = ""  # whitespace kept only when followed by more value (git trims the ends)
-    chars = iter(raw)
-    for char in chars:
-        if char == '"':
-            quoted = not quoted
-            out.append(pending)
-            pending = ""
-        elif char == "\\":
-            out.append(pending + _ESCAPES.get(next(chars, ""), ""))
-            pending = ""
-        elif not quoted and char in "#;":
-            break
-        elif not quoted and char.isspace():
-            if out:
-                pending += char
-        else:
-            out.append(pending + char)
-            pending = ""
-    return "".join(out)
-
-
-def _remote(config: _Config) -> str | None:
-    urls = {
-        sub: values[0]
-        for (sec, sub, key), values in config.items()
-        if sec == "remote" and key == "url"
-    }
-    url = urls.get("origin") or next(iter(urls.values()), None)
-    return redact_url(url) if url else None
 
 
 # -- running git --------------------------------------------------------------------------

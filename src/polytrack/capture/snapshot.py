@@ -21,7 +21,7 @@ from typing import Final
 import attrs
 
 from polytrack.capture.code import capture_code
-from polytrack.capture.git import capture_git, read_head
+from polytrack.capture.git_files import read_head
 from polytrack.errors import StoreError
 from polytrack.models import Event, GitState
 from polytrack.settings import Settings, default_cache_dir
@@ -30,6 +30,9 @@ __all__ = ["SnapshotCapture"]
 
 # How long `finish()` waits for captures still running (git on a huge tree).
 STOP_WAIT: Final = 2.0
+
+# How long the capture thread waits for `settle()`, past the budget, before going on.
+_SETTLE_WAIT: Final = 1.0
 
 Record = Callable[[Event], None]
 Warn = Callable[[str, str], None]
@@ -63,6 +66,7 @@ class SnapshotCapture:
         self._stopped = False
         self._cancel = threading.Event()  # set by stop(): git gives up
         self._git_answered = threading.Event()
+        self._settled = threading.Event()  # init() is done waiting
         self._head: GitState | None = None  # recorded as partial if git answers late
         self._deadline = 0.0
         self._thread: threading.Thread | None = None
@@ -119,24 +123,29 @@ class SnapshotCapture:
     def settle(self) -> None:
         """Wait for git's answer until the budget (counted from `start`) is spent; if it
         has not come, record what `.git` said, marked partial."""
-        if self._head is None:
-            return
-        self._git_answered.wait(max(0.0, self._deadline - time.monotonic()))
-        with self._lock:
-            if not self._git_recorded:
-                self._save(attrs.evolve(self._head, partial=True))
-        self._head = None
+        try:
+            if self._head is None:
+                return
+            self._git_answered.wait(max(0.0, self._deadline - time.monotonic()))
+            with self._lock:
+                if not self._git_recorded:
+                    self._save(attrs.evolve(self._head, partial=True))
+            self._head = None
+        finally:
+            self._settled.set()
 
     def _background(self, git: bool) -> None:
-        # Imported on this thread: ~10 ms (psutil, platform) that init() need not wait for.
-        from polytrack.capture import environment, hardware
-
         settings = self._settings
         if git:
             try:
                 self._safely("git", self._capture_git)
             finally:
                 self._git_answered.set()
+        # The rest once init() has returned: importing psutil and platform, and reading
+        # the package list, hold the GIL for ~20 ms that init() should not wait through.
+        self._settled.wait(settings.capture_budget + _SETTLE_WAIT)
+        from polytrack.capture import environment, hardware
+
         if settings.capture_environment:
             cache_dir = settings.cache_dir or default_cache_dir(self._environ)
             self._safely(
@@ -153,6 +162,9 @@ class SnapshotCapture:
             self._safely("hardware", lambda: self._save(hardware.capture_hardware()))
 
     def _capture_git(self) -> None:
+        # Imported on this thread: subprocess and selectors are not init()'s to load.
+        from polytrack.capture.git import capture_git
+
         settings = self._settings
         result = capture_git(
             self._cwd,
