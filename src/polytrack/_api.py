@@ -10,7 +10,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polytrack import _state
 from polytrack._version import __version__
@@ -26,6 +26,10 @@ from polytrack.redact import redact_url
 from polytrack.run import DisabledRun, Run, check_tags, flatten_params
 from polytrack.settings import CAPTURES, MODES, Settings
 from polytrack.writer import JournalWriter
+
+if TYPE_CHECKING:
+    from polytrack.backends.local import LocalStore
+    from polytrack.models import RunInfo
 
 __all__ = [
     "current_run",
@@ -66,6 +70,10 @@ def init(
             (every call is a no-op).
         dir: the store's home; default `POLYTRACK_HOME`, else `~/.local/share/polytrack`.
         resume: the id (or prefix, or name) of a run to continue: its steps go on.
+            Without it, `POLYTRACK_RUN_ID` (set in the containers `polytrack run`
+            launches) names the run to record into: created under that id where the
+            store lacks it, else continued like `resume`. `POLYTRACK_RUN_NAME` is the
+            default `name`.
         capture: False records no snapshot, system metrics or logs; a mapping switches
             single captures ({"logs": False}): git, code, environment, hardware, system,
             logs. Default: all on, unless switched off by `POLYTRACK_CAPTURE_*`.
@@ -74,7 +82,9 @@ def init(
 
     Raises:
         InvalidInputError: an argument cannot be recorded (names it).
-        RunStateError: `resume` names a run that is still running.
+        RunStateError: `resume` (or `POLYTRACK_RUN_ID`) names a run that is still running
+            in a live process. A run handed over to a cluster job (`Run.hand_over`) may
+            be continued although it shows "running".
 
     Example:
         >>> with polytrack.init(project="mnist", params={"lr": 0.01}) as run:
@@ -137,6 +147,15 @@ def init(
     return run
 
 
+def _read_or_none(store: LocalStore, run_id: str) -> RunInfo | None:
+    """The run's record, or None for a directory that holds no run yet (its first
+    process died before writing anything)."""
+    try:
+        return store.read_run(run_id)[0]
+    except StoreError:
+        return None
+
+
 def _capture_switches(capture: bool | Mapping[str, bool]) -> dict[str, bool]:
     if isinstance(capture, bool):
         return {f"capture_{what}": capture for what in CAPTURES}
@@ -162,25 +181,42 @@ def _start(
     now = time.time()
     attempt, last_step = 0, -1
     project = settings.project
-    if resume is None:
-        run_id = new_run_id()
-    else:
-        # The store's reader needs numpy and SQLite: imported only to resume.
+    if name is None and resume is None:
+        name = settings.run_name
+    if resume is not None or (
+        settings.run_id is not None and (settings.home / "runs" / settings.run_id).is_dir()
+    ):
+        # The store's reader needs numpy and SQLite: imported only to continue a run.
         from polytrack.backends.local import LocalStore
 
         with LocalStore.open(settings.home, stale_after=6 * settings.heartbeat_interval) as store:
-            info = store.get(resume)
-        run_id = info.id
-        if info.status == "running":
-            raise RunStateError(f"run {run_id} is still running (pid {info.pid} on {info.host})")
+            info: RunInfo | None
+            if resume is not None:
+                info = store.get(resume)
+            else:
+                assert settings.run_id is not None
+                info = _read_or_none(store, settings.run_id)
+            handed_over = None if info is None else store.handed_over(info.id)
+        run_id = settings.run_id if info is None else info.id
+        assert run_id is not None
+        if info is not None:
+            if info.status == "running" and handed_over is None:
+                raise RunStateError(
+                    f"run {run_id} is still running (pid {info.pid} on {info.host})"
+                )
+            last_step = max((m.last_step for m in info.metrics.values()), default=-1)
+            project = info.project
+            name = name or info.name
         # One past every attempt on disk, also one that died before its first record.
+        directory = settings.home / "runs" / run_id
         attempt = 1 + max(
-            (int(m.group(1)) for p in Path(info.path).iterdir() if (m := EVENTS_RE.match(p.name))),
-            default=info.attempts - 1,
+            (int(m.group(1)) for p in directory.iterdir() if (m := EVENTS_RE.match(p.name))),
+            default=-1 if info is None else info.attempts - 1,
         )
-        last_step = max((m.last_step for m in info.metrics.values()), default=-1)
-        project = info.project
-        name = name or info.name
+    elif settings.run_id is not None:
+        run_id = settings.run_id  # launched for a run made elsewhere: its first attempt here
+    else:
+        run_id = new_run_id()
     directory = settings.home / "runs" / run_id
     writer = JournalWriter.create(
         directory,
@@ -224,6 +260,7 @@ def _start(
         settings=settings,
         writer=writer,
         on_finish=_state.forget,
+        attempt=attempt,
     )
     _start_captures(run, writer, attempt, os.environ if environ is None else environ)
     return run

@@ -14,7 +14,15 @@ PolytrackError                    base of everything below
 │   ├── MissingParamsError        required inputs have no value: pass them with -P or params
 │   ├── InvalidParamError         a param value cannot be converted to its input's type
 │   └── DagCycleError             a DAG's dependencies form a cycle, named in `cycle`
-└── UnsupportedMatrixError (ValueError) a matrix kind that needs a tuner, not an expansion
+├── UnsupportedMatrixError (ValueError) a matrix kind that needs a tuner, not an expansion
+└── LaunchError                   an operation cannot be compiled for or run on Kubernetes
+    ├── KubeconfigError           no usable cluster: bad or missing kubeconfig, context, credential
+    └── KubernetesError           the Kubernetes API refused a request, or could not be reached
+        ├── KubernetesUnauthorizedError  401: the credentials were not accepted
+        ├── KubernetesForbiddenError     403: may not do that verb on that resource there
+        ├── KubernetesNotFoundError (LookupError) 404: no such object, or no such resource type
+        ├── KubernetesConflictError      409: an object of that name exists already
+        └── KubernetesUnavailableError   unreachable, timed out, or 429/5xx after retries
 ```
 
 Tracking failures (`StoreError` on the write path) never reach the training loop:
@@ -30,6 +38,14 @@ __all__ = [
     "InvalidInputError",
     "InvalidMetricError",
     "InvalidParamError",
+    "KubeconfigError",
+    "KubernetesConflictError",
+    "KubernetesError",
+    "KubernetesForbiddenError",
+    "KubernetesNotFoundError",
+    "KubernetesUnauthorizedError",
+    "KubernetesUnavailableError",
+    "LaunchError",
     "MissingParamsError",
     "PolytrackError",
     "QueryError",
@@ -170,6 +186,48 @@ class DagCycleError(SpecError):
 
 class UnsupportedMatrixError(PolytrackError, ValueError):
     """The matrix kind (hyperband, bayes, ...) picks runs from results: only a tuner runs it."""
+
+
+class LaunchError(PolytrackError):
+    """An operation cannot be compiled into Kubernetes objects, or run: the message says why."""
+
+
+class KubeconfigError(LaunchError):
+    """No usable cluster: the kubeconfig, its context or a credential is missing or invalid."""
+
+
+class KubernetesError(LaunchError):
+    """The Kubernetes API answered a request with an error, or could not be reached.
+
+    The message names the request (`create jobs.batch "train-x" in namespace "ml"`) and
+    what the server said (its `Status` message). `status` is the HTTP status (None when
+    no answer came), `reason` the Status reason (`AlreadyExists`, `Forbidden`, ...).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class KubernetesUnauthorizedError(KubernetesError):
+    """401: the server did not accept the credentials (expired token, wrong certificate)."""
+
+
+class KubernetesForbiddenError(KubernetesError):
+    """403: the credentials are valid but may not do this verb on this resource there."""
+
+
+class KubernetesNotFoundError(KubernetesError, LookupError):
+    """404: the object does not exist, or the cluster lacks the resource type (a CRD)."""
+
+
+class KubernetesConflictError(KubernetesError):
+    """409: an object of that name exists already (or was changed meanwhile)."""
+
+
+class KubernetesUnavailableError(KubernetesError):
+    """The API could not be reached, timed out, or kept answering 429/5xx through retries."""
 
 
 class TrackingWarning(UserWarning):

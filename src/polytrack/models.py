@@ -21,6 +21,7 @@ __all__ = [
     "Event",
     "GitState",
     "GpuInfo",
+    "HandedOver",
     "HardwareState",
     "SeedState",
     "Snapshot",
@@ -98,6 +99,19 @@ class StatusChanged:
     status: str = field(validator=in_(_WRITTEN_STATUSES))
     at: float
     message: str | None = None
+
+
+@frozen
+class HandedOver:
+    """The run's process gave the run to another owner without finishing it.
+
+    `owner` says who carries it on, e.g. `kubernetes:<namespace>/<job>`. Readers do not
+    derive `crashed` from this attempt's dead process: the status stays as recorded until
+    a later attempt (the new owner attaching) records one.
+    """
+
+    owner: str
+    at: float
 
 
 @frozen
@@ -222,6 +236,7 @@ Event = Union[
     KeyDefined,
     SchemaDefined,
     StatusChanged,
+    HandedOver,
     Checksum,
     GitState,
     CodeState,
@@ -239,6 +254,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "key": KeyDefined,
     "schema": SchemaDefined,
     "status": StatusChanged,
+    "handover": HandedOver,
     "crc": Checksum,
     "git": GitState,
     "code": CodeState,

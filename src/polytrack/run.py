@@ -18,6 +18,7 @@ from polytrack.models import (
     FINAL_STATUSES,
     DataRef,
     Event,
+    HandedOver,
     ParamsSet,
     ParamValue,
     SeedState,
@@ -63,15 +64,18 @@ class Run:
         settings: Settings,
         writer: JournalWriter,
         on_finish: Callable[[Run], None] | None = None,
+        attempt: int = 0,
     ) -> None:
         self.id = run_id
         self.project = project
         self.name = name
         self.dir = directory
         self.settings = settings
+        self.attempt = attempt  # this process' attempt: its files are `*-<attempt:03d>*`
         self._writer = writer
         self._pid = os.getpid()
         self._status = "running"
+        self._handed_over_to: str | None = None
         self._on_finish = on_finish  # the process-wide state forgets the run
         self._collaborators: list[Collaborator] = []
         self._hash_cache: HashCache | None = None
@@ -89,6 +93,11 @@ class Run:
     @property
     def finished(self) -> bool:
         return self._status in FINAL_STATUSES
+
+    @property
+    def handed_over_to(self) -> str | None:
+        """Who carries the run on after `hand_over()`; None while this process owns it."""
+        return self._handed_over_to
 
     @property
     def step(self) -> int:
@@ -246,7 +255,7 @@ class Run:
             raise InvalidInputError(
                 f"status must be one of {', '.join(sorted(FINAL_STATUSES))}; got {status!r}"
             )
-        if self.finished or os.getpid() != self._pid:
+        if self.finished or self._handed_over_to is not None or os.getpid() != self._pid:
             return
         self._status = status
         self.log_metrics = self._finished_log_metrics  # type: ignore[method-assign]
@@ -257,6 +266,11 @@ class Run:
             self._writer.append_event(StatusChanged(status=status, at=time.time(), message=message))
         except StoreError as exc:
             self._warn_once("store", f"polytrack could not record the run's status: {exc}")
+        self._close()
+
+    def _close(self) -> None:
+        """Close the journal, forget the run process-wide, index it: the end of either
+        `finish()` or `hand_over()`."""
         try:
             self._writer.close()
         except OSError as exc:
@@ -265,6 +279,38 @@ class Run:
             self._on_finish(self)
         if self.settings.index_on_finish:
             _index_quietly(self.settings.home, self.id)
+
+    def hand_over(self, owner: str) -> None:
+        """Give the run to another owner without finishing it, and let go of it here.
+
+        For a run whose work goes on elsewhere, as a Kubernetes job started by
+        `polytrack run`: records who owns it now, stops what this process captures and
+        closes the journal, with no final status. Readers then show the status as
+        recorded ("running") instead of judging the run crashed when this process exits;
+        the new owner attaches to the run (`POLYTRACK_RUN_ID`) and finishes it. Later calls
+        on this object are ignored with a warning, as after `finish()`.
+
+        Args:
+            owner: who carries the run on, e.g. "kubernetes:ml/train-a1b2c3d4".
+
+        Raises:
+            InvalidInputError: `owner` is empty.
+
+        Example:
+            >>> run.hand_over("kubernetes:ml/train-a1b2c3d4")
+        """
+        if not isinstance(owner, str) or not owner.strip():
+            raise InvalidInputError(f"owner must be a non-empty string; got {owner!r}")
+        if self.finished or self._handed_over_to is not None or os.getpid() != self._pid:
+            return
+        self._handed_over_to = owner
+        self.log_metrics = self._finished_log_metrics  # type: ignore[method-assign]
+        self._stop_collaborators()
+        try:
+            self._writer.append_event(HandedOver(owner=owner, at=time.time()))
+        except StoreError as exc:
+            self._warn_once("store", f"polytrack could not record the run's new owner: {exc}")
+        self._close()
 
     def __enter__(self) -> Run:
         return self
@@ -309,9 +355,10 @@ class Run:
         self._after_finish("log_metrics")
 
     def _after_finish(self, what: str) -> bool:
-        if self.finished or self._pid != os.getpid():
+        if self.finished or self._handed_over_to is not None or self._pid != os.getpid():
+            after = "it finished" if self._handed_over_to is None else "it was handed over"
             self._warn_once(
-                f"finished-{what}", f"{what}() on run {self.id} after it finished is ignored"
+                f"finished-{what}", f"{what}() on run {self.id} after {after} is ignored"
             )
             return True
         return False
@@ -343,6 +390,8 @@ class DisabledRun:
     status = "disabled"
     finished = False
     step = -1
+    attempt = 0
+    handed_over_to = None
 
     def __init__(self, on_finish: Callable[[DisabledRun], None] | None = None) -> None:
         self.log_metrics: LogMetrics = _noop_log_metrics
@@ -371,6 +420,9 @@ class DisabledRun:
     def finish(self, status: str = "succeeded", *, message: str | None = None) -> None:
         if self._on_finish is not None:
             self._on_finish(self)
+
+    def hand_over(self, owner: str) -> None:
+        self.finish()
 
     def detach_after_fork(self) -> None:
         pass

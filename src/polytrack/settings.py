@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -96,6 +97,18 @@ def _console(instance: object, attribute: attrs.Attribute[str], value: str) -> N
         raise InvalidInputError(f"console must be one of {', '.join(CONSOLE_MODES)}; got {value!r}")
 
 
+# A run id names a directory under `runs/`: no separators, no dot-only names.
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def _run_id(instance: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
+    if value is not None and _RUN_ID.fullmatch(value) is None:
+        raise InvalidInputError(
+            "POLYTRACK_RUN_ID must be 1 to 128 letters, digits, '.', '_' or '-', starting "
+            f"with a letter or digit; got {value!r}"
+        )
+
+
 def _mode(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if value not in MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {value!r}")
@@ -112,8 +125,10 @@ class Settings:
     `POLYTRACK_CAPTURE_GIT`, `_CODE`, `_ENVIRONMENT`, `_HARDWARE`, `_SYSTEM`, `_LOGS` (0/1),
     `POLYTRACK_CAPTURE_BUDGET`, `POLYTRACK_SYSTEM_INTERVAL` (seconds),
     `POLYTRACK_MAX_DIFF_BYTES`, `POLYTRACK_LOGS_MAX_BYTES`, `POLYTRACK_CONSOLE`
-    (auto/wrap/redirect) and `POLYTRACK_ENV_ALLOWLIST` (comma-separated patterns; the word
-    `default` stands for the built-in list).
+    (auto/wrap/redirect), `POLYTRACK_ENV_ALLOWLIST` (comma-separated patterns; the word
+    `default` stands for the built-in list), and `POLYTRACK_RUN_ID` / `POLYTRACK_RUN_NAME`
+    (the run `init()` attaches to, and its default name: set by `polytrack run` in the
+    containers it launches).
     """
 
     home: Path
@@ -145,6 +160,10 @@ class Settings:
     logs_max_bytes: int = field(default=10 * 1024 * 1024, validator=_non_negative)
     console: str = field(default="auto", validator=_console)
     env_allowlist: tuple[str, ...] = DEFAULT_ENV_ALLOWLIST
+    # The run `init()` records into, created under this id if absent, else continued as a
+    # new attempt: how a job launched by `polytrack run` joins the run made at submission.
+    run_id: str | None = field(default=None, validator=_run_id)
+    run_name: str | None = None  # the default name of `init()`
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -164,6 +183,10 @@ class Settings:
             kwargs["cache_dir"] = default_cache_dir(env)
         if "POLYTRACK_CONSOLE" in env:
             kwargs["console"] = env["POLYTRACK_CONSOLE"]
+        if env.get("POLYTRACK_RUN_ID"):
+            kwargs["run_id"] = env["POLYTRACK_RUN_ID"]
+        if env.get("POLYTRACK_RUN_NAME"):
+            kwargs["run_name"] = env["POLYTRACK_RUN_NAME"]
         if env.get("POLYTRACK_ENV_ALLOWLIST") is not None:
             kwargs["env_allowlist"] = _patterns(env["POLYTRACK_ENV_ALLOWLIST"])
         for name in ("max_diff_bytes", "logs_max_bytes"):

@@ -8,6 +8,7 @@ background thread that fsyncs, beats the heartbeat and prepares the next segment
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import threading
@@ -551,10 +552,8 @@ def _check_value(key: object, value: object) -> float:
         # requires grad (a loss, logged as it is), never on .item().
         item = getattr(value, "item", None)
         if callable(item) and getattr(value, "ndim", None) == 0:
-            try:
+            with contextlib.suppress(TypeError, ValueError, RuntimeError):
                 value = item()
-            except (TypeError, ValueError, RuntimeError):
-                pass
         try:
             return float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError, OverflowError):

@@ -34,6 +34,7 @@ from polytrack.journal_reader import (
 )
 from polytrack.models import (
     FINAL_STATUSES,
+    HandedOver,
     ParamsSet,
     RunInfo,
     RunStarted,
@@ -60,6 +61,8 @@ class _Folded:
     tags: list[str] = attrs.field(factory=list)
     attempts: int = 0
     notes: str | None = None
+    # Set while the latest attempt ended by handing the run over (to a cluster job).
+    handed_over: HandedOver | None = None
 
 
 class LocalStore:
@@ -148,6 +151,9 @@ class LocalStore:
                 folded.tags.extend(t for t in event.tags if t not in folded.tags)
                 folded.status, folded.status_at, folded.message = "created", event.created_at, None
                 folded.notes = event.notes if event.notes is not None else folded.notes
+                folded.handed_over = None  # a process owns the run again
+            elif isinstance(event, HandedOver):
+                folded.handed_over = event
             elif isinstance(event, StatusChanged):
                 folded.status, folded.status_at, folded.message = (
                     event.status,
@@ -164,6 +170,8 @@ class LocalStore:
         status, finished_at = folded.status, None
         if status in FINAL_STATUSES:
             finished_at = folded.status_at
+        elif folded.handed_over is not None:
+            pass  # its owner is elsewhere (a cluster job): no process here to judge by
         elif not owner_alive(
             folded.started, heartbeat, stale_after=self._stale_after, now=time.time()
         ):
@@ -188,6 +196,18 @@ class LocalStore:
             attempts=folded.attempts,
         )
         return info, files.metrics, files.sealed
+
+    def handed_over(self, run_id: str) -> HandedOver | None:
+        """How the run was handed over, if its latest attempt ended so (`Run.hand_over`)
+        and no process has attached to it since; None otherwise."""
+        files = summarize_run_files(self.run_dir(run_id), sealed=self._index.sealed(run_id))
+        found: HandedOver | None = None
+        for _, event in files.events:
+            if isinstance(event, RunStarted):
+                found = None
+            elif isinstance(event, HandedOver):
+                found = event
+        return found
 
     def index_run(self, run_id: str) -> RunInfo:
         """Re-read one run's files into the index."""

@@ -48,7 +48,13 @@ EXIT_INTERRUPTED: Final = 130
 EXIT_BROKEN_PIPE: Final = 141
 
 # One module per subcommand; each has `register(subcommands, parent)`.
-_COMMANDS: Final = ("polytrack.cli.runs", "polytrack.cli.index", "polytrack.cli.check")
+_COMMANDS: Final = (
+    "polytrack.cli.runs",
+    "polytrack.cli.index",
+    "polytrack.cli.check",
+    "polytrack.cli.run",
+    "polytrack.cli.ops",
+)
 
 
 def main(
@@ -64,7 +70,8 @@ def main(
         argv: the arguments after the program name; default `sys.argv[1:]`.
         stdout: where results go; default `sys.stdout`.
         stderr: where messages go; default `sys.stderr`.
-        environ: read for `POLYTRACK_HOME` when `--home` is not given; default `os.environ`.
+        environ: read for `POLYTRACK_HOME` when `--home` is not given, and by `run` and
+            `ops` (`KUBECONFIG`, `POLYTRACK_BACKEND`, ...); default `os.environ`.
 
     Example:
         >>> main(["runs", "ls", "--where", "metrics.loss < 0.2"], stdout=io.StringIO())
@@ -121,7 +128,10 @@ def _run(
         home = Path(args.home).expanduser()
     else:
         home = Settings.from_env(environ).home
-    code: int = args.handler(args, Context(stdout=out, stderr=err, home=home))
+    context = Context(
+        stdout=out, stderr=err, home=home, environ=os.environ if environ is None else environ
+    )
+    code: int = args.handler(args, context)
     return code
 
 

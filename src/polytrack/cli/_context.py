@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from attrs import frozen
+from attrs import field, frozen
 
 __all__ = ["Context"]
 
@@ -21,6 +23,9 @@ class Context:
     stdout: TextIO
     stderr: TextIO
     home: Path
+    # What `main(environ=...)` was given: read by commands that look at more than the
+    # home (`polytrack run`: KUBECONFIG, POLYTRACK_BACKEND).
+    environ: Mapping[str, str] = field(factory=lambda: os.environ)
 
     def out(self, text: str) -> None:
         """Write `text` plus a newline to stdout."""
