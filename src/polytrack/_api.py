@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-import socket
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -21,13 +18,15 @@ from polytrack.capture.system import SystemSampler
 from polytrack.errors import InvalidInputError, RunStateError, StoreError, TrackingWarning
 from polytrack.journal import EVENTS_RE
 from polytrack.models import DataRef, ParamsSet, RunStarted, SeedState, StatusChanged
-from polytrack.processes import process_started
+from polytrack.processes import hostname, process_started
 from polytrack.redact import redact_url
 from polytrack.run import DisabledRun, Run, check_tags, flatten_params
 from polytrack.settings import CAPTURES, MODES, Settings
 from polytrack.writer import JournalWriter
 
 if TYPE_CHECKING:
+    import argparse
+
     from polytrack.backends.local import LocalStore
     from polytrack.models import RunInfo
 
@@ -126,6 +125,8 @@ def init(
         if resume is not None:
             raise  # asked to continue that run: recording a new one elsewhere is no answer
         # Training goes on whatever the disk says: record elsewhere, or not at all.
+        import tempfile  # only here: its imports cost init() ~5 ms
+
         fallback = Path(tempfile.gettempdir()) / f"polytrack-{os.getuid()}"
         try:
             run = _start(
@@ -236,7 +237,7 @@ def _start(
                 project=project,
                 name=name or run_id,
                 created_at=now,
-                host=socket.gethostname(),
+                host=hostname(),
                 pid=os.getpid(),
                 process_started=process_started(os.getpid()),
                 attempt=attempt,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -30,6 +29,8 @@ from polytrack.settings import Settings, default_cache_dir
 from polytrack.writer import JournalWriter, LogMetrics
 
 if TYPE_CHECKING:
+    import argparse
+
     from polytrack.capture.data import HashCache
 
 __all__ = ["Collaborator", "DisabledRun", "Run", "flatten_params"]
@@ -473,7 +474,7 @@ def flatten_params(
         >>> flatten_params({"net": {"depth": 4}, "lr": 0.1})
         {'net.depth': 4, 'lr': 0.1}
     """
-    if isinstance(params, argparse.Namespace):
+    if _is_namespace(params):
         params = vars(params)
     if not isinstance(params, Mapping):
         raise InvalidInputError(f"params must be a mapping; got {type(params).__name__}")
@@ -485,7 +486,7 @@ def flatten_params(
                 f"got {key!r} under {prefix or 'the top level'!r}"
             )
         name = f"{prefix}{key}"
-        if isinstance(value, (Mapping, argparse.Namespace)):
+        if isinstance(value, Mapping) or _is_namespace(value):
             flat.update(flatten_params(value, f"{name}."))
         else:
             flat[name] = redact_value(name, _param_value(name, value))  # type: ignore[assignment]
@@ -513,3 +514,10 @@ def _param_value(name: str, value: Any) -> ParamValue:
         f"param {name!r}: cannot record a value of type {type(value).__name__} "
         "(use str, int, float, bool, None, a list of those, or a nested mapping)"
     )
+
+
+def _is_namespace(value: object) -> bool:
+    """An `argparse.Namespace`, without importing argparse (3 ms of `init()`): a namespace
+    exists only where argparse was imported already."""
+    argparse = sys.modules.get("argparse")
+    return argparse is not None and isinstance(value, argparse.Namespace)

@@ -9,13 +9,13 @@ import json
 import os
 import platform
 import re
-import socket
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from polytrack.models import EnvironmentState
+from polytrack.processes import hostname
 from polytrack.redact import is_secret_name, redact_url
 
 __all__ = ["capture_environment", "installed_packages", "selected_variables"]
@@ -49,7 +49,7 @@ def capture_environment(
         python=platform.python_version(),
         implementation=sys.implementation.name,
         platform=_platform(),
-        hostname=socket.gethostname(),
+        hostname=hostname(),
         packages=installed_packages(sys.path if path is None else path, cache_dir=cache_dir),
         conda_env=environ.get("CONDA_DEFAULT_ENV") or None,
         frameworks=_frameworks(),
