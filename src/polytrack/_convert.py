@@ -122,6 +122,53 @@ def snake_case(key: str) -> str:
     return _SNAKE_BOUNDARY.sub("_", key).lower()
 
 
+# snake_case names whose camelCase has an acronym (the Kubernetes client's `host_pid`).
+_CAMEL_EXCEPTIONS: Final = {
+    "host_pid": "hostPID",
+    "host_ipc": "hostIPC",
+    "pod_ip": "podIP",
+    "pod_ips": "podIPs",
+    "host_ip": "hostIP",
+    "host_ips": "hostIPs",
+    "downward_api": "downwardAPI",
+}
+_SNAKE_KEY: Final = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+")
+# Maps whose keys are the user's (label names, resource names, file names), never renamed.
+_USER_KEYED: Final = frozenset(
+    {
+        "labels",
+        "annotations",
+        "nodeSelector",
+        "matchLabels",
+        "data",
+        "stringData",
+        "binaryData",
+        "limits",
+        "requests",
+        "capacity",
+        "parameters",
+        "volumeAttributes",
+        "options",
+    }
+)
+
+
+def camel_case_tree(value: Any) -> Any:
+    """Nested Kubernetes data with the client's snake_case keys in the API's camelCase
+    (`mount_path` -> `mountPath`), except inside maps keyed by the user (labels, ...)."""
+    if isinstance(value, Mapping):
+        renamed: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, str) and _SNAKE_KEY.fullmatch(key):
+                head, *rest = key.split("_")
+                key = _CAMEL_EXCEPTIONS.get(key) or head + "".join(p.capitalize() for p in rest)
+            renamed[key] = item if key in _USER_KEYED else camel_case_tree(item)
+        return renamed
+    if isinstance(value, list):
+        return [camel_case_tree(item) for item in value]
+    return value
+
+
 def describe(value: Any) -> str:
     """A value as error messages quote it: `"lots"`, `3`, `true`, `null`, `a mapping`."""
     if isinstance(value, str):
@@ -348,6 +395,12 @@ def _attrs_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
         else {}
     )
 
+    # Fields kept as plain data (`Any`) go to the API as they are: their nested keys are
+    # renamed too, or `volumeMounts: [{mount_path: ...}]` would reach the cluster as is.
+    free_form = (
+        {keys[field.name] for field in fields if field.type in (Any, "Any")} if aliases else set()
+    )
+
     def structure(value: Any, _: Any) -> Any:
         if not isinstance(value, Mapping):
             raise FieldError(f"expected a mapping, got {got(value)}")
@@ -359,7 +412,7 @@ def _attrs_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
                     raise FieldError(
                         f'both "{canonical}" and "{key}" are given; keep one', subpath=(key,)
                     )
-                renamed[canonical] = item
+                renamed[canonical] = camel_case_tree(item) if canonical in free_form else item
             value = renamed
         return generated(value, cls)
 

@@ -290,6 +290,31 @@ def test_kubernetes_snake_case_keys_become_camel_case(tmp_path: Path) -> None:
     }
 
 
+def test_nested_kubernetes_keys_become_camel_case_but_user_keys_stay(tmp_path: Path) -> None:
+    """Keys inside plain Kubernetes data (`mount_path` in a volume mount, `host_pid`) are
+    renamed as the API spells them; keys the user names (labels, resource names) are not."""
+    path = tmp_path / "nested.yaml"
+    path.write_text(
+        "version: 1.1\nkind: component\nrun:\n  kind: job\n"
+        "  volumes: [{name: v, config_map: {name: c, default_mode: 420}}]\n"
+        "  container:\n    image: x\n"
+        "    volume_mounts: [{name: v, mount_path: /v, read_only: true}]\n"
+        "    liveness_probe: {http_get: {path: /, port: 80}, initial_delay_seconds: 5}\n"
+        "    resources: {limits: {nvidia.com/gpu: 1, my_device: 2}}\n"
+        "    security_context: {se_linux_options: {level: s0}}\n"
+    )
+    run = job(spec.load([path]))
+    assert run.container is not None and run.volumes is not None
+    assert run.container.volume_mounts == [{"name": "v", "mountPath": "/v", "readOnly": True}]
+    assert run.container.liveness_probe == {
+        "httpGet": {"path": "/", "port": 80},
+        "initialDelaySeconds": 5,
+    }
+    assert run.volumes[0].config_map == {"name": "c", "defaultMode": 420}
+    limits = spec.to_dict(spec.load([path]))["component"]["run"]["container"]["resources"]
+    assert limits == {"limits": {"nvidia.com/gpu": "1", "my_device": "2"}}  # quantities
+
+
 def test_single_expression_keeps_the_type_of_its_value(tmp_path: Path) -> None:
     """`replicas: "{{ n }}"` with an int input gives the int; a list param gives a list."""
     path = tmp_path / "typed.yaml"
