@@ -31,7 +31,7 @@ from polytrack.writer import JournalWriter, LogMetrics
 if TYPE_CHECKING:
     import argparse
 
-    from polytrack.capture.data import HashCache
+    from polytrack.capture.data import DataHash, HashCache
 
 __all__ = ["Collaborator", "DisabledRun", "Run", "flatten_params"]
 
@@ -204,9 +204,9 @@ class Run:
             self._hash_cache = HashCache.open(cache_dir / "hashes.sqlite")
         found = hash_source(source, cache=self._hash_cache, progress=progress)
         manifest_file = None
-        if found.manifest is not None:
+        if found.kind == "directory":
             manifest_file = f"manifest-{found.digest.removeprefix('sha256:')[:16]}.json"
-            self._write_manifest(manifest_file, found.manifest)
+            self._write_manifest(manifest_file, found)
         ref = DataRef(
             name=name.strip(),
             role=role,
@@ -222,12 +222,13 @@ class Run:
             self._append(ref)
         return ref
 
-    def _write_manifest(self, name: str, manifest: Mapping[str, tuple[str, int]]) -> None:
+    def _write_manifest(self, name: str, found: DataHash) -> None:
         path = self.dir / name
         if path.exists():
             return  # the name is the content's hash: the same manifest is there
         temporary = self.dir / f".{name}.tmp"
         try:
+            manifest = found.manifest or {}
             body = {rel: [digest, size] for rel, (digest, size) in sorted(manifest.items())}
             temporary.write_text(json.dumps(body, separators=(",", ":")))
             os.replace(temporary, path)

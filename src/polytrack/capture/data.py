@@ -119,8 +119,20 @@ class DataHash:
     size: int  # bytes hashed; for arrays and frames, the bytes of the data
     files: int  # 1 for a file, the count for a directory, 0 for an object in memory
     path: str | None  # absolute path, for files and directories
-    # For a directory: relative POSIX path -> (digest, size).
-    manifest: dict[str, tuple[str, int]] | None = None
+    # For a directory: its files as parallel columns (relative POSIX paths, digests,
+    # sizes); `manifest` builds the mapping only when asked, as an unchanged directory
+    # is mostly checked, not listed.
+    entries: tuple[Sequence[str], Sequence[str], Sequence[int]] | None = attrs.field(
+        default=None, repr=False
+    )
+
+    @property
+    def manifest(self) -> dict[str, tuple[str, int]] | None:
+        """For a directory: relative POSIX path -> (digest, size); None otherwise."""
+        if self.entries is None:
+            return None
+        names, digests, sizes = self.entries
+        return dict(zip(names, zip(digests, sizes, strict=True), strict=True))
 
 
 # -- the cache ----------------------------------------------------------------------------
@@ -645,8 +657,7 @@ def _directory_hash(
     root: str, digest: str, names: list[str], keys: list[int], digests: list[str]
 ) -> DataHash:
     sizes = keys[0::4]
-    manifest = dict(zip(names, zip(digests, sizes, strict=True), strict=True))
-    return DataHash("directory", digest, sum(sizes), len(names), root, manifest)
+    return DataHash("directory", digest, sum(sizes), len(names), root, (names, digests, sizes))
 
 
 def _manifest_digest(names: list[str], digests: list[str], sizes: list[int]) -> str:
