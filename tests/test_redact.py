@@ -115,3 +115,21 @@ def test_redact_value() -> None:
 def test_redact_argv(argv: list[str], expected: list[str]) -> None:
     """Secret values in argv are redacted whatever the option style; the rest is kept."""
     assert redact_argv(argv) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://user:p@ss@host/r.git", f"https://user:{REDACTED}@host/r.git"),
+        ("https://ghp_short12@github.com/o/r", f"https://{REDACTED}@github.com/o/r"),
+        ("https://glpat-abc@gitlab.com/o/r", f"https://{REDACTED}@gitlab.com/o/r"),
+        ("https://oauth2:xyz@gitlab.com/o/r", f"https://oauth2:{REDACTED}@gitlab.com/o/r"),
+        ("https://bob@example.com/r", "https://bob@example.com/r"),
+        ("git@github.com:o/r.git", "git@github.com:o/r.git"),
+        ("ssh://git@host/o/r", "ssh://git@host/o/r"),
+        ("see https://a:b@h/x and mail c@d.org", f"see https://a:{REDACTED}@h/x and mail c@d.org"),
+    ],
+)
+def test_url_credentials_in_every_shape(url: str, expected: str) -> None:
+    """Passwords holding `@`, short tokens with a known prefix: stripped; users kept."""
+    assert redact_url(url) == expected

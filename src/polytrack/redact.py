@@ -50,7 +50,11 @@ _KEY_QUALIFIERS: Final = frozenset(
     }
 )
 _WORD: Final = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
-_URL_WITH_USERINFO: Final = re.compile(r"\b([a-z][a-z0-9+.-]*://)([^/\s@]+)@", re.IGNORECASE)
+# The user info runs to the last `@` before the path: a password may hold an unencoded `@`.
+_URL_WITH_USERINFO: Final = re.compile(r"\b([a-z][a-z0-9+.-]*://)([^/\s]*)@", re.IGNORECASE)
+# Token prefixes of GitHub (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_), GitLab (glpat-),
+# Hugging Face (hf_) and others, which may stand alone as the user of a URL.
+_TOKEN_PREFIX: Final = re.compile(r"(gh[pousr]_|github_pat_|glpat-|hf_|sk-|xox[abp]-)", re.I)
 
 
 def _words(name: str) -> list[str]:
@@ -89,7 +93,7 @@ def redact_url(text: str) -> str:
         if ":" in userinfo:
             return f"{match.group(1)}{userinfo.split(':', 1)[0]}:{REDACTED}@"
         # A lone long user part (https://<token>@github.com) is a token, not a user name.
-        if len(userinfo) >= 20:
+        if len(userinfo) >= 20 or _TOKEN_PREFIX.match(userinfo):
             return f"{match.group(1)}{REDACTED}@"
         return match.group(0)
 
