@@ -66,6 +66,9 @@ def train(lr: float, data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     with polytrack.init(
         project="quickstart", name=f"logreg-lr{lr:g}", params=params, tags=["quickstart", "numpy"]
     ) as run:
+        # Content hashes of the data, so that a rerun can tell it trained on the same.
+        run.log_data_ref("train", x_train)
+        run.log_data_ref("val", x_val)
         step = 0
         for epoch in range(EPOCHS):
             order = rng.permutation(N_TRAIN)
