@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -345,6 +347,22 @@ def test_processes_share_a_cache(tmp_path: Path) -> None:
     outputs = [proc.communicate(timeout=60)[0].strip() for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0]
     assert outputs == [hash_source(root).digest] * 2
+
+
+def test_open_waits_for_another_process_creating_the_cache(tmp_path: Path) -> None:
+    """Opening a new cache while another connection holds its write lock waits, not warns."""
+    path = tmp_path / "c.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # as a second process creating the tables would
+    release = threading.Timer(0.2, other.rollback)
+    release.start()
+    try:
+        cache = HashCache.open(path)
+    finally:
+        release.join()
+        other.close()
+    assert cache._db is not None
+    cache.close()
 
 
 # -- errors and a broken cache ------------------------------------------------------------

@@ -128,6 +128,16 @@ def test_redact_argv(argv: list[str], expected: list[str]) -> None:
         ("git@github.com:o/r.git", "git@github.com:o/r.git"),
         ("ssh://git@host/o/r", "ssh://git@host/o/r"),
         ("see https://a:b@h/x and mail c@d.org", f"see https://a:{REDACTED}@h/x and mail c@d.org"),
+        ("https://h/r.git?private_token=abc", f"https://h/r.git?private_token={REDACTED}"),
+        (
+            "https://b.s3.amazonaws.com/k?X-Amz-Signature=s&X-Amz-Expires=60",
+            f"https://b.s3.amazonaws.com/k?X-Amz-Signature={REDACTED}&X-Amz-Expires=60",
+        ),
+        (
+            "https://a.blob.core.windows.net/c?sv=1&sig=xyz",
+            f"https://a.blob.core.windows.net/c?sv=1&sig={REDACTED}",
+        ),
+        ("https://h/search?q=tokenizer&page=2", "https://h/search?q=tokenizer&page=2"),
     ],
 )
 def test_url_credentials_in_every_shape(url: str, expected: str) -> None:

@@ -81,7 +81,8 @@ def is_secret_name(name: str) -> bool:
 
 
 def redact_url(text: str) -> str:
-    """Drop the credentials of every `scheme://user:pass@host` in `text`, keep the user.
+    """Drop the credentials of every `scheme://user:pass@host` in `text`, keep the user;
+    drop the values of secret query parameters (`?private_token=`, `&sig=`).
 
     Example:
         >>> redact_url("postgres://bob:hunter2@db/x")
@@ -97,7 +98,27 @@ def redact_url(text: str) -> str:
             return f"{match.group(1)}{REDACTED}@"
         return match.group(0)
 
-    return _URL_WITH_USERINFO.sub(strip, text)
+    text = _URL_WITH_USERINFO.sub(strip, text)
+    # `https://host/repo?private_token=...`: credentials in the query string too.
+    return _redact_query(text) if "?" in text else text
+
+
+# Query parameters that carry credentials whatever their names' words say (S3 presigned
+# URLs, Azure SAS tokens).
+_SECRET_QUERY_NAMES: Final = frozenset(
+    {"sig", "signature", "x-amz-signature", "x-amz-credential", "x-amz-security-token"}
+)
+_QUERY_PARAM: Final = re.compile(r"([?&])([^=&#\s]+)=([^&#\s]*)")
+
+
+def _redact_query(text: str) -> str:
+    def strip(match: re.Match[str]) -> str:
+        name = match.group(2)
+        if is_secret_name(name) or name.lower() in _SECRET_QUERY_NAMES:
+            return f"{match.group(1)}{name}={REDACTED}"
+        return match.group(0)
+
+    return _QUERY_PARAM.sub(strip, text)
 
 
 def redact_value(name: str, value: object) -> object:

@@ -319,6 +319,20 @@ def test_the_backend_is_forwarded_without_credentials(tmp_path: Path) -> None:
     assert "its credentials are not put in the manifests" in result.err
 
 
+def test_a_forwarded_backend_keeps_its_host_as_written(tmp_path: Path) -> None:
+    """Credentials dropped from an IPv6 or mixed-case host leave a URL that still works."""
+    environ = {
+        "POLYTRACK_HOME": str(tmp_path / "home"),
+        "HOME": str(tmp_path),
+        "POLYTRACK_BACKEND": "http://bob:s3cret@[fd00::1]:8080/api",
+    }
+    result = cli("run", "-f", simple_job(tmp_path), "--dry-run", environ=environ)
+    assert result.code == EXIT_OK, result.err
+    (job,) = yaml.safe_load_all(result.out)
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["POLYTRACK_BACKEND"] == "http://[fd00::1]:8080/api"
+
+
 def test_usage_and_cluster_errors(tmp_path: Path) -> None:
     """No kubeconfig: a clear error; bad options are usage errors."""
     environ = {"POLYTRACK_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)}
@@ -328,3 +342,35 @@ def test_usage_and_cluster_errors(tmp_path: Path) -> None:
     assert cli("run", "-f", JOB, "--concurrency", "0", environ=environ).code == EXIT_ERROR
     assert cli("run", "-f", JOB, "-P", "lr", environ=environ).code == EXIT_USAGE
     assert cli("ops", "ls", environ=environ).err == "no operations\n"
+
+
+def test_ops_ls_records_a_workload_deleted_behind_its_back_stopped(
+    environ: dict[str, str], controller: Any, cluster: Any, tmp_path: Path
+) -> None:
+    """`ops ls`: a workload gone from the cluster (deleted by hand) is recorded stopped."""
+    from kube import Outcome
+
+    controller.script = lambda name: Outcome(status="running")
+    run_id = cli("run", "-f", simple_job(tmp_path), environ=environ).out.split()[0]
+    wait_for(lambda: controller.active)
+    cluster.call("DELETE", f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/hello-{run_id}")
+    listed = cli("ops", "ls", "--json", environ=environ)
+    assert listed.code == EXIT_OK, listed.err
+    (entry,) = json.loads(listed.out)
+    assert (entry["status"], entry["recorded"]) == ("stopped", True)
+    assert run_of(environ, run_id).status == "stopped"
+
+
+def test_ops_logs_follow_reports_why_no_logs_came(
+    environ: dict[str, str], controller: Any, cluster: Any, tmp_path: Path
+) -> None:
+    """`ops logs -f` where pods may not be listed: the refusal is said, once, not silence."""
+    from kube import Outcome
+
+    controller.script = lambda name: Outcome(lines=("a",), duration=0.4)
+    run_id = cli("run", "-f", simple_job(tmp_path), environ=environ).out.split()[0]
+    cluster.emulator.forbidden.add(("list", "pods", NAMESPACE))
+    followed = cli("ops", "logs", "-f", run_id, environ=environ)
+    assert followed.code == EXIT_OK, followed.err
+    assert followed.out == ""
+    assert followed.err.count('logs: cannot list pods in namespace "ml": 403 Forbidden') == 1

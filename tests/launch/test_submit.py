@@ -88,6 +88,15 @@ def test_a_failed_create_takes_back_what_it_made(cluster: Any, tmp_path: Path) -
     assert names(cluster, "configmaps") == []
 
 
+def test_a_refused_ownership_patch_takes_back_everything(cluster: Any, tmp_path: Path) -> None:
+    """403 on patching the ConfigMap's owner: the Job and ConfigMap are deleted again, so
+    a submission reported failed leaves nothing running."""
+    cluster.emulator.forbidden.add(("patch", "configmaps", NAMESPACE))
+    with client_for(cluster, tmp_path) as client, pytest.raises(KubernetesForbiddenError):
+        create_workload(client, tree_workload())
+    assert names(cluster, "jobs") == names(cluster, "configmaps") == []
+
+
 def test_cancel_deletes_the_workload_and_its_objects(cluster: Any, tmp_path: Path) -> None:
     """cancel() deletes everything; a second cancel finds nothing."""
     with client_for(cluster, tmp_path) as client:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,24 @@ def condition(kind: str, status: str = "True", **extra: str) -> dict[str, str]:
                 },
             },
             JobState("failed", "DeadlineExceeded: Job was active longer than specified deadline"),
+        ),
+        (
+            {
+                "kind": "Job",
+                "status": {
+                    "active": 0,
+                    "terminating": 1,
+                    "conditions": [condition("FailureTarget", reason="BackoffLimitExceeded")],
+                },
+            },
+            JobState("running", "BackoffLimitExceeded"),
+        ),
+        (
+            {
+                "kind": "Job",
+                "status": {"terminating": 2, "conditions": [condition("SuccessCriteriaMet")]},
+            },
+            JobState("running"),
         ),
         (
             {"kind": "Job", "status": {"active": 1, "conditions": [condition("Suspended")]}},
@@ -272,6 +291,25 @@ def test_pod_logs_stream_as_written_and_are_fetched_again(
     assert [line.text for line in fetched] == list(lines)
 
 
+def test_pod_logs_keep_a_repeated_error_once(cluster: Any, tmp_path: Path) -> None:
+    """A pod listing refused at every poll is kept once, not once per poll."""
+    cluster.emulator.forbidden.add(("list", "pods", NAMESPACE))
+    with client_for(cluster, tmp_path) as client:
+        follower = PodLogs(
+            client, NAMESPACE, "polytrack.dev/run-id=x", name="x", container="main",
+            sink=lambda line: None, poll=0.01,
+        ).start()  # fmt: skip
+        try:
+            deadline = time.monotonic() + 5
+            while not follower.errors and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.2)  # many more polls
+        finally:
+            follower.stop()
+    assert [type(e) for e in follower.errors] == [KubernetesForbiddenError]
+    assert 'cannot list pods in namespace "ml"' in str(follower.errors[0])
+
+
 SERVER = "https://kube.test"
 
 
@@ -300,6 +338,31 @@ def test_a_watch_lists_again_after_410_gone() -> None:
     assert (states, errors) == ([JobState("created"), JobState("succeeded")], [])
     watched = [c.request.url for c in responses.calls if "watch=true" in c.request.url]
     assert "resourceVersion=1" in watched[0] and "fieldSelector=metadata.name%3Dj" in watched[0]
+
+
+@responses.activate
+def test_a_watch_answered_410_gone_lists_again() -> None:
+    """A watch request answered HTTP 410 (the version is too old): list again, go on."""
+    url = f"{SERVER}/apis/batch/v1/namespaces/ml/jobs"
+    responses.get(
+        f"{url}/j", json={"kind": "Job", "metadata": {"name": "j", "resourceVersion": "1"}}
+    )
+    expired = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
+    responses.get(url, status=410, json=expired)
+    done = {
+        "kind": "Job",
+        "metadata": {"name": "j", "resourceVersion": "9"},
+        "status": {"conditions": [condition("Complete")]},
+    }
+    responses.get(f"{url}/j", json=done)
+    states: list[JobState] = []
+    errors: list[KubernetesError] = []
+    with KubeClient.connect(ClusterAuth(server=SERVER, token="t")) as client:
+        watch = WorkloadWatch(
+            client, JOBS, "ml", "j", on_state=states.append, on_error=errors.append
+        ).start()
+        watch.join(5)
+    assert (states, errors) == ([JobState("created"), JobState("succeeded")], [])
 
 
 @responses.activate

@@ -197,6 +197,20 @@ def test_tuner_kinds_keep_their_settings() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ([0.1, 0.4, 0.1], [0.1, 0.2, 0.3]),
+        ([1, 1.3, 0.1], [1.0, 1.1, 1.2]),
+        ("0:1:0.25", [0, 0.25, 0.5, 0.75]),
+    ],
+)
+def test_range_stops_below_stop_despite_float_rounding(value: Any, expected: list[float]) -> None:
+    """A float range never ends on its stop, even when the step count rounds up."""
+    matrix = structure({"kind": "grid", "params": {"p": {"kind": "range", "value": value}}})
+    assert [run["p"] for run in spec.expand_matrix(matrix)] == expected
+
+
+@pytest.mark.parametrize(
     ("param", "message"),
     [
         ({"kind": "linspace", "value": [1, 0, 3]}, "stop must be greater than start, got 1:0"),
@@ -206,6 +220,8 @@ def test_tuner_kinds_keep_their_settings() -> None:
         ({"kind": "geomspace", "value": [0, 8, 4]}, "geomspace needs a positive start, got 0"),
         ({"kind": "choice", "value": []}, "expected a non-empty list of values, got a list"),
         ({"kind": "uniform", "value": "a:b"}, 'expected a number, got "a"'),
+        ({"kind": "range", "value": [0, math.inf, 1]}, "expected a finite number, got inf"),
+        ({"kind": "linspace", "value": "nan:1:3"}, "expected a finite number, got nan"),
         (
             {"kind": "uniform", "value": 3},
             'expected a list [low, high], a mapping or "a:b:c", got 3',

@@ -63,6 +63,23 @@ def test_given_globals_render_and_missing_ones_wait() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ globals.path ~ '/model' }}",
+        "{{ globals.path + '/model' }}",
+        "{{ globals.path | upper }}",
+        "{{ [globals.path, 1] }}",
+        "{{ {'out': globals.path} }}",
+        "{% if globals.path %}x{% endif %}",
+    ],
+)
+def test_a_run_time_value_waits_whatever_uses_it(text: str) -> None:
+    """An operator, filter, statement or list using a run-time value waits, not fails."""
+    ctx = Context({"globals": Namespace("globals", {"uuid": "abc"}, defer_missing=True)})
+    assert render(text, ctx) == text
+
+
 def test_deferred_params_wait_too() -> None:
     """A param known only later (a ref, a matrix value) waits, under its name or params."""
     ctx = Context(

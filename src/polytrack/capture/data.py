@@ -356,7 +356,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     try:
         # WAL lets readers in other processes go on while one writes. Where the filesystem
         # cannot do WAL (some network filesystems) SQLite keeps its rollback journal.
-        db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(db)
         db.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the last write is fine
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
@@ -367,6 +367,21 @@ def _connect(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    # Switching to WAL while another connection holds a write lock (a second process
+    # creating the same new cache) fails at once with SQLITE_BUSY: SQLite skips the busy
+    # handler there to avoid a deadlock, so `timeout=` does not cover it. Retry instead.
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:

@@ -144,6 +144,8 @@ class SnapshotCapture:
         # The rest once init() has returned: importing psutil and platform, and reading
         # the package list, hold the GIL for ~20 ms that init() should not wait through.
         self._settled.wait(settings.capture_budget + _SETTLE_WAIT)
+        if self._cancel.is_set():
+            return  # the run finished first: what would be captured now is dropped anyway
         from polytrack.capture import environment, hardware
 
         if settings.capture_environment:

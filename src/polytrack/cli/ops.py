@@ -124,7 +124,7 @@ def _refresh(
     from polytrack.cli._launch import client_for, record_end
     from polytrack.errors import KubernetesError, KubernetesNotFoundError, LaunchError
     from polytrack.launch.resources import resource_type
-    from polytrack.launch.watch import workload_state
+    from polytrack.launch.watch import JobState, workload_state
 
     clients: dict[tuple[str | None, str | None, str], KubeClient | LaunchError] = {}
     out = []
@@ -201,6 +201,8 @@ def show_logs(args: argparse.Namespace, context: Context) -> int:
             state = _wait_for_end(client, record)
         finally:
             follower.drain(timeout=10.0)
+            for exc in follower.errors:
+                context.note(f"{record.name}: logs: {exc}")
         context.note(f"{record.name}: {state.status}")
     return 0
 

@@ -164,8 +164,8 @@ def _forwarded(context: Context) -> dict[str, str]:
             continue
         parts = urlsplit(value)
         if parts.username is not None or parts.password is not None:
-            host = parts.hostname or ""
-            netloc = host + (f":{parts.port}" if parts.port else "")
+            # The host and port as written: `hostname` would lose an IPv6 address's brackets.
+            netloc = parts.netloc.rpartition("@")[2]
             value = urlunsplit(parts._replace(netloc=netloc))
             context.note(
                 f"{name}: its credentials are not put in the manifests; give them to the "
@@ -465,6 +465,8 @@ class _Session:
         else:
             follower.stop()
         printer.close()
+        for exc in follower.errors:
+            self.context.note(f"{self.records[key].name}: logs: {exc}")
 
     def interrupted(self, live: list[Submitted]) -> None:
         """Ctrl-C: with `--watch`, cancel what runs and record it stopped."""

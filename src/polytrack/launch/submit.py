@@ -60,32 +60,34 @@ def create_workload(client: KubeClient, workload: Workload) -> tuple[ObjectRef, 
         KubernetesError: a create failed (`KubernetesConflictError` when a name is
             taken); the objects created before it are deleted again.
     """
-    created: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    created: list[dict[str, Any]] = []
     main = workload.main
     try:
+        uid = None
         for manifest in workload.manifests:
             answer = client.create(manifest)
-            created.append((manifest, answer))
+            created.append(manifest)
+            if manifest is main:
+                uid = (answer.get("metadata") or {}).get("uid")
+        if uid:
+            reference = {
+                "apiVersion": main["apiVersion"],
+                "kind": main["kind"],
+                "name": main["metadata"]["name"],
+                "uid": uid,
+            }
+            for manifest in created:
+                if manifest is not main:
+                    rt, namespace, name = ref_of(manifest)
+                    patch = {"metadata": {"ownerReferences": [reference]}}
+                    client.patch(rt, namespace, name, patch)
     except KubernetesError:
-        for manifest, _ in reversed(created):
+        # Also when an owner cannot be set: the caller reports the workload not submitted.
+        for manifest in reversed(created):
             rt, namespace, name = ref_of(manifest)
             with contextlib.suppress(KubernetesError):  # the first error is the one to report
                 client.delete(rt, namespace, name, propagation="Background")
         raise
-    owner = next(answer for manifest, answer in created if manifest is main)
-    uid = (owner.get("metadata") or {}).get("uid")
-    if uid:
-        reference = {
-            "apiVersion": main["apiVersion"],
-            "kind": main["kind"],
-            "name": main["metadata"]["name"],
-            "uid": uid,
-        }
-        for manifest, _ in created:
-            if manifest is not main:
-                rt, namespace, name = ref_of(manifest)
-                patch = {"metadata": {"ownerReferences": [reference]}}
-                client.patch(rt, namespace, name, patch)
     return tuple(
         ObjectRef(api_version=m["apiVersion"], kind=m["kind"], name=m["metadata"]["name"])
         for m in workload.manifests

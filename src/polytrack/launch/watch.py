@@ -2,7 +2,8 @@
 
 - Job: `succeeded` on its condition Complete, `failed` on Failed (with its reason:
   BackoffLimitExceeded, DeadlineExceeded, ...), `running` while a pod is active or
-  ready, else `created` (pending);
+  ready or, after FailureTarget or SuccessCriteriaMet, its pods terminate; else
+  `created` (pending);
 - PyTorchJob, TFJob, MPIJob: the latest true condition: Succeeded, Failed, Running or
   Restarting (`running`), Created;
 - Deployment (a service): `running` once Available, `failed` once its progress deadline
@@ -52,6 +53,8 @@ _KUBEFLOW_CONDITIONS: Final = {
     "Created": "created",
     "Suspended": "created",
 }
+# A Job's conditions (Kubernetes 1.31+) between the decision and Failed or Complete.
+_JOB_ENDING: Final = frozenset({"FailureTarget", "SuccessCriteriaMet"})
 # How often a broken watch or log stream is opened again before giving up.
 _RECONNECTS: Final = 5
 
@@ -97,6 +100,10 @@ def workload_state(obj: Mapping[str, Any]) -> JobState:
             if condition.get("type") == "Failed":
                 return JobState("failed", _explain(condition))
         for condition in true:
+            if condition.get("type") in _JOB_ENDING:
+                # Decided, its pods still terminating (no longer counted `active`): the
+                # final condition, Failed or Complete, follows once they are gone.
+                return JobState("running", _explain(condition))
             if condition.get("type") == "Suspended":
                 return JobState("created", "suspended")
         if (status.get("active") or 0) > 0 or (status.get("ready") or 0) > 0:
@@ -249,13 +256,18 @@ class WorkloadWatch:
     def _watch_once(self, version: str) -> tuple[str, str | None]:
         """Read one watch stream; ("done", _) after a final state or a deletion,
         ("again", version) when the stream ended, ("again", None) to list again."""
-        stream = self._client.watch(
-            self._rt,
-            self._namespace,
-            field_selector=f"metadata.name={self._name}",
-            resource_version=version or None,
-            timeout_seconds=self._timeout_seconds,
-        )
+        try:
+            stream = self._client.watch(
+                self._rt,
+                self._namespace,
+                field_selector=f"metadata.name={self._name}",
+                resource_version=version or None,
+                timeout_seconds=self._timeout_seconds,
+            )
+        except KubernetesError as exc:
+            if exc.status == 410:  # the version is too old, said before the stream opens
+                return "again", None
+            raise
         with self._lock:
             self._stream = stream
         if self._stopping.is_set():
@@ -308,7 +320,8 @@ class PodLogs:
     Pods are found by `selector` every `poll` seconds (thread
     `polytrack-launch-pods-<name>`); each pod whose containers started gets a thread
     `polytrack-launch-logs-<pod>` following its log until the container ends. `sink` is
-    called from those threads, one call at a time.
+    called from those threads, one call at a time. `errors` holds each distinct
+    `KubernetesError` met (a refused pod listing or log), once, for the owner to report.
     """
 
     def __init__(
@@ -365,6 +378,13 @@ class PodLogs:
         for thread in followers:
             thread.join(timeout)
 
+    def _report(self, exc: KubernetesError) -> None:
+        """Keep `exc` unless an equal one is kept: a listing refused every `poll` seconds
+        would otherwise grow the list for as long as the workload runs."""
+        with self._lock:
+            if all(str(known) != str(exc) for known in self.errors):
+                self.errors.append(exc)
+
     def _find(self) -> None:
         while not self._stopping.is_set():
             self._scan()
@@ -374,7 +394,7 @@ class PodLogs:
         try:
             pods = _pods(self._client, self._namespace, self._selector)
         except KubernetesError as exc:
-            self.errors.append(exc)
+            self._report(exc)
             return
         for pod in pods:
             name = pod["metadata"]["name"]
@@ -391,7 +411,9 @@ class PodLogs:
                     daemon=True,
                 )
                 self._followers[name] = thread
-            thread.start()
+                # Started under the lock: whoever lists the followers (drain, stop) may join
+                # them, and joining a thread not yet started raises.
+                thread.start()
 
     def _follow(self, pod: str) -> None:
         since: str | None = None
@@ -404,7 +426,7 @@ class PodLogs:
                     self._namespace, pod, container=self._container, follow=True, since_time=since
                 )
             except KubernetesError as exc:
-                self.errors.append(exc)
+                self._report(exc)
                 return
             with self._lock:
                 self._streams[pod] = stream

@@ -7,6 +7,7 @@ field's own line.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Annotated, Any, TypeAlias
@@ -94,10 +95,12 @@ def parse_non_negative_int(value: Any) -> int:
 
 
 def parse_number(value: Any) -> int | float:
-    """An int or a float, kept as written: ranges of ints stay ints."""
+    """A finite int or float, kept as written: ranges of ints stay ints."""
     native = _native(value)
     if isinstance(native, int | float) and not isinstance(native, bool):
-        return native
+        if math.isfinite(native):  # YAML's .inf and .nan would make a space endless or empty
+            return native
+        raise FieldError(f"expected a finite number, got {got(value)}")
     raise FieldError(f"expected a number, got {got(value)}")
 
 

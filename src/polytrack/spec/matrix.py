@@ -63,7 +63,9 @@ class RangeValue:
 
     def values(self) -> list[int | float]:
         count = math.ceil((self.stop - self.start) / self.step)
-        return [_tidy(self.start + index * self.step) for index in range(count)]
+        points = [_tidy(self.start + index * self.step) for index in range(count)]
+        # Float division can count one step too many: 0.1:0.4:0.1 would end on 0.4.
+        return [point for point in points if point < self.stop]
 
 
 @frozen

@@ -56,6 +56,14 @@ class Deferred(jinja2.StrictUndefined):
         raise _Wait(self._undefined_name)
 
 
+# Jinja2 binds Undefined's operators and StrictUndefined's `__str__`, `__iter__`, ... to
+# `Undefined._fail_with_undefined_error` itself, not by name, so the override above alone
+# would leave `{{ globals.path ~ "/model" }}` an error instead of waiting.
+for _name, _attribute in [*vars(jinja2.Undefined).items(), *vars(jinja2.StrictUndefined).items()]:
+    if _attribute is jinja2.Undefined._fail_with_undefined_error:
+        setattr(Deferred, _name, Deferred._fail_with_undefined_error)
+
+
 class _Strict(jinja2.StrictUndefined):
     """An unknown attribute or key: an error that says what the namespace does have."""
 
@@ -219,7 +227,7 @@ def _evaluate(expression: str, context: Context) -> Any:
         raise FieldError(f"invalid template {{{{{expression}}}}}: {exc.message}") from None
     except Exception as exc:
         raise FieldError(f"cannot render {{{{{expression}}}}}: {exc}") from None
-    if isinstance(value, Deferred):
+    if _holds_deferred(value):
         raise _Wait(expression)
     if isinstance(value, jinja2.Undefined):
         try:
@@ -227,6 +235,15 @@ def _evaluate(expression: str, context: Context) -> Any:
         except jinja2.TemplateError as exc:
             raise FieldError(f"cannot render {{{{{expression}}}}}: {exc.message}") from None
     return value
+
+
+def _holds_deferred(value: Any) -> bool:
+    """Whether `value` is, or a list or mapping in it holds, a value known only at run time."""
+    if isinstance(value, Mapping):
+        return any(_holds_deferred(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_deferred(item) for item in value)
+    return isinstance(value, Deferred)
 
 
 def _render_whole(text: str, context: Context) -> str:
