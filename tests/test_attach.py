@@ -86,7 +86,7 @@ def test_hand_over_leaves_the_run_running_without_a_final_status(home: Path) -> 
     assert run.handed_over_to == "kubernetes:ml/train-x"
     assert polytrack.current_run() is None
     with LocalStore.open(home, stale_after=0.0) as store:  # any heartbeat is stale
-        info = store.read_run(run.id)[0]
+        info = store.read_run(run.id).info
         assert (info.status, info.finished_at) == ("running", None)
         assert store.handed_over(run.id).owner == "kubernetes:ml/train-x"
 
@@ -104,7 +104,7 @@ def test_calls_after_hand_over_warn_and_record_nothing(home: Path) -> None:
     run.finish("failed")
     run.hand_over("kubernetes:ml/b")
     with LocalStore.open(home) as store:
-        info = store.read_run(run.id)[0]
+        info = store.read_run(run.id).info
         assert (info.status, info.params, info.metrics) == ("running", {}, {})
         assert store.handed_over(run.id).owner == "kubernetes:ml/a"
 

@@ -27,8 +27,7 @@ from polytrack.writer import JournalWriter
 if TYPE_CHECKING:
     import argparse
 
-    from polytrack.backends.local import LocalStore
-    from polytrack.models import RunInfo
+    from polytrack.backends.local import LocalStore, RunRead
 
 __all__ = [
     "current_run",
@@ -148,11 +147,11 @@ def init(
     return run
 
 
-def _read_or_none(store: LocalStore, run_id: str) -> RunInfo | None:
-    """The run's record, or None for a directory that holds no run yet (its first
+def _read_or_none(store: LocalStore, run_id: str) -> RunRead | None:
+    """The run's files folded, or None for a directory that holds no run yet (its first
     process died before writing anything)."""
     try:
-        return store.read_run(run_id)[0]
+        return store.read_run(run_id)
     except StoreError:
         return None
 
@@ -191,13 +190,13 @@ def _start(
         from polytrack.backends.local import LocalStore
 
         with LocalStore.open(settings.home, stale_after=6 * settings.heartbeat_interval) as store:
-            info: RunInfo | None
             if resume is not None:
-                info = store.get(resume)
+                read: RunRead | None = store.read_run(store.resolve(resume))
             else:
                 assert settings.run_id is not None
-                info = _read_or_none(store, settings.run_id)
-            handed_over = None if info is None else store.handed_over(info.id)
+                read = _read_or_none(store, settings.run_id)
+        info = None if read is None else read.info
+        handed_over = None if read is None else read.handed_over
         run_id = settings.run_id if info is None else info.id
         assert run_id is not None
         if info is not None:

@@ -313,15 +313,20 @@ def test_pod_logs_keep_a_repeated_error_once(cluster: Any, tmp_path: Path) -> No
 SERVER = "https://kube.test"
 
 
+@pytest.mark.parametrize("answer", ["error event", "http status"])
 @responses.activate
-def test_a_watch_lists_again_after_410_gone() -> None:
-    """An ERROR event with code 410 (the version is too old): list again, go on."""
+def test_a_watch_lists_again_after_410_gone(answer: str) -> None:
+    """A version too old, said by an ERROR event in the stream or by the watch request's
+    own HTTP 410: list again, go on."""
     url = f"{SERVER}/apis/batch/v1/namespaces/ml/jobs"
     responses.get(
         f"{url}/j", json={"kind": "Job", "metadata": {"name": "j", "resourceVersion": "1"}}
     )
-    gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired"}}
-    responses.get(url, body=json.dumps(gone) + "\n")
+    expired = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
+    if answer == "error event":
+        responses.get(url, body=json.dumps({"type": "ERROR", "object": expired}) + "\n")
+    else:
+        responses.get(url, status=410, json=expired)
     done = {
         "kind": "Job",
         "metadata": {"name": "j", "resourceVersion": "9"},
@@ -338,31 +343,6 @@ def test_a_watch_lists_again_after_410_gone() -> None:
     assert (states, errors) == ([JobState("created"), JobState("succeeded")], [])
     watched = [c.request.url for c in responses.calls if "watch=true" in c.request.url]
     assert "resourceVersion=1" in watched[0] and "fieldSelector=metadata.name%3Dj" in watched[0]
-
-
-@responses.activate
-def test_a_watch_answered_410_gone_lists_again() -> None:
-    """A watch request answered HTTP 410 (the version is too old): list again, go on."""
-    url = f"{SERVER}/apis/batch/v1/namespaces/ml/jobs"
-    responses.get(
-        f"{url}/j", json={"kind": "Job", "metadata": {"name": "j", "resourceVersion": "1"}}
-    )
-    expired = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
-    responses.get(url, status=410, json=expired)
-    done = {
-        "kind": "Job",
-        "metadata": {"name": "j", "resourceVersion": "9"},
-        "status": {"conditions": [condition("Complete")]},
-    }
-    responses.get(f"{url}/j", json=done)
-    states: list[JobState] = []
-    errors: list[KubernetesError] = []
-    with KubeClient.connect(ClusterAuth(server=SERVER, token="t")) as client:
-        watch = WorkloadWatch(
-            client, JOBS, "ml", "j", on_state=states.append, on_error=errors.append
-        ).start()
-        watch.join(5)
-    assert (states, errors) == ([JobState("created"), JobState("succeeded")], [])
 
 
 @responses.activate

@@ -43,7 +43,7 @@ from polytrack.models import (
 )
 from polytrack.processes import owner_alive
 
-__all__ = ["LocalStore"]
+__all__ = ["LocalStore", "RunRead"]
 
 INDEX_FILE: Final = "index.sqlite3"
 
@@ -62,6 +62,17 @@ class _Folded:
     attempts: int = 0
     notes: str | None = None
     # Set while the latest attempt ended by handing the run over (to a cluster job).
+    handed_over: HandedOver | None = None
+
+
+@attrs.frozen
+class RunRead:
+    """A run's files folded: its record, its series summaries, the totals of the sealed
+    segments read this time (for the index to keep), and its hand-over if it ended so."""
+
+    info: RunInfo
+    metrics: dict[str, SeriesSummary]
+    sealed: dict[str, SegmentTotals]
     handed_over: HandedOver | None = None
 
 
@@ -132,9 +143,7 @@ class LocalStore:
         self.refresh()
         return len(self._index.signatures())
 
-    def read_run(
-        self, run_id: str
-    ) -> tuple[RunInfo, dict[str, SeriesSummary], dict[str, SegmentTotals]]:
+    def read_run(self, run_id: str) -> RunRead:
         """Fold a run's files into its record, deriving `crashed` for a dead owner.
 
         Sealed segments whose totals the index kept are not read again. Also returns the
@@ -195,23 +204,17 @@ class LocalStore:
             message=folded.message,
             attempts=folded.attempts,
         )
-        return info, files.metrics, files.sealed
+        return RunRead(info, files.metrics, files.sealed, folded.handed_over)
 
     def handed_over(self, run_id: str) -> HandedOver | None:
         """How the run was handed over, if its latest attempt ended so (`Run.hand_over`)
         and no process has attached to it since; None otherwise."""
-        files = summarize_run_files(self.run_dir(run_id), sealed=self._index.sealed(run_id))
-        found: HandedOver | None = None
-        for _, event in files.events:
-            if isinstance(event, RunStarted):
-                found = None
-            elif isinstance(event, HandedOver):
-                found = event
-        return found
+        return self.read_run(run_id).handed_over
 
     def index_run(self, run_id: str) -> RunInfo:
         """Re-read one run's files into the index."""
-        info, metrics, sealed = self.read_run(run_id)
+        read = self.read_run(run_id)
+        info, metrics, sealed = read.info, read.metrics, read.sealed
         complete = info.status in FINAL_STATUSES or info.status == "crashed"
         chunks = {key: s.chunks for key, s in metrics.items()}
         self._index.replace_run(
@@ -258,7 +261,7 @@ class LocalStore:
     def get(self, ref: str, *, project: str | None = None) -> RunInfo:
         """The record of one run, read fresh from its files."""
         run_id = self.resolve(ref, project=project)
-        return self.read_run(run_id)[0]  # afresh: a crash verdict in the index may be old
+        return self.read_run(run_id).info  # afresh: a crash verdict in the index may be old
 
     def history(self, run_id: str, key: str, *, with_times: bool = False) -> MetricSeries:
         """Every point of one metric, read from the run files."""
