@@ -15,6 +15,12 @@ PolytrackError                    base of everything below
 │   ├── InvalidParamError         a param value cannot be converted to its input's type
 │   └── DagCycleError             a DAG's dependencies form a cycle, named in `cycle`
 ├── UnsupportedMatrixError (ValueError) a matrix kind that needs a tuner, not an expansion
+├── ReproduceError                a run cannot be reproduced as asked: says why, and what to do
+├── BackendError                  a tracking server or artifact store failed a request
+│   ├── BackendUnavailableError   unreachable, timed out, 429 or 5xx: worth retrying later
+│   ├── BackendRejectedError      a 4xx other than 401/403: this request will never succeed
+│   ├── BackendAuthError          401/403: credentials missing, expired or not allowed
+│   └── BackendConfigError (ValueError) a backend URI, config file or credential is unusable
 └── LaunchError                   an operation cannot be compiled for or run on Kubernetes
     ├── KubeconfigError           no usable cluster: bad or missing kubeconfig, context, credential
     └── KubernetesError           the Kubernetes API refused a request, or could not be reached
@@ -33,6 +39,11 @@ from __future__ import annotations
 
 __all__ = [
     "AmbiguousRunError",
+    "BackendAuthError",
+    "BackendConfigError",
+    "BackendError",
+    "BackendRejectedError",
+    "BackendUnavailableError",
     "CorruptRecordError",
     "DagCycleError",
     "InvalidInputError",
@@ -49,6 +60,7 @@ __all__ = [
     "MissingParamsError",
     "PolytrackError",
     "QueryError",
+    "ReproduceError",
     "RunNotFoundError",
     "RunStateError",
     "SpecError",
@@ -186,6 +198,48 @@ class DagCycleError(SpecError):
 
 class UnsupportedMatrixError(PolytrackError, ValueError):
     """The matrix kind (hyperband, bayes, ...) picks runs from results: only a tuner runs it."""
+
+
+class ReproduceError(PolytrackError):
+    """The run cannot be reproduced as asked: no git state to check out, a commit that
+    cannot be reached, a diff that does not apply, a command that cannot be replayed.
+    The message says which, and what to do."""
+
+
+class BackendError(PolytrackError):
+    """A tracking server or artifact store failed a request; the message names the request.
+
+    `status` is the HTTP status where one came back (None for connection failures).
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class BackendUnavailableError(BackendError):
+    """Unreachable, timed out, or answered 429/5xx: the same request may succeed later.
+
+    `retry_after` is the server's `Retry-After`, in seconds, when it sent one.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class BackendRejectedError(BackendError):
+    """The server refused the request itself (a 4xx): sending it again cannot help."""
+
+
+class BackendAuthError(BackendError):
+    """401/403: the credentials are missing, expired, or may not do this."""
+
+
+class BackendConfigError(BackendError, ValueError):
+    """A backend URI, config file or credential cannot be used; the message says which."""
 
 
 class LaunchError(PolytrackError):
