@@ -30,6 +30,10 @@ def _clean_state(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("POLYTRACK_PROJECT", raising=False)
     monkeypatch.delenv("POLYTRACK_MODE", raising=False)
+    # Nor the user's sync target: a test syncs only where it says.
+    monkeypatch.delenv("POLYTRACK_BACKEND", raising=False)
+    monkeypatch.delenv("POLYTRACK_ARTIFACT_STORE", raising=False)
+    monkeypatch.setenv("POLYTRACK_CONFIG", str(tmp_path / "no-config.toml"))
     yield
     _state.reset()
     leftover = [t.name for t in threading.enumerate() if t.name.startswith("polytrack-")]

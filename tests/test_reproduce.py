@@ -18,6 +18,7 @@ import yaml
 
 import polytrack
 from polytrack import cli
+from polytrack.comparison import identical_metrics
 from polytrack.errors import InvalidInputError
 from polytrack.journal_reader import read_run_files
 from polytrack.models import EnvironmentState, RunLinked
@@ -27,7 +28,6 @@ from polytrack.reproduce import (
     ReproduceError,
     check_data,
     checkout,
-    compare_runs,
     environment_drift,
     plan_rerun,
 )
@@ -47,6 +47,7 @@ GIT_ENV = {
 # the weights are changed after the commit, so only commit + diff gives these numbers.
 TRAIN = """\
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -76,6 +77,8 @@ def main():
         w = w - args.lr * (x.T @ (x @ w - y)) / len(y)
         loss = float(np.mean((x @ w - y) ** 2))
         run.log_metrics({{"loss": loss, "w0": float(w[0])}}, step=epoch)
+    if os.environ.get("TRAIN_EXTRA"):
+        run.log_metrics({{"extra": 1.0}})
     run.finish()
 
 
@@ -209,15 +212,40 @@ def test_the_diff_is_what_makes_the_numbers(
     assert git(repo, "status", "--porcelain") == ""
     committed = record(repo, env, "--data", str(data))
 
-    comparison = compare_runs(original, committed)
+    comparison = identical_metrics(original, committed)
 
     assert not comparison.identical
-    loss = next(m for m in comparison.metrics if m.key == "loss")
+    loss = next(m for m in comparison.deltas if m.key == "loss")
     a = original.history("loss")[1]
     b = committed.history("loss")[1]
-    assert loss.status == "different"
-    assert loss.max_abs_difference == float(np.max(np.abs(a - b))) > 0
-    assert (loss.original, loss.reproduction) == (a[-1], b[-1])
+    assert loss.max_abs_diff == float(np.max(np.abs(a - b))) > 0
+    assert loss.last == (a[-1], b[-1]) and loss.note is None
+
+
+def test_a_rerun_that_differs_says_by_how_much(
+    repo: Path, data: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    """A rerun on changed data prints, per metric, the largest difference and both last
+    values, and names a metric the original alone logged; the command still exits 0."""
+    original = record(repo, {**env, "TRAIN_EXTRA": "1"}, "--data", str(data))
+    data.write_text(data.read_text().replace("1", "2", 1))
+
+    code, out, err = reproduce(env, original.id, "--dir", str(tmp_path / "r"), "--run")
+
+    assert code == 0, out + err
+    again = newest(env)
+    check = identical_metrics(original, again)
+    loss = next(m for m in check.deltas if m.key == "loss")
+    assert loss.max_abs_diff is not None and loss.max_abs_diff > 0
+    metrics = out[out.index("\nmetrics\n") :].splitlines()[2:]
+    assert metrics == [
+        "  3 of 3 metrics differ",
+        "  extra  only in the original (last 1.0)",
+        f"  loss   max abs difference {loss.max_abs_diff!r} (last "
+        f"{original.metrics['loss'].last!r} vs {again.metrics['loss'].last!r})",
+        metrics[-1],
+    ]
+    assert metrics[-1].startswith("  w0     max abs difference ")
 
 
 def test_changed_and_missing_data_are_named(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -11,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from polytrack import _state
 from polytrack._version import __version__
+from polytrack.backends.target import SyncTarget, resolve_target
 from polytrack.capture.logs import LogCapture
 from polytrack.capture.seeds import seed_everything as _seed_everything
 from polytrack.capture.snapshot import SnapshotCapture
 from polytrack.capture.system import SystemSampler
 from polytrack.errors import InvalidInputError, RunStateError, StoreError, TrackingWarning
 from polytrack.journal import EVENTS_RE
-from polytrack.models import DataRef, ParamsSet, RunStarted, SeedState, StatusChanged
+from polytrack.models import DataRef, ParamsSet, RunLinked, RunStarted, SeedState, StatusChanged
 from polytrack.processes import hostname, process_started
 from polytrack.redact import redact_url
 from polytrack.run import DisabledRun, Run, check_tags, flatten_params
@@ -27,15 +29,20 @@ from polytrack.writer import JournalWriter
 if TYPE_CHECKING:
     import argparse
 
+    from polytrack.backends.base import Backend
     from polytrack.backends.local import LocalStore, RunRead
 
 __all__ = [
     "current_run",
     "finish",
     "init",
+    "log_artifact",
     "log_data_ref",
+    "log_inputs",
     "log_metric",
     "log_metrics",
+    "log_model",
+    "log_outputs",
     "log_params",
     "log_tags",
     "seed_everything",
@@ -53,6 +60,7 @@ def init(
     dir: str | os.PathLike[str] | None = None,
     resume: str | None = None,
     capture: bool | Mapping[str, bool] | None = None,
+    backend: Backend | str | None = None,
     settings: Settings | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Run | DisabledRun:
@@ -75,11 +83,16 @@ def init(
         capture: False records no snapshot, system metrics or logs; a mapping switches
             single captures ({"logs": False}): git, code, environment, hardware, system,
             logs. Default: all on, unless switched off by `POLYTRACK_CAPTURE_*`.
+        backend: where the run is synced while it records, besides the local store: a
+            `Backend` instance, or a URI (`mlflow+http://host:5000`,
+            `polyaxon+http://host:8000/owner/project`). Default `POLYTRACK_BACKEND`, else
+            the config file's `backend`, else nowhere. Offline mode syncs nothing.
         settings: a full `Settings`; the arguments above override it.
         environ: read instead of `os.environ` (for tests).
 
     Raises:
         InvalidInputError: an argument cannot be recorded (names it).
+        BackendConfigError: the backend URI or the config file is unusable (names it).
         RunStateError: `resume` (or `POLYTRACK_RUN_ID`) names a run that is still running
             in a live process. A run handed over to a cluster job (`Run.hand_over`) may
             be continued although it shows "running".
@@ -109,6 +122,8 @@ def init(
             raise InvalidInputError(f"notes must be a string; got {type(notes).__name__}")
         notes = redact_url(notes)
 
+    target = resolve_target(backend, settings, os.environ if environ is None else environ)
+
     previous = _state.current
     if previous is not None:
         previous.finish()
@@ -120,6 +135,7 @@ def init(
     run: Run | DisabledRun
     try:
         run = _start(settings, name, flat, clean_tags, notes, resume, environ)
+        _start_sync(run, target, os.environ if environ is None else environ)
     except StoreError as exc:
         if resume is not None:
             raise  # asked to continue that run: recording a new one elsewhere is no answer
@@ -248,6 +264,10 @@ def _start(
         if params:
             writer.append_event(ParamsSet(params=params))
         writer.append_event(StatusChanged(status="running", at=now))
+        if settings.reproduces is not None:  # started by `polytrack reproduce --run`
+            writer.append_event(
+                RunLinked(run_id=settings.reproduces, relation="reproduces", at=now)
+            )
     except BaseException:
         writer.close()
         raise
@@ -316,6 +336,41 @@ def _start_captures(
         )
     if snapshot is not None:
         run.own(snapshot)  # stopped first: its records go in before the logs close
+
+
+def _start_sync(run: Run, target: SyncTarget | None, environ: Mapping[str, str]) -> None:
+    """Start shipping the run to its backend, on a thread the run owns."""
+    if target is None:
+        return
+    from polytrack.sync_worker import SyncWorker
+
+    handoff = None
+    if target.uri is not None and run.settings.sync_handoff:
+        uri = target.uri
+
+        def handoff() -> tuple[list[str], dict[str, str]]:
+            # The URI (maybe with credentials) goes by environment, never on a command line.
+            env = {**os.environ, "POLYTRACK_BACKEND": uri}
+            if target.artifact_store:
+                env["POLYTRACK_ARTIFACT_STORE"] = target.artifact_store
+            argv = [sys.executable, "-m", "polytrack", "--home", str(run.settings.home)]
+            return [*argv, "sync", run.id, "--retry-for", "86400"], env
+
+    worker = SyncWorker(
+        run.dir,
+        run.id,
+        open_backend=target.open_backend,
+        close_backend=target.owned,
+        interval=run.settings.sync_interval,
+        artifact_store=(lambda: target.open_store(environ)) if target.artifact_store else None,
+        handoff=handoff,
+    )
+    try:
+        worker.start()
+    except RuntimeError as exc:  # no more threads: the run is kept locally all the same
+        run._warn_once("sync", f"polytrack could not start syncing: {exc}")
+        return
+    run.attach_sync(worker)
 
 
 def _start_collaborator(
@@ -407,6 +462,71 @@ def log_data_ref(name: str, source: Any, role: str = "input") -> DataRef | None:
         _no_run("log_data_ref")
         return None
     return run.log_data_ref(name, source, role)
+
+
+def log_artifact(
+    path: str | os.PathLike[str],
+    name: str | None = None,
+    *,
+    kind: str | None = None,
+    role: str = "output",
+    metadata: Mapping[str, Any] | None = None,
+) -> None:
+    """Keep a copy of a file or directory with the current run; see `Run.log_artifact`.
+
+    Example:
+        >>> polytrack.log_artifact("plots/", name="plots")
+    """
+    run = _state.current
+    if run is None:
+        _no_run("log_artifact")
+        return
+    run.log_artifact(path, name, kind=kind, role=role, metadata=metadata)
+
+
+def log_model(
+    path: str | os.PathLike[str],
+    name: str | None = None,
+    *,
+    framework: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> None:
+    """Keep a copy of a model with the current run; see `Run.log_model`.
+
+    Example:
+        >>> polytrack.log_model("model.pt", "classifier", framework="pytorch")
+    """
+    run = _state.current
+    if run is None:
+        _no_run("log_model")
+        return
+    run.log_model(path, name, framework=framework, metadata=metadata)
+
+
+def log_inputs(**values: Any) -> None:
+    """Record inputs by name on the current run (params, as Polyaxon calls them).
+
+    Example:
+        >>> polytrack.log_inputs(lr=0.01, batch_size=64)
+    """
+    run = _state.current
+    if run is None:
+        _no_run("log_inputs")
+        return
+    run.log_inputs(**values)
+
+
+def log_outputs(*, reset: bool = False, **values: Any) -> None:
+    """Record results by name on the current run; see `Run.log_outputs`.
+
+    Example:
+        >>> polytrack.log_outputs(accuracy=0.93)
+    """
+    run = _state.current
+    if run is None:
+        _no_run("log_outputs")
+        return
+    run.log_outputs(reset=reset, **values)
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> SeedState:

@@ -32,6 +32,7 @@ import threading
 from pathlib import Path
 from typing import BinaryIO, Final
 
+import attrs
 from attrs import frozen
 
 from polytrack.errors import StoreError
@@ -73,6 +74,9 @@ class Stored:
     digest: str
     size: int
     new: bool
+    # The source's (size, mtime_ns, ctime_ns, inode) as it was read; None when it changed
+    # while it was read (the blob then holds a mix, under its own right name).
+    source: tuple[int, int, int, int] | None = None
 
 
 class BlobStore:
@@ -131,11 +135,22 @@ class BlobStore:
         except OSError as exc:
             raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
         try:
-            if not stat.S_ISREG(os.fstat(src).st_mode):
+            before = os.fstat(src)
+            if not stat.S_ISREG(before.st_mode):
                 raise StoreError(f"{path} is not a regular file")
-            return self._put_fd(src, path)
+            stored = self._put_fd(src, path)
+            after = os.fstat(src)
+        except OSError as exc:
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
         finally:
             os.close(src)
+        key = (before.st_size, before.st_mtime_ns, before.st_ctime_ns, before.st_ino)
+        unchanged = key == (after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_ino)
+        if unchanged and stored.size == before.st_size:
+            return attrs.evolve(stored, source=key)
+        return stored
 
     def _put_fd(self, src: int, path: str) -> Stored:
         try:

@@ -7,6 +7,7 @@ PolytrackError                    base of everything below
 ├── QueryError (ValueError)       a `where=` / `order_by=` expression that does not parse
 ├── RunNotFoundError (LookupError) no run matches an id, prefix or name
 │   └── AmbiguousRunError         a prefix or name matches several runs
+├── ArtifactNotFoundError (LookupError) the run has no artifact of that name
 ├── RunStateError                 an operation that the run's lifecycle forbids
 ├── StoreError (OSError)          the local store cannot be read or written
 │   └── CorruptRecordError        a journal frame failed its checksum
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 __all__ = [
     "AmbiguousRunError",
+    "ArtifactNotFoundError",
     "BackendAuthError",
     "BackendConfigError",
     "BackendError",
@@ -100,6 +102,10 @@ class RunNotFoundError(PolytrackError, LookupError):
 
 class AmbiguousRunError(RunNotFoundError):
     """A prefix or name matches more than one run."""
+
+
+class ArtifactNotFoundError(PolytrackError, LookupError):
+    """The run has no artifact of that name."""
 
 
 class RunStateError(PolytrackError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final, Union
+from typing import Any, Final, Union
 
 from attrs import field, frozen
 from attrs.validators import ge, in_, matches_re
@@ -14,6 +14,9 @@ __all__ = [
     "EVENT_TYPE_NAMES",
     "DATA_KINDS",
     "DATA_ROLES",
+    "RUN_RELATIONS",
+    "ArtifactFile",
+    "ArtifactLogged",
     "Checksum",
     "CodeState",
     "DataRef",
@@ -27,9 +30,11 @@ __all__ = [
     "Snapshot",
     "KeyDefined",
     "MetricSummary",
+    "OutputsSet",
     "ParamValue",
     "ParamsSet",
     "RunInfo",
+    "RunLinked",
     "RunStarted",
     "SchemaDefined",
     "StatusChanged",
@@ -229,6 +234,57 @@ class DataRef:
     logged_at: float = 0.0
 
 
+@frozen
+class ArtifactFile:
+    """One file of a logged artifact: its path inside the artifact and its content hash."""
+
+    path: str  # relative, "/"-separated; a single-file artifact holds one, its file name
+    digest: str = field(validator=matches_re(r"sha256:[0-9a-f]{64}"))
+    size: int = field(validator=ge(0))
+
+
+@frozen
+class ArtifactLogged:
+    """A file or directory the run logged (a model too), kept content-addressed in the
+    home's blob store (`polytrack.blobs`): each file's bytes are stored once by digest.
+
+    `digest` is the file's hash, or for a directory the hash of its sorted manifest (the
+    same rule as `DataRef`). `kind` is "file", "directory", "model" or the caller's own.
+    """
+
+    name: str
+    kind: str
+    role: str = field(validator=in_(DATA_ROLES))
+    digest: str = field(validator=matches_re(r"sha256:[0-9a-f]{64}"))
+    size: int = field(validator=ge(0))
+    files: tuple[ArtifactFile, ...] = ()
+    source: str | None = None  # where it was logged from
+    framework: str | None = None
+    metadata: dict[str, Any] = field(factory=dict)  # JSON values, checked when logged
+    logged_at: float = 0.0
+
+
+@frozen
+class OutputsSet:
+    """Results the run reports by name (Polyaxon's outputs): JSON values, checked when
+    logged. Later values for a name win; `reset` drops every earlier output first."""
+
+    outputs: dict[str, Any]
+    reset: bool = False
+
+
+RUN_RELATIONS: Final = ("reproduces",)
+
+
+@frozen
+class RunLinked:
+    """This run is related to another one, e.g. it reproduces it."""
+
+    run_id: str
+    relation: str = field(validator=in_(RUN_RELATIONS))
+    at: float = 0.0
+
+
 Event = Union[
     RunStarted,
     ParamsSet,
@@ -244,6 +300,9 @@ Event = Union[
     HardwareState,
     SeedState,
     DataRef,
+    ArtifactLogged,
+    RunLinked,
+    OutputsSet,
 ]
 
 # The `type` tag of each event in the journal.
@@ -262,6 +321,9 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "hardware": HardwareState,
     "seeds": SeedState,
     "data_ref": DataRef,
+    "artifact": ArtifactLogged,
+    "link": RunLinked,
+    "outputs": OutputsSet,
 }
 EVENT_TYPE_NAMES: Final[dict[type[Event], str]] = {cls: name for name, cls in EVENT_TYPES.items()}
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 from attrs import frozen
 
+from polytrack.artifacts import ArtifactView, check_artifact_name, latest, read_artifacts
 from polytrack.backends.local import LocalStore
 from polytrack.capture.logs import LogLine, read_log
-from polytrack.journal_reader import read_series, read_snapshot
-from polytrack.models import RunInfo, Snapshot
+from polytrack.errors import ArtifactNotFoundError
+from polytrack.journal_reader import _list, _read_all_events, read_series, read_snapshot
+from polytrack.models import OutputsSet, RunInfo, Snapshot
 from polytrack.settings import Settings
 
 __all__ = ["RunView", "get_run", "runs"]
@@ -64,6 +67,52 @@ class RunView(RunInfo):
         if git is None or git.diff_file is None:
             return None
         return (Path(self.path) / git.diff_file).read_bytes()
+
+    def artifacts(self) -> list[ArtifactView]:
+        """Every artifact and model the run logged, in the order logged (a name logged
+        twice appears twice).
+
+        Example:
+            >>> [a.name for a in polytrack.get_run("a1b2").artifacts()]
+        """
+        home = self._home()
+        return [ArtifactView.of(event, home) for event in read_artifacts(Path(self.path))]
+
+    def artifact(self, name: str) -> ArtifactView:
+        """The artifact logged last under `name`.
+
+        Raises:
+            ArtifactNotFoundError: the run has no artifact of that name.
+
+        Example:
+            >>> polytrack.get_run("a1b2").artifact("model").download("restored/")
+        """
+        check_artifact_name(name)
+        found = latest(read_artifacts(Path(self.path)), name)
+        if found is None:
+            raise ArtifactNotFoundError(f"run {self.id} has no artifact {name!r}")
+        return ArtifactView.of(found, self._home())
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        """The results the run reported with `log_outputs`, by name (read from its files).
+
+        Example:
+            >>> polytrack.get_run("a1b2").outputs["accuracy"]
+        """
+        directory = Path(self.path)
+        events, _ = _read_all_events(directory, _list(directory), [])
+        outputs: dict[str, Any] = {}
+        for _, event in events:
+            if isinstance(event, OutputsSet):
+                if event.reset:
+                    outputs.clear()
+                outputs.update(event.outputs)
+        return outputs
+
+    def _home(self) -> Path:
+        """The store the run lives in: its directory is `<home>/runs/<id>`."""
+        return Path(self.path).parents[1]
 
     def logs(self, *, tail: int | None = None) -> list[LogLine]:
         """The run's captured stdout and stderr, line by line, every attempt in order.

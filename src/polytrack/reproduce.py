@@ -7,7 +7,7 @@ what is here now, and, if asked, the run started again and its metrics compared.
     check_data(run)                                 # match / changed / missing, per file
     environment_drift(run)                          # packages and Python that differ now
     result = rerun(run, done.dest)                  # a new run, linked to the original
-    result.comparison.identical                     # bit for bit, metric by metric
+    result.comparison.summary()                     # `identical_metrics`: bit for bit
 
 What can and cannot be brought back:
 
@@ -41,15 +41,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-import numpy.typing as npt
 from attrs import field, frozen
 
 from polytrack._api import new_run_id
 from polytrack.capture.data import HashCache, hash_source
 from polytrack.capture.environment import installed_packages
+from polytrack.comparison import MetricsCheck, identical_metrics
 from polytrack.errors import InvalidInputError, ReproduceError
-from polytrack.journal_reader import read_series
 from polytrack.models import DataRef, EnvironmentState, GitState
 from polytrack.reading import RunView, get_run
 from polytrack.redact import REDACTED
@@ -59,17 +57,14 @@ __all__ = [
     "DATA_STATUSES",
     "PARAMS_FILE",
     "Checkout",
-    "Comparison",
     "DataCheck",
     "DataFileChange",
     "EnvironmentDrift",
-    "MetricComparison",
     "Replay",
     "ReproduceError",
     "Rerun",
     "check_data",
     "checkout",
-    "compare_runs",
     "environment_drift",
     "plan_rerun",
     "rerun",
@@ -79,7 +74,6 @@ __all__ = [
 # Where `write_params` puts the run's params, at the root of the checkout.
 PARAMS_FILE: Final = "polytrack-params.json"
 DATA_STATUSES: Final = ("match", "changed", "missing", "unchecked")
-SYSTEM_PREFIX: Final = "system/"
 
 # Variables that change results but that a script cannot set for itself once running
 # (hash randomisation is fixed at interpreter start; BLAS reads thread counts at load).
@@ -531,42 +525,15 @@ class Replay:
 
 
 @frozen
-class MetricComparison:
-    """One metric of two runs: "identical" (every step, bit for bit), "different", or
-    present in one run only ("only in original", "only in reproduction")."""
-
-    key: str
-    status: str
-    original: float | None = None  # the last value
-    reproduction: float | None = None
-    # Over the steps both runs logged; inf where only one of two values is NaN.
-    max_abs_difference: float | None = None
-    steps_match: bool = True
-
-
-@frozen
-class Comparison:
-    """The metrics of a run and of its reproduction, metric by metric (`system/*` left
-    out: they measure the machine, not the result)."""
-
-    original: str
-    reproduction: str
-    metrics: tuple[MetricComparison, ...]
-
-    @property
-    def identical(self) -> bool:
-        """Whether every metric is bit-identical at every step in both runs."""
-        return all(metric.status == "identical" for metric in self.metrics)
-
-
-@frozen
 class Rerun:
     """What `rerun` did: how it started the run, how the process ended, and the
-    comparison of the metrics (None when the new run recorded nothing)."""
+    comparison of the metrics, every point bit for bit (`identical_metrics` with the
+    original as `a`, `system/*` left out: they measure the machine, not the result);
+    None when the new run recorded nothing."""
 
     replay: Replay
     returncode: int
-    comparison: Comparison | None
+    comparison: MetricsCheck | None
 
 
 def plan_rerun(
@@ -743,7 +710,7 @@ def rerun(
     if not (store / "runs" / replay.run_id).is_dir():
         return Rerun(replay, returncode, None)
     reproduction = get_run(replay.run_id, home=store)
-    return Rerun(replay, returncode, compare_runs(run, reproduction))
+    return Rerun(replay, returncode, identical_metrics(run, reproduction))
 
 
 def _run(replay: Replay, env: Mapping[str, str], output: Callable[[str], None] | None) -> int:
@@ -772,56 +739,3 @@ def _run(replay: Replay, env: Mapping[str, str], output: Callable[[str], None] |
         if process.stdout is not None:
             process.stdout.close()
 
-
-def compare_runs(original: RunView, reproduction: RunView) -> Comparison:
-    """Compare the metrics of two runs step by step, bit for bit.
-
-    Example:
-        >>> compare_runs(get_run("a1b2"), get_run("c3d4")).identical
-        True
-    """
-    keys = sorted(
-        key
-        for key in {*original.metrics, *reproduction.metrics}
-        if not key.startswith(SYSTEM_PREFIX)
-    )
-    results = []
-    for key in keys:
-        if key not in reproduction.metrics:
-            last = original.metrics[key].last
-            results.append(MetricComparison(key, "only in original", original=last))
-            continue
-        if key not in original.metrics:
-            last = reproduction.metrics[key].last
-            results.append(MetricComparison(key, "only in reproduction", reproduction=last))
-            continue
-        a = read_series(Path(original.path), key)
-        b = read_series(Path(reproduction.path), key)
-        results.append(_compare_series(key, a.steps, a.values, b.steps, b.values))
-    return Comparison(original.id, reproduction.id, tuple(results))
-
-
-def _compare_series(
-    key: str,
-    steps_a: npt.NDArray[np.int64],
-    values_a: npt.NDArray[np.float64],
-    steps_b: npt.NDArray[np.int64],
-    values_b: npt.NDArray[np.float64],
-) -> MetricComparison:
-    last_a = float(values_a[-1]) if len(values_a) else None
-    last_b = float(values_b[-1]) if len(values_b) else None
-    steps_match = bool(np.array_equal(steps_a, steps_b))
-    if steps_match and np.array_equal(values_a.view(np.uint64), values_b.view(np.uint64)):
-        return MetricComparison(key, "identical", last_a, last_b, 0.0, True)
-    if steps_match:
-        a, b = values_a, values_b
-    else:  # the steps both logged, each at its first point
-        _, index_a, index_b = np.intersect1d(steps_a, steps_b, return_indices=True)
-        a, b = values_a[index_a], values_b[index_b]
-    with np.errstate(invalid="ignore"):
-        difference = np.abs(a - b)
-    difference[a == b] = 0.0  # equal infinities
-    difference[np.isnan(a) & np.isnan(b)] = 0.0
-    difference[np.isnan(difference)] = np.inf  # NaN in one run only
-    largest = float(difference.max()) if len(difference) else None
-    return MetricComparison(key, "different", last_a, last_b, largest, steps_match)

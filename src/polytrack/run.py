@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from polytrack.errors import InvalidInputError, PolytrackError, StoreError
+from polytrack.errors import (
+    ArtifactNotFoundError,
+    InvalidInputError,
+    PolytrackError,
+    RunStateError,
+    StoreError,
+)
 from polytrack.models import (
     DATA_ROLES,
     FINAL_STATUSES,
     DataRef,
     Event,
+    GitState,
     HandedOver,
+    OutputsSet,
     ParamsSet,
     ParamValue,
     SeedState,
@@ -31,7 +41,10 @@ from polytrack.writer import JournalWriter, LogMetrics
 if TYPE_CHECKING:
     import argparse
 
+    from polytrack.artifacts import ArtifactCopier, ArtifactRequest, ArtifactView
+    from polytrack.blobs import BlobStore
     from polytrack.capture.data import DataHash, HashCache
+    from polytrack.sync_worker import SyncWorker
 
 __all__ = ["Collaborator", "DisabledRun", "Run", "flatten_params"]
 
@@ -79,7 +92,11 @@ class Run:
         self._handed_over_to: str | None = None
         self._on_finish = on_finish  # the process-wide state forgets the run
         self._collaborators: list[Collaborator] = []
+        self._sync: SyncWorker | None = None
         self._hash_cache: HashCache | None = None
+        self._artifacts: ArtifactCopier | None = None  # started by the first artifact
+        self._blob_store: BlobStore | None = None  # None: the home's own
+        self._artifacts_lock = threading.Lock()
         # The hot path: an instance attribute shadows the documented method below.
         self.log_metrics = writer.make_log_metrics()  # type: ignore[method-assign]
 
@@ -240,6 +257,211 @@ class Run:
         if not self._after_finish("seed_everything"):
             self._append(seeds)
 
+    def record_git(self, state: GitState) -> None:
+        """Record a git state the caller found (`polytrack.tracking.log_code_ref` does);
+        it replaces the one `init()` captured, as the latest record of its kind."""
+        if not self._after_finish("log_code_ref"):
+            self._append(state)
+
+    # -- artifacts, models, inputs and outputs --------------------------------------------
+
+    def log_artifact(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        kind: str | None = None,
+        role: str = "output",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Keep a copy of a file or directory with the run; returns before it is copied.
+
+        The copy is made in the background into the home's content-addressed blob store
+        (the same bytes are kept once, whichever run logs them); `finish()` waits for it.
+        A copy that fails warns once with `TrackingWarning`; the run goes on.
+
+        Args:
+            path: a file or a directory (its files, recursively; see `docs/artifacts.md`).
+            name: what the artifact is called in this run, a relative path such as
+                "model" or "checkpoints/best"; default the file or directory name.
+            kind: a label ("dataset", "report", ...); default "file" or "directory".
+            role: "output" (the run made it) or "input" (the run used it).
+            metadata: JSON values to keep with it.
+
+        Raises:
+            InvalidInputError: the path does not exist or is neither a file nor a
+                directory; the name is empty, absolute or has ".." parts; the message
+                names the field.
+
+        Example:
+            >>> run.log_artifact("plots/", name="plots")
+        """
+        request = self._artifact_request(
+            path, name, kind=kind, role=role, framework=None, metadata=metadata
+        )
+        if not self._after_finish("log_artifact"):
+            self._submit(request)
+
+    def log_model(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        framework: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Keep a copy of a model file or directory: `log_artifact` with kind "model".
+
+        Args:
+            path: the saved model, a file or a directory.
+            name: default the file or directory name.
+            framework: "pytorch", "sklearn", ...
+            metadata: JSON values to keep with it (metrics, input shape, ...).
+
+        Raises:
+            InvalidInputError: as `log_artifact`.
+
+        Example:
+            >>> run.log_model("model.pt", "classifier", framework="pytorch")
+        """
+        request = self._artifact_request(
+            path, name, kind="model", role="output", framework=framework, metadata=metadata
+        )
+        if not self._after_finish("log_model"):
+            self._submit(request)
+
+    def log_inputs(self, **values: Any) -> None:
+        """Record inputs by name, as Polyaxon calls them: `log_params(values)`.
+
+        Example:
+            >>> run.log_inputs(lr=0.01, batch_size=64)
+        """
+        self.log_params(values)
+
+    def log_outputs(self, *, reset: bool = False, **values: Any) -> None:
+        """Record results by name (Polyaxon's outputs): later values for a name win.
+
+        Args:
+            reset: forget every output recorded before.
+            values: name -> JSON value (numbers, strings, booleans, None, lists, mappings).
+
+        Raises:
+            InvalidInputError: a value cannot be recorded; the message names it.
+
+        Example:
+            >>> run.log_outputs(accuracy=0.93, best_epoch=7)
+        """
+        outputs = {
+            key: redact_value(key, _json_value(f"outputs.{key}", value))
+            for key, value in values.items()
+        }
+        if not self._after_finish("log_outputs"):
+            self._append(OutputsSet(outputs=outputs, reset=bool(reset)))
+
+    def artifact(self, name: str) -> ArtifactView:
+        """The artifact logged last under `name`, once its copy is done (waits for it).
+
+        Raises:
+            ArtifactNotFoundError: the run has no artifact of that name.
+            StoreError: its copy failed (the message says why).
+
+        Example:
+            >>> run.artifact("model").download("restored/")
+        """
+        from polytrack.artifacts import ArtifactView, check_artifact_name, latest, read_artifacts
+
+        check_artifact_name(name)
+        copier = self._artifacts
+        failure = copier.wait(name) if copier is not None else None
+        if failure is not None:
+            raise StoreError(f"artifact {name!r} could not be stored: {failure}")
+        found = latest(read_artifacts(self.dir), name)
+        if found is None:
+            raise ArtifactNotFoundError(f"run {self.id} has no artifact {name!r}")
+        return ArtifactView.of(found, self._blobs_home())
+
+    def use_blob_store(self, store: BlobStore) -> None:
+        """Copy this run's artifacts into `store` rather than the home's own.
+
+        Raises:
+            RunStateError: an artifact was logged already.
+        """
+        with self._artifacts_lock:
+            if self._artifacts is not None:
+                raise RunStateError("use_blob_store() must come before the first artifact")
+            self._blob_store = store
+
+    def _blobs_home(self) -> Path:
+        return self._blob_store.home if self._blob_store is not None else self.settings.home
+
+    def _artifact_request(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None,
+        *,
+        kind: str | None,
+        role: str,
+        framework: str | None,
+        metadata: Mapping[str, Any] | None,
+    ) -> ArtifactRequest:
+        """Everything checked on the caller's thread: a stat and the names, no reading."""
+        from polytrack.artifacts import ArtifactRequest, check_artifact_name
+
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidInputError(f"path must be a str or os.PathLike; got {type(path).__name__}")
+        given = os.fsdecode(path)
+        if not given:
+            raise InvalidInputError("path is empty")
+        absolute = os.path.abspath(given)
+        try:
+            mode = os.stat(absolute).st_mode
+        except FileNotFoundError:
+            raise InvalidInputError(f"path {absolute!r} does not exist") from None
+        except OSError as exc:
+            raise InvalidInputError(f"path {absolute!r}: {exc.strerror or exc}") from exc
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise InvalidInputError(f"path {absolute!r} is neither a regular file nor a directory")
+        name = check_artifact_name(os.path.basename(absolute) if name is None else name)
+        for label, value in (("kind", kind), ("framework", framework)):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise InvalidInputError(f"{label} must be a non-empty string; got {value!r}")
+        if role not in DATA_ROLES:
+            raise InvalidInputError(f"role must be one of {', '.join(DATA_ROLES)}; got {role!r}")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidInputError(f"metadata must be a mapping; got {type(metadata).__name__}")
+        checked = _json_value("metadata", dict(metadata or {}))
+        return ArtifactRequest(
+            name=name,
+            path=absolute,
+            kind=kind,
+            role=role,
+            framework=framework,
+            metadata={key: redact_value(key, value) for key, value in checked.items()},
+            logged_at=time.time(),
+        )
+
+    def _submit(self, request: ArtifactRequest) -> None:
+        with self._artifacts_lock:
+            if self._artifacts is None:
+                from polytrack.artifacts import ArtifactCopier
+                from polytrack.blobs import BlobStore
+
+                copier = ArtifactCopier(
+                    store=self._blob_store or BlobStore(self.settings.home),
+                    record=self._writer.append_event,
+                    warn=lambda kind, message: self._writer.warn_once(kind, message, stacklevel=1),
+                    run_id=self.id,
+                )
+                copier.start()
+                self.own(copier)
+                self._artifacts = copier
+            copier = self._artifacts
+        copier.submit(request)
+
+    def attach_sync(self, worker: SyncWorker) -> None:
+        """Let `worker` ship the run while it records; `finish()` waits for it (bounded)."""
+        self._sync = worker
+
     def own(self, collaborator: Collaborator) -> None:
         """Stop `collaborator` when the run finishes, last owned first."""
         self._collaborators.append(collaborator)
@@ -277,6 +499,10 @@ class Run:
             self._writer.close()
         except OSError as exc:
             self._warn_once("store", f"polytrack could not close the run journal: {exc}")
+        if self._sync is not None:
+            # After the journal: its last records (the status, the checksums) go out too.
+            sync, self._sync = self._sync, None
+            sync.finish(self.settings.sync_timeout)
         if self._on_finish is not None:
             self._on_finish(self)
         if self.settings.index_on_finish:
@@ -346,6 +572,9 @@ class Run:
     def detach_after_fork(self) -> None:
         """In a forked child: never write into the parent's journal."""
         self._collaborators = []  # their threads live in the parent only
+        self._artifacts = None
+        self._artifacts_lock = threading.Lock()  # it may have been held at the fork
+        self._sync = None
         self._hash_cache = None
         self._pid = -1
         self.log_metrics = _noop_log_metrics  # type: ignore[method-assign]
@@ -418,6 +647,39 @@ class DisabledRun:
 
     def record_seeds(self, seeds: SeedState) -> None:
         pass
+
+    def record_git(self, state: GitState) -> None:
+        pass
+
+    def log_artifact(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        kind: str | None = None,
+        role: str = "output",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        pass
+
+    def log_model(
+        self,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        framework: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        pass
+
+    def log_inputs(self, **values: Any) -> None:
+        pass
+
+    def log_outputs(self, *, reset: bool = False, **values: Any) -> None:
+        pass
+
+    def artifact(self, name: str) -> ArtifactView:
+        raise RunStateError("a disabled run records no artifacts")
 
     def finish(self, status: str = "succeeded", *, message: str | None = None) -> None:
         if self._on_finish is not None:
@@ -514,6 +776,34 @@ def _param_value(name: str, value: Any) -> ParamValue:
     raise InvalidInputError(
         f"param {name!r}: cannot record a value of type {type(value).__name__} "
         "(use str, int, float, bool, None, a list of those, or a nested mapping)"
+    )
+
+
+def _json_value(name: str, value: Any) -> Any:
+    """`value` as JSON data (numpy and torch scalars as numbers, paths and tuples as
+    strings and lists); InvalidInputError naming `name` for anything else."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fsdecode(value)
+    if isinstance(value, (list, tuple)):
+        return [_json_value(f"{name}[{i}]", item) for i, item in enumerate(value)]
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInputError(f"{name}: keys must be strings; got {key!r}")
+            out[key] = _json_value(f"{name}.{key}", item)
+        return out
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "ndim", 0) == 0:
+        try:
+            return _json_value(name, item())
+        except (TypeError, ValueError):
+            pass
+    raise InvalidInputError(
+        f"{name}: cannot record a value of type {type(value).__name__} "
+        "(use numbers, strings, booleans, None, lists or mappings of those)"
     )
 
 

@@ -103,8 +103,9 @@ _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 def _run_id(instance: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
     if value is not None and _RUN_ID.fullmatch(value) is None:
+        variable = f"POLYTRACK_{attribute.name.upper()}"
         raise InvalidInputError(
-            "POLYTRACK_RUN_ID must be 1 to 128 letters, digits, '.', '_' or '-', starting "
+            f"{variable} must be 1 to 128 letters, digits, '.', '_' or '-', starting "
             f"with a letter or digit; got {value!r}"
         )
 
@@ -128,7 +129,11 @@ class Settings:
     (auto/wrap/redirect), `POLYTRACK_ENV_ALLOWLIST` (comma-separated patterns; the word
     `default` stands for the built-in list), and `POLYTRACK_RUN_ID` / `POLYTRACK_RUN_NAME`
     (the run `init()` attaches to, and its default name: set by `polytrack run` in the
-    containers it launches).
+    containers it launches), `POLYTRACK_REPRODUCES` (the id of a run the new one
+    reproduces: set by `polytrack reproduce --run`), `POLYTRACK_BACKEND` (where runs are
+    synced, a URI), `POLYTRACK_ARTIFACT_STORE` (an fsspec URL), `POLYTRACK_SYNC_TIMEOUT`,
+    `POLYTRACK_SYNC_INTERVAL` (seconds) and `POLYTRACK_SYNC_HANDOFF` (0/1). The config file
+    (`polytrack.backends.config`) is read by `init()`, not here.
     """
 
     home: Path
@@ -164,6 +169,18 @@ class Settings:
     # new attempt: how a job launched by `polytrack run` joins the run made at submission.
     run_id: str | None = field(default=None, validator=_run_id)
     run_name: str | None = None  # the default name of `init()`
+    # Where runs are synced (a URI: mlflow+http://host:5000, polyaxon+http://host/o/p);
+    # None: the config file's `backend`, else nowhere (local store only).
+    backend: str | None = None
+    artifact_store: str | None = None  # an fsspec URL for artifacts instead of the server's
+    # How long `finish()` waits for the sync backlog before leaving it to `polytrack sync`.
+    sync_timeout: float = field(default=30.0, validator=_non_negative)
+    sync_interval: float = field(default=2.0, validator=_positive)
+    # After sync_timeout, start `polytrack sync` in the background for the rest.
+    sync_handoff: bool = True
+    # The run this one reproduces (set by `polytrack reproduce --run`): `init()` links
+    # the new run to it.
+    reproduces: str | None = field(default=None, validator=_run_id)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -187,6 +204,11 @@ class Settings:
             kwargs["run_id"] = env["POLYTRACK_RUN_ID"]
         if env.get("POLYTRACK_RUN_NAME"):
             kwargs["run_name"] = env["POLYTRACK_RUN_NAME"]
+        if env.get("POLYTRACK_REPRODUCES"):
+            kwargs["reproduces"] = env["POLYTRACK_REPRODUCES"]
+        for name in ("backend", "artifact_store"):
+            if env.get(f"POLYTRACK_{name.upper()}"):
+                kwargs[name] = env[f"POLYTRACK_{name.upper()}"]
         if env.get("POLYTRACK_ENV_ALLOWLIST") is not None:
             kwargs["env_allowlist"] = _patterns(env["POLYTRACK_ENV_ALLOWLIST"])
         for name in ("max_diff_bytes", "logs_max_bytes"):
@@ -198,7 +220,14 @@ class Settings:
                     raise InvalidInputError(
                         f"POLYTRACK_{name.upper()} must be a number of bytes, got {raw!r}"
                     ) from None
-        for name in ("fsync_interval", "heartbeat_interval", "capture_budget", "system_interval"):
+        for name in (
+            "fsync_interval",
+            "heartbeat_interval",
+            "capture_budget",
+            "system_interval",
+            "sync_timeout",
+            "sync_interval",
+        ):
             raw = env.get(f"POLYTRACK_{name.upper()}")
             if raw is not None:
                 try:
@@ -207,7 +236,8 @@ class Settings:
                     raise InvalidInputError(
                         f"POLYTRACK_{name.upper()} must be a number of seconds, got {raw!r}"
                     ) from None
-        flags = ["index_on_finish", "speedups"] + [f"capture_{what}" for what in CAPTURES]
+        flags = ["index_on_finish", "speedups", "sync_handoff"]
+        flags += [f"capture_{what}" for what in CAPTURES]
         for name in flags:
             raw = env.get(f"POLYTRACK_{name.upper()}")
             if raw is not None:

@@ -1,9 +1,14 @@
-"""The SQLite index of a store: runs, params, tags, metric summaries and chunk summaries.
+"""The SQLite index of a store: runs, params, tags, metric summaries and chunk summaries,
+and the lineage tables: what data, artifacts and models each run consumed or produced
+(`run_refs`, keyed by content hash) and how runs link to each other (`run_links`).
 
 The index is a cache. Run directories are the source of truth; `Index.replace_run` rewrites
 everything about one run from what its files hold, so the index can be dropped and rebuilt
 at any time. Metric series are indexed in chunks of `journal_reader.CHUNK` points (count,
 step range, min, max, last), never a row per point; the points stay in the run files.
+
+An index written by another `SCHEMA_VERSION` is emptied and rebuilt on open: its rows may
+lack what this version fills (the lineage tables of runs indexed before they existed).
 """
 
 from __future__ import annotations
@@ -15,13 +20,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
+from attrs import astuple, frozen
+
 from polytrack.errors import StoreError
 from polytrack.journal_reader import SegmentTotals
-from polytrack.models import MetricSummary, ParamValue, RunInfo
+from polytrack.models import (
+    ArtifactLogged,
+    DataRef,
+    MetricSummary,
+    ParamValue,
+    RunInfo,
+    RunLinked,
+)
 
-__all__ = ["SCHEMA", "Index", "param_columns"]
+__all__ = ["REF_TYPES", "SCHEMA", "SCHEMA_VERSION", "Index", "RunLink", "RunRef", "param_columns"]
 
-SCHEMA_VERSION: Final = 1
+# 2: run_refs and run_links (lineage).
+SCHEMA_VERSION: Final = 2
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,7 +70,72 @@ CREATE TABLE IF NOT EXISTS metric_chunks (
     step_min INTEGER, step_max INTEGER, min REAL, max REAL, last REAL,
     PRIMARY KEY (run_id, key, chunk)
 );
+CREATE TABLE IF NOT EXISTS run_refs (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL, type TEXT NOT NULL,
+    kind TEXT NOT NULL, name TEXT NOT NULL, digest TEXT NOT NULL, path TEXT,
+    size INTEGER NOT NULL, PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX IF NOT EXISTS run_refs_digest ON run_refs (digest, role);
+CREATE INDEX IF NOT EXISTS run_refs_name ON run_refs (name);
+CREATE INDEX IF NOT EXISTS run_refs_path ON run_refs (path);
+CREATE TABLE IF NOT EXISTS run_links (
+    run_id TEXT NOT NULL, other_run_id TEXT NOT NULL, relation TEXT NOT NULL,
+    PRIMARY KEY (run_id, other_run_id, relation)
+);
+CREATE INDEX IF NOT EXISTS run_links_other ON run_links (other_run_id);
 """
+# Every table but `meta`, in the order a rebuild drops them.
+_TABLES: Final = (
+    "runs", "params", "tags", "metrics", "sealed_segments", "metric_chunks", "run_refs",
+    "run_links",
+)  # fmt: skip
+
+REF_TYPES: Final = ("data", "artifact", "model")
+
+
+@frozen
+class RunRef:
+    """A run consumed (role "input") or produced ("output") the content `digest`.
+
+    `type` is "data" for a `DataRef`, "model" for an artifact of kind "model", else
+    "artifact"; `kind` is the event's own (file, directory, array, model, ...). `path` is
+    where it was on disk when logged (an artifact's `source`), if it was a path. `seq`
+    orders a run's refs as they were logged.
+    """
+
+    run_id: str
+    seq: int
+    role: str
+    type: str
+    kind: str
+    name: str
+    digest: str
+    path: str | None
+    size: int
+
+    @classmethod
+    def of(cls, run_id: str, seq: int, event: DataRef | ArtifactLogged) -> RunRef:
+        """The row of one `DataRef` or `ArtifactLogged` event."""
+        if isinstance(event, DataRef):
+            ref_type, path = "data", event.path
+        else:
+            ref_type, path = ("model" if event.kind == "model" else "artifact"), event.source
+        return cls(
+            run_id, seq, event.role, ref_type, event.kind, event.name, event.digest, path,
+            event.size,
+        )  # fmt: skip
+
+
+@frozen
+class RunLink:
+    """Run `run_id` is related to run `other_run_id`: it `relation`s it ("reproduces")."""
+
+    run_id: str
+    other_run_id: str
+    relation: str
+
+
+_REF_COLUMNS: Final = "run_id, seq, role, type, kind, name, digest, path, size"
 
 
 def _nan_to_none(value: float) -> float | None:
@@ -72,18 +152,15 @@ class Index:
 
     @classmethod
     def open(cls, path: Path, *, timeout: float = 10.0) -> Index:
-        """Open (creating if needed) the index at `path`."""
+        """Open (creating if needed) the index at `path`; one of another schema version is
+        emptied and made anew (readers then index every run again)."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(SCHEMA)
-            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-                )
+            if _schema_version(db) != SCHEMA_VERSION:
+                _recreate(db)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the index {path}: {exc}") from exc
         return cls(db, path)
@@ -92,7 +169,7 @@ class Index:
     def in_memory(cls) -> Index:
         """An index that lives only as long as this object: for a home we cannot write."""
         db = sqlite3.connect(":memory:", isolation_level=None)
-        db.executescript(SCHEMA)
+        _recreate(db)
         return cls(db, Path(":memory:"))
 
     def close(self) -> None:
@@ -123,8 +200,11 @@ class Index:
         *,
         complete: bool,
         signature: str,
+        refs: Sequence[DataRef | ArtifactLogged] = (),
+        links: Sequence[RunLinked] = (),
     ) -> None:
-        """Rewrite everything indexed about one run."""
+        """Rewrite everything indexed about one run; `refs` and `links` are its data ref,
+        artifact and link events in the order logged."""
         with self._transaction() as db:
             self._delete(db, [info.id])
             db.execute(
@@ -177,6 +257,14 @@ class Index:
                     for number, (count, step_min, step_max, *rest) in enumerate(rows)
                 ],
             )
+            db.executemany(
+                f"INSERT INTO run_refs ({_REF_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                [astuple(ref) for ref in _unique_refs(info.id, refs)],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO run_links VALUES (?,?,?)",
+                [(info.id, link.run_id, link.relation) for link in links],
+            )
 
     def delete_runs(self, run_ids: Sequence[str]) -> None:
         """Forget runs, with the cached totals of their sealed segments."""
@@ -209,6 +297,8 @@ class Index:
             ("tags", "run_id"),
             ("metrics", "run_id"),
             ("metric_chunks", "run_id"),
+            ("run_refs", "run_id"),
+            ("run_links", "run_id"),
         ):
             db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i in run_ids])
 
@@ -290,6 +380,105 @@ class Index:
             [escaped, ref, *scope],
         )
         return [row[0] for row in rows]
+
+    # -- lineage ----------------------------------------------------------------------------
+
+    def refs(
+        self,
+        *,
+        run_ids: Sequence[str] | None = None,
+        digests: Sequence[str] | None = None,
+        digest_prefix: str | None = None,
+        name: str | None = None,
+        path: str | None = None,
+        role: str | None = None,
+    ) -> list[RunRef]:
+        """The refs matching every condition given (at most one of `run_ids` and
+        `digests`), ordered by run and logging order.
+
+        Raises:
+            StoreError: the index cannot be read.
+        """
+        if run_ids is not None and digests is not None:
+            raise ValueError("pass run_ids or digests, not both")
+        conditions: list[str] = []
+        params: list[object] = []
+        if digest_prefix is not None:
+            # A range, not LIKE: it uses the digest index, and digests hold no wildcards.
+            conditions.append("digest >= ? AND digest < ?")
+            params += [digest_prefix, digest_prefix + "\uffff"]
+        for column, value in (("name", name), ("path", path), ("role", role)):
+            if value is not None:
+                conditions.append(f"{column} = ?")
+                params.append(value)
+        column, values = ("run_id", run_ids) if run_ids is not None else ("digest", digests)
+        batches: Iterable[list[str] | None] = [None] if values is None else _batches(values, 500)
+        found: list[RunRef] = []
+        try:
+            for batch in batches:
+                where, args = list(conditions), list(params)
+                if batch is not None:
+                    where.append(f"{column} IN ({','.join('?' * len(batch))})")
+                    args += batch
+                sql = f"SELECT {_REF_COLUMNS} FROM run_refs WHERE {' AND '.join(where) or '1'}"
+                found += [RunRef(*row) for row in self._db.execute(sql, args)]
+        except sqlite3.Error as exc:
+            raise StoreError(f"index {self.path}: {exc}") from exc
+        return sorted(found, key=lambda ref: (ref.run_id, ref.seq))
+
+    def links(self, run_id: str) -> list[RunLink]:
+        """Links from and to one run.
+
+        Raises:
+            StoreError: the index cannot be read.
+        """
+        try:
+            rows = self._db.execute(
+                "SELECT run_id, other_run_id, relation FROM run_links"
+                " WHERE run_id = ? OR other_run_id = ? ORDER BY run_id, other_run_id",
+                (run_id, run_id),
+            )
+            return [RunLink(*row) for row in rows]
+        except sqlite3.Error as exc:
+            raise StoreError(f"index {self.path}: {exc}") from exc
+
+
+def _schema_version(db: sqlite3.Connection) -> int | None:
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    except sqlite3.OperationalError:
+        return None  # a new file: no meta table yet
+    return None if row is None else int(row[0])
+
+
+def _recreate(db: sqlite3.Connection) -> None:
+    """Drop every table and create them anew, under the write lock: of two processes
+    opening an old index at once, the second finds the work done."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if _schema_version(db) != SCHEMA_VERSION:
+            for table in _TABLES:
+                db.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _unique_refs(run_id: str, events: Sequence[DataRef | ArtifactLogged]) -> list[RunRef]:
+    """One row per (role, type, name, digest), the latest logged: a run that logs the same
+    input every epoch consumed it once."""
+    latest: dict[tuple[str, str, str, str], RunRef] = {}
+    for seq, event in enumerate(events):
+        ref = RunRef.of(run_id, seq, event)
+        key = (ref.role, ref.type, ref.name, ref.digest)
+        latest.pop(key, None)
+        latest[key] = ref
+    return sorted(latest.values(), key=lambda ref: ref.seq)
 
 
 def _none_to_nan(value: float | None) -> float:

@@ -23,7 +23,7 @@ from typing import Final
 import attrs
 
 from polytrack import query
-from polytrack.backends.index import Index
+from polytrack.backends.index import Index, RunLink, RunRef
 from polytrack.errors import AmbiguousRunError, RunNotFoundError, StoreError
 from polytrack.journal_reader import (
     MetricSeries,
@@ -34,9 +34,12 @@ from polytrack.journal_reader import (
 )
 from polytrack.models import (
     FINAL_STATUSES,
+    ArtifactLogged,
+    DataRef,
     HandedOver,
     ParamsSet,
     RunInfo,
+    RunLinked,
     RunStarted,
     StatusChanged,
     TagsAdded,
@@ -63,17 +66,23 @@ class _Folded:
     notes: str | None = None
     # Set while the latest attempt ended by handing the run over (to a cluster job).
     handed_over: HandedOver | None = None
+    # What the run consumed, produced and links to, for the lineage tables of the index.
+    refs: list[DataRef | ArtifactLogged] = attrs.field(factory=list)
+    links: list[RunLinked] = attrs.field(factory=list)
 
 
 @attrs.frozen
 class RunRead:
     """A run's files folded: its record, its series summaries, the totals of the sealed
-    segments read this time (for the index to keep), and its hand-over if it ended so."""
+    segments read this time (for the index to keep), its hand-over if it ended so, and its
+    data ref, artifact and link events (for the lineage tables)."""
 
     info: RunInfo
     metrics: dict[str, SeriesSummary]
     sealed: dict[str, SegmentTotals]
     handed_over: HandedOver | None = None
+    refs: tuple[DataRef | ArtifactLogged, ...] = ()
+    links: tuple[RunLinked, ...] = ()
 
 
 class LocalStore:
@@ -173,6 +182,10 @@ class LocalStore:
                 folded.params.update(event.params)
             elif isinstance(event, TagsAdded):
                 folded.tags.extend(t for t in event.tags if t not in folded.tags)
+            elif isinstance(event, DataRef | ArtifactLogged):
+                folded.refs.append(event)
+            elif isinstance(event, RunLinked):
+                folded.links.append(event)
         if folded.started is None or folded.first is None:
             raise StoreError(f"{directory} holds no run")
         heartbeat = _mtime(directory / "heartbeat")
@@ -204,7 +217,14 @@ class LocalStore:
             message=folded.message,
             attempts=folded.attempts,
         )
-        return RunRead(info, files.metrics, files.sealed, folded.handed_over)
+        return RunRead(
+            info,
+            files.metrics,
+            files.sealed,
+            folded.handed_over,
+            tuple(folded.refs),
+            tuple(folded.links),
+        )
 
     def handed_over(self, run_id: str) -> HandedOver | None:
         """How the run was handed over, if its latest attempt ended so (`Run.hand_over`)
@@ -218,7 +238,12 @@ class LocalStore:
         complete = info.status in FINAL_STATUSES or info.status == "crashed"
         chunks = {key: s.chunks for key, s in metrics.items()}
         self._index.replace_run(
-            info, chunks, complete=complete, signature=_signature(self.run_dir(run_id))
+            info,
+            chunks,
+            complete=complete,
+            signature=_signature(self.run_dir(run_id)),
+            refs=read.refs,
+            links=read.links,
         )
         self._index.keep_sealed(run_id, sealed)
         return info
@@ -266,6 +291,36 @@ class LocalStore:
     def history(self, run_id: str, key: str, *, with_times: bool = False) -> MetricSeries:
         """Every point of one metric, read from the run files."""
         return read_series(self.run_dir(run_id), key, with_times=with_times)
+
+    # -- lineage: answered from the index as of the last `refresh` (or `resolve`) --------
+
+    def infos(self, run_ids: Sequence[str]) -> list[RunInfo]:
+        """The indexed records of these runs, in this order; unknown ids are left out."""
+        return self._index.load(run_ids)
+
+    def refs(
+        self,
+        *,
+        run_ids: Sequence[str] | None = None,
+        digests: Sequence[str] | None = None,
+        digest_prefix: str | None = None,
+        name: str | None = None,
+        path: str | None = None,
+        role: str | None = None,
+    ) -> list[RunRef]:
+        """What runs consumed and produced, matching every condition given."""
+        return self._index.refs(
+            run_ids=run_ids,
+            digests=digests,
+            digest_prefix=digest_prefix,
+            name=name,
+            path=path,
+            role=role,
+        )
+
+    def links(self, run_id: str) -> list[RunLink]:
+        """Links from and to one run ("reproduces")."""
+        return self._index.links(run_id)
 
 
 def _mtime(path: Path) -> float | None:

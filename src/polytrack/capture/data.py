@@ -540,7 +540,7 @@ def _hash_file(
     return DataHash("file", digest, size, 1, path)
 
 
-def _walk(root: str, *, with_stat: bool) -> tuple[list[str], list[int]]:
+def walk_files(root: str, *, with_stat: bool) -> tuple[list[str], list[int]]:
     """The files under `root`: relative POSIX paths in scandir order, and (`with_stat`)
     their keys, 4 ints each.
 
@@ -597,7 +597,7 @@ def _walk(root: str, *, with_stat: bool) -> tuple[list[str], list[int]]:
 def _hash_directory(root: str, cache: HashCache | None, progress: bool | None) -> DataHash:
     stored = cache._get_dir(root) if cache is not None else None
     try:
-        names, keys = _walk(root, with_stat=stored is not None)
+        names, keys = walk_files(root, with_stat=stored is not None)
     except OSError as exc:
         raise _path_error(root, exc) from exc
     if stored is not None and stored.same(names, keys):
@@ -662,7 +662,7 @@ def _hash_directory(root: str, cache: HashCache | None, progress: bool | None) -
     for i in reversed(vanished):
         del names[i], digests[i], keys[4 * i : 4 * i + 4]
     sizes = keys[0::4]
-    digest = _manifest_digest(names, digests, sizes)
+    digest = manifest_digest(names, digests, sizes)
     if cache is not None:
         cache._put_dir(root, _StoredDir.encode(digest, names, keys, digests))
     return _directory_hash(root, digest, names, keys, digests)
@@ -675,7 +675,7 @@ def _directory_hash(
     return DataHash("directory", digest, sum(sizes), len(names), root, (names, digests, sizes))
 
 
-def _manifest_digest(names: list[str], digests: list[str], sizes: list[int]) -> str:
+def manifest_digest(names: list[str], digests: list[str], sizes: list[int]) -> str:
     """SHA-256 of the `<relpath>\\0<digest>\\0<size>\\n` lines sorted by their UTF-8 bytes."""
     lines = [f"{n}\0{d}\0{s}\n" for n, d, s in zip(names, digests, sizes, strict=True)]
     try:

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final, NoReturn, TextIO
 
-from polytrack.errors import PolytrackError, QueryError, RunNotFoundError
+from polytrack.errors import ArtifactNotFoundError, PolytrackError, QueryError, RunNotFoundError
 
 if TYPE_CHECKING:
     from polytrack.cli._parser import Parser
@@ -50,10 +50,14 @@ EXIT_BROKEN_PIPE: Final = 141
 # One module per subcommand; each has `register(subcommands, parent)`.
 _COMMANDS: Final = (
     "polytrack.cli.runs",
+    "polytrack.cli.artifacts",
+    "polytrack.cli.lineage",
     "polytrack.cli.index",
     "polytrack.cli.check",
     "polytrack.cli.run",
     "polytrack.cli.ops",
+    "polytrack.cli.reproduce",
+    "polytrack.cli.sync",
 )
 
 
@@ -89,7 +93,7 @@ def main(
         return exc.status
     except QueryError as exc:
         return _fail(err, exc, EXIT_USAGE)
-    except RunNotFoundError as exc:  # AmbiguousRunError included
+    except (RunNotFoundError, ArtifactNotFoundError) as exc:  # AmbiguousRunError included
         return _fail(err, exc, EXIT_NOT_FOUND)
     except PolytrackError as exc:
         return _fail(err, exc, EXIT_ERROR)

@@ -22,8 +22,9 @@ from polytrack.cli._parser import Parser, add_command
 
 if TYPE_CHECKING:
     from polytrack.cli._parser import Subcommands
+    from polytrack.comparison import MetricDelta, MetricsCheck
     from polytrack.reading import RunView
-    from polytrack.reproduce import Checkout, Comparison, DataCheck, EnvironmentDrift
+    from polytrack.reproduce import Checkout, DataCheck, EnvironmentDrift
 
 __all__ = ["register", "reproduce"]
 
@@ -240,32 +241,39 @@ def _environment(context: Context, drift: EnvironmentDrift) -> None:
             context.out(f"  {kind:<8} and {len(items) - _SHOWN_PACKAGES} more")
 
 
-def _comparison(context: Context, comparison: Comparison | None) -> None:
+def _comparison(context: Context, check: MetricsCheck | None) -> None:
     context.out("")
     context.out("metrics")
-    if comparison is None:
+    if check is None:
         context.out("  none: the rerun recorded no run")
         return
-    if not comparison.metrics:
+    if not check.deltas:
         context.out("  none: neither run logged a metric")
         return
-    if comparison.identical:
-        count = len(comparison.metrics)
+    count = len(check.deltas)
+    if check.identical:
         context.out(f"  identical: {count} metrics, bit for bit at every step")
-    width = max(len(printable(m.key)) for m in comparison.metrics)
-    for metric in comparison.metrics:
-        key = printable(metric.key).ljust(width)
-        if metric.status == "identical":
-            text = f"identical (last {_number(metric.original)})"
-        elif metric.status == "different":
-            steps = "" if metric.steps_match else ", logged at other steps"
-            text = (
-                f"max abs difference {_number(metric.max_abs_difference)} (last "
-                f"{_number(metric.original)} vs {_number(metric.reproduction)}{steps})"
-            )
-        else:
-            text = metric.status
-        context.out(f"  {key}  {text}")
+    else:
+        context.out(f"  {len(check.differing())} of {count} metrics differ")
+    width = max(len(printable(delta.key)) for delta in check.deltas)
+    for delta in check.deltas:
+        context.out(f"  {printable(delta.key).ljust(width)}  {_delta(delta)}")
+
+
+def _delta(delta: MetricDelta) -> str:
+    """One metric of the original (`a`) against the reproduction (`b`), in words."""
+    original, reproduction = delta.last
+    if delta.identical:
+        return f"identical (last {_number(original)})"
+    if reproduction is None:
+        return f"only in the original (last {_number(original)})"
+    if original is None:
+        return f"only in the reproduction (last {_number(reproduction)})"
+    lasts = f"last {_number(original)} vs {_number(reproduction)}"
+    note = f", {delta.note}" if delta.note else ""
+    if delta.max_abs_diff is None:
+        return f"different ({lasts}{note})"
+    return f"max abs difference {_number(delta.max_abs_diff)} ({lasts}{note})"
 
 
 def _number(value: float | None) -> str:

@@ -1,4 +1,5 @@
 """`polytrack runs ls` and `polytrack runs show`: recorded runs as tables or as JSON.
+(`runs compare` and `runs diff` live in `polytrack.cli.compare`.)
 
 Reads through the public API (`polytrack.runs`, `polytrack.get_run`, imported from
 `polytrack.reading`), as a user would.
@@ -35,6 +36,7 @@ from polytrack.cli._snapshot import (
     describe_system,
 )
 from polytrack.cli._table import Cell, Column, render, table_width
+from polytrack.cli.compare import register as register_compare
 from polytrack.errors import RunNotFoundError
 
 if TYPE_CHECKING:
@@ -207,6 +209,8 @@ def register(commands: Subcommands, parent: Parser) -> None:
     show.add_argument("--project", metavar="P", help="look names up in project P only")
     show.add_argument("--json", action="store_true", help="print the record as a JSON object")
     show.set_defaults(handler=show_run)
+
+    register_compare(actions, runs)  # `runs compare`, `runs diff`
 
 
 def _non_negative_int(text: str) -> int:
