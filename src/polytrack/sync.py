@@ -51,7 +51,6 @@ from polytrack.models import (
     Event,
     GitState,
     RunStarted,
-    StatusChanged,
 )
 
 __all__ = [
@@ -244,13 +243,14 @@ class RunSync:
     def workdir(self) -> Path:
         return self._path.with_suffix("")
 
-    def step(self, *, live: bool, final_status: StatusChanged | None = None) -> StepResult:
+    def step(self, *, live: bool, crashed_at: float | None = None) -> StepResult:
         """Ship the next batch (or re-send the pending one); then, once caught up, the
         status and the output logs.
 
         Args:
             live: the run's latest attempt may still write (see `polytrack.journal_tail`).
-            final_status: a status that no event records: `crashed`, for a dead run.
+            crashed_at: the run's process died without a final status, then (readers
+                derive `crashed`; no event records it): sent as its status.
 
         Raises:
             BackendUnavailableError, BackendAuthError: nothing moved; try again later.
@@ -267,7 +267,7 @@ class RunSync:
         else:
             piece = self._tail.read(state.acked, live=live, max_points=self._max_points)
             if piece.empty and piece.end == state.acked:
-                return self._finish_step(live, final_status)
+                return self._finish_step(live, crashed_at)
             seq = state.seq
             state.pending = (seq, piece.end)
             self._save()
@@ -288,29 +288,30 @@ class RunSync:
         self._save()
         if piece.exhausted:
             return attrs.evolve(
-                self._finish_step(live, final_status),
+                self._finish_step(live, crashed_at),
                 points=batch.points,
                 events=len(batch.events),
                 artifacts=uploaded,
             )
         return StepResult(batch.points, len(batch.events), uploaded, caught_up=False)
 
-    def _finish_step(self, live: bool, final_status: StatusChanged | None) -> StepResult:
+    def _finish_step(self, live: bool, crashed_at: float | None) -> StepResult:
         """Caught up with the journal: send the latest status, and the logs once final."""
-        latest = self._tail.latest_status or final_status
-        if final_status is not None and (latest is None or latest.status not in FINAL_STATUSES):
-            latest = final_status
+        recorded = self._tail.latest_status
+        latest: tuple[str, float, str | None] | None = None
+        if recorded is not None:
+            latest = (recorded.status, recorded.at, recorded.message)
+        if crashed_at is not None and (latest is None or latest[0] not in FINAL_STATUSES):
+            latest = ("crashed", crashed_at, None)
         uploaded = 0
         if latest is not None:
-            status = (latest.status, latest.at, latest.message)
+            status = latest
             if self.state.status != status:
-                if not live or latest.status in FINAL_STATUSES:
+                if not live or status[0] in FINAL_STATUSES:
                     # The output is complete once the attempt is over: sent before the
                     # status, so that a server showing the run done shows all of it.
                     uploaded = self._upload(_logs_of(self.directory))
-                self.backend.set_status(
-                    self.run_id, latest.status, at=latest.at, message=latest.message
-                )
+                self.backend.set_status(self.run_id, status[0], at=status[1], message=status[2])
                 self.state.status = status
                 self._save()
         elif self.state.status is None:

@@ -8,6 +8,7 @@ import pytest
 
 from .mlflow_server import MlflowServer, group_alive
 from .moto_server import MotoServer
+from .polyaxon_sandbox import PolyaxonSandbox
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +36,12 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
     yield server
     server.stop()
     assert not group_alive(server.pgid), f"moto server group {server.pgid} outlived stop()"
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PolyaxonSandbox]:
+    """A real Polyaxon API (`haupt sandbox`) for the session, shared by its tests, each in
+    its own project. The first run on a machine builds its venv (about a minute)."""
+    server = PolyaxonSandbox.start(tmp_path_factory.mktemp("polyaxon"))
+    yield server
+    server.stop()

@@ -49,8 +49,10 @@ class S3Credentials:
 class MotoServer:
     """One running `moto_server` with auth on; use `MotoServer.start(...)`, then `stop()`."""
 
-    def __init__(self, process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-        self._process, self._url, self._log = process, url, log
+    def __init__(self, process: subprocess.Popen[bytes], url: str, directory: Path) -> None:
+        self._process, self._url, self._directory = process, url, directory
+        self._log = directory / "server.log"
+        self._session: Any = None  # one botocore session: each costs its JSON models
         self.writer = S3Credentials("", "")
         self.denied = S3Credentials("", "")
 
@@ -105,8 +107,9 @@ class MotoServer:
         }
         env.update(TMPDIR=str(tmp), PYTHONUNBUFFERED="1")
         argv = [str(venv / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-        log = directory / "server.log"
-        with open(log, "ab") as out:
+        # An empty default profile for the helpers' clients (see `_client`).
+        (directory / "aws-config").write_text("[default]\n")
+        with open(directory / "server.log", "ab") as out:
             process = subprocess.Popen(
                 argv,
                 cwd=directory,
@@ -116,7 +119,7 @@ class MotoServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        return cls(process, f"http://127.0.0.1:{port}", log)
+        return cls(process, f"http://127.0.0.1:{port}", directory)
 
     @property
     def url(self) -> str:
@@ -190,12 +193,15 @@ class MotoServer:
         import botocore.config
         import botocore.session
 
-        session = botocore.session.Session()
-        # Only what is passed here: not the developer's ~/.aws, profile or AWS_* keys.
-        session.set_config_variable("config_file", os.devnull)
-        session.set_config_variable("credentials_file", os.devnull)
-        session.set_config_variable("profile", "default")
-        return session.create_client(
+        if self._session is None:
+            self._session = botocore.session.Session()
+            # Only what is passed here: not the developer's ~/.aws, AWS_PROFILE or AWS_*
+            # keys (a profile named explicitly must exist, hence a file with an empty one).
+            config = str(self._directory / "aws-config")
+            self._session.set_config_variable("config_file", config)
+            self._session.set_config_variable("credentials_file", config)
+            self._session.set_config_variable("profile", "default")
+        return self._session.create_client(
             service,
             endpoint_url=self._url,
             region_name=REGION,
@@ -230,8 +236,7 @@ class MotoServer:
                 code = self._process.poll()
                 if code is not None:
                     raise ServerStartError(
-                        f"moto_server exited {code} before answering; log tail:\n"
-                        f"{self.log_tail()}"
+                        f"moto_server exited {code} before answering; log tail:\n{self.log_tail()}"
                     )
                 try:
                     if session.get(f"{self._url}/moto-api/", timeout=2).status_code == 200:

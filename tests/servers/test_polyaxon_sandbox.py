@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,6 @@ import pytest
 from .polyaxon_sandbox import PolyaxonSandbox
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PolyaxonSandbox]:
-    server = PolyaxonSandbox.start(tmp_path_factory.mktemp("polyaxon-sandbox"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_run_status_reads_back(sandbox: PolyaxonSandbox) -> None:

@@ -134,12 +134,20 @@ def _credentials_table(path: Path, table: Any) -> dict[str, Credentials]:
 
 
 def uri_key(uri: str) -> str:
-    """A backend URI without credentials, query or trailing slash: what names it."""
+    """A backend URI without credentials, query or trailing slash: what names it.
+
+    Raises:
+        BackendConfigError: the port is not a number from 0 to 65535.
+    """
     parts = urlsplit(uri)
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    try:
+        port = parts.port
+    except ValueError:
+        raise BackendConfigError(f"backend URI {parts.scheme}://{host}...: bad port") from None
+    netloc = f"{host}:{port}" if port else host
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 

@@ -8,9 +8,9 @@ check that what arrived equals what was logged, exactly once.
 from __future__ import annotations
 
 import threading
-from urllib.parse import urlsplit
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 

@@ -158,14 +158,11 @@ class _Shipper:
             sync.close()
 
     def _ship(self, run_id: str, sync: RunSync) -> bool:
-        from polytrack.models import StatusChanged
         from polytrack.sync import Backoff
 
         info = self._store.read_run(run_id).info
         live = info.status == "running"
-        final = None
-        if info.status == "crashed":
-            final = StatusChanged(status="crashed", at=info.updated_at, message=info.message)
+        crashed_at = info.updated_at if info.status == "crashed" else None
         quiet = self._args.quiet
         total = sync.state.points + sync.backlog(live=live) if not quiet else 0
         sent = points = artifacts = 0
@@ -173,7 +170,7 @@ class _Shipper:
         give_up_at = time.monotonic() + self._args.retry_for
         while True:
             try:
-                result = sync.step(live=live, final_status=final)
+                result = sync.step(live=live, crashed_at=crashed_at)
             except BackendAuthError:
                 raise  # every run would fail the same way: main() reports it once
             except BackendUnavailableError as exc:
