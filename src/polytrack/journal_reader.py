@@ -55,6 +55,7 @@ __all__ = [
     "SeriesSummary",
     "read_run_files",
     "read_snapshot",
+    "segment_dtype",
     "read_series",
     "summarize_run_files",
 ]
@@ -100,7 +101,8 @@ def _read_events(path: Path, corrupt: list[str]) -> Iterator[Event]:
         pos += FRAME.size + length + (-length % 8)
 
 
-def _segment_dtype(record_size: int) -> np.dtype[Any]:
+def segment_dtype(record_size: int) -> np.dtype[Any]:
+    """The numpy layout of a segment's records of `record_size` bytes."""
     n = (record_size - 16) // 8
     return np.dtype(
         [("step", "<i8"), ("values", "<f8", (n,)), ("t", "<f4"), ("key", "<u2"), ("kind", "<u2")]
@@ -357,7 +359,7 @@ def _read_segment(
         if magic != SEGMENT_MAGIC or record_size < 16 or record_size % 8:
             corrupt.append(f"{path.name}: bad segment header")
             return None
-        records = np.fromfile(file, dtype=_segment_dtype(record_size))
+        records = np.fromfile(file, dtype=segment_dtype(record_size))
     good = records["kind"] == (KIND_POINT if stream == 0 else KIND_ROW)
     raw = records.view(np.uint8).data
     for check in checks:

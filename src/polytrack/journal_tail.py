@@ -39,6 +39,7 @@ from polytrack.journal import (
     SEGMENT_MAGIC,
     SEGMENT_RE,
 )
+from polytrack.journal_reader import segment_dtype
 from polytrack.models import Checksum, Event, KeyDefined, SchemaDefined, StatusChanged
 
 __all__ = ["BOOKKEEPING", "Chunk", "JournalTail", "Position", "Slice"]
@@ -290,7 +291,7 @@ class JournalTail:
             if count <= 0:
                 return [], slot, False
             file.seek(HEADER_SIZE + slot * record_size)
-            records = np.fromfile(file, dtype=_dtype(record_size), count=count)
+            records = np.fromfile(file, dtype=segment_dtype(record_size), count=count)
         if not records.size:
             return [], slot, False
         kids = self._key_ids(attempt, stream)
@@ -373,10 +374,3 @@ class JournalTail:
                         bad.append((first, (check.end - HEADER_SIZE) // record_size))
             self._scanned.bad[name] = (len(checks), bad)
         return bad
-
-
-def _dtype(record_size: int) -> np.dtype[Any]:
-    n = (record_size - 16) // 8
-    return np.dtype(
-        [("step", "<i8"), ("values", "<f8", (n,)), ("t", "<f4"), ("key", "<u2"), ("kind", "<u2")]
-    )

@@ -43,6 +43,7 @@ from polytrack.errors import (
     BackendRejectedError,
     StoreError,
 )
+from polytrack.journal import fsync_dir
 from polytrack.journal_tail import JournalTail, Position, Slice
 from polytrack.models import (
     FINAL_STATUSES,
@@ -140,7 +141,7 @@ class SyncState:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 @attrs.frozen
@@ -429,14 +430,6 @@ def _file_artifact(path: Path, name: str) -> Artifact:
             digest.update(chunk)
             size += len(chunk)
     return Artifact(path=path, name=name, digest=f"sha256:{digest.hexdigest()}", size=size)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @attrs.define

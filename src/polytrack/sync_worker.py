@@ -174,7 +174,7 @@ class SyncWorker:
         if self._handoff is not None:
             try:
                 pid = self._spawn(*self._handoff())
-            except OSError as exc:
+            except Exception as exc:  # OSError, a failed or slow launcher: say how instead
                 self._say(f"run {self.run_id} is not all at {key} yet ({exc}); run `{command}`")
                 return
             self._say(
@@ -188,17 +188,29 @@ class SyncWorker:
             )
 
     def _spawn(self, argv: list[str], env: dict[str, str]) -> int:
+        """Start `argv` detached: in its own session, and not our child (a launcher starts
+        it and exits), so it outlives this process and nobody has to reap it."""
         import subprocess
 
         log = self.directory / "sync" / "background.log"
         with log.open("ab") as out:
-            process = subprocess.Popen(
-                argv,
+            launched = subprocess.run(
+                [sys.executable, "-c", _LAUNCHER, *argv],
                 stdin=subprocess.DEVNULL,
-                stdout=out,
+                stdout=subprocess.PIPE,
                 stderr=out,
-                start_new_session=True,  # outlives the training process and its Ctrl-C
-                close_fds=True,
+                start_new_session=True,  # away from the terminal's Ctrl-C
                 env=env,
+                timeout=60,
+                check=True,
             )
-        return process.pid
+        return int(launched.stdout)
+
+
+# Starts the command with its output on our stderr (the log), prints its pid, and exits.
+_LAUNCHER = (
+    "import subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=sys.stderr,"
+    " stderr=sys.stderr)\n"
+    "print(p.pid)\n"
+)

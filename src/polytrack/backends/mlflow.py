@@ -42,15 +42,12 @@ server's `Retry-After`); 401/403 -> `BackendAuthError`; other 4xx ->
 from __future__ import annotations
 
 import contextlib
-import datetime
-import email.utils
 import hashlib
 import json
 import os
 import posixpath
 import re
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
@@ -63,6 +60,7 @@ from attrs import frozen
 
 from polytrack.backends.base import Artifact, Batch, Series
 from polytrack.backends.config import BackendConfig, Credentials, credentials_for, uri_key
+from polytrack.backends.http import retry_after
 from polytrack.errors import (
     BackendAuthError,
     BackendConfigError,
@@ -675,7 +673,7 @@ def _error(
         return BackendUnavailableError(
             f"{key} failed {what} ({status}): {detail}",
             status=status,
-            retry_after=_retry_after(response.headers.get("Retry-After")),
+            retry_after=retry_after(response.headers.get("Retry-After")),
         )
     return BackendRejectedError(f"{key} refused {what} ({status}): {detail}", status=status)
 
@@ -696,24 +694,6 @@ def _detail(response: requests.Response) -> str:
 def _snippet(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _retry_after(value: str | None) -> float | None:
-    """`Retry-After` in seconds from now: delay-seconds or an HTTP-date (RFC 9110 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:  # "-0000": an HTTP-date is GMT all the same
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    return max(0.0, when.timestamp() - time.time())
 
 
 # -- translation ----------------------------------------------------------------------------

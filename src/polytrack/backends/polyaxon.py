@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import email.utils
 import errno
 import functools
 import json
@@ -73,6 +72,7 @@ import requests
 
 from polytrack.backends.base import Artifact, Batch, Series
 from polytrack.backends.config import BackendConfig, credentials_for, uri_key
+from polytrack.backends.http import retry_after
 from polytrack.errors import (
     BackendAuthError,
     BackendConfigError,
@@ -80,6 +80,7 @@ from polytrack.errors import (
     BackendRejectedError,
     BackendUnavailableError,
 )
+from polytrack.journal import fsync_dir
 from polytrack.models import (
     ArtifactLogged,
     CodeState,
@@ -189,7 +190,7 @@ def _failure(
         return BackendAuthError(shown, status=status)
     if status == 429 or status >= 500:
         return BackendUnavailableError(
-            shown, status=status, retry_after=_retry_after(response.headers.get("Retry-After"))
+            shown, status=status, retry_after=retry_after(response.headers.get("Retry-After"))
         )
     method = response.request.method if response.request is not None else None
     if status == 405 and not response.content and method not in (None, "GET", "HEAD"):
@@ -231,23 +232,6 @@ def _flat(value: Any) -> str:
     if isinstance(value, list):
         return " ".join(_flat(item) for item in value)
     return str(value)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """`Retry-After` in seconds: a number, or an HTTP date from now; None if absent."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
 
 
 # -- JSON bodies ---------------------------------------------------------------------------
@@ -385,7 +369,7 @@ class _Staged:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             if created:
-                _fsync_dir(directory)
+                fsync_dir(directory)
             staged = cls(directory, fd, 0)
             staged._replay()
             staged._read_uploaded()
@@ -551,14 +535,6 @@ def _parse_header(line: bytes) -> dict[str, Any] | None:
     if size < 0 or sum(c[2] for c in chunks) != size:
         return None
     return header
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- streamed multipart bodies -----------------------------------------------------------
