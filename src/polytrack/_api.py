@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from polytrack import _state
 from polytrack._version import __version__
-from polytrack.backends.target import SyncTarget, resolve_target
 from polytrack.capture.logs import LogCapture
 from polytrack.capture.seeds import seed_everything as _seed_everything
 from polytrack.capture.snapshot import SnapshotCapture
@@ -23,7 +22,7 @@ from polytrack.models import DataRef, ParamsSet, RunLinked, RunStarted, SeedStat
 from polytrack.processes import hostname, process_started
 from polytrack.redact import redact_url
 from polytrack.run import DisabledRun, Run, check_tags, flatten_params
-from polytrack.settings import CAPTURES, MODES, Settings
+from polytrack.settings import CAPTURES, MODES, Settings, config_path
 from polytrack.writer import JournalWriter
 
 if TYPE_CHECKING:
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
 
     from polytrack.backends.base import Backend
     from polytrack.backends.local import LocalStore, RunRead
+    from polytrack.backends.target import SyncTarget
 
 __all__ = [
     "current_run",
@@ -122,7 +122,7 @@ def init(
             raise InvalidInputError(f"notes must be a string; got {type(notes).__name__}")
         notes = redact_url(notes)
 
-    target = resolve_target(backend, settings, os.environ if environ is None else environ)
+    target = _sync_target(backend, settings, os.environ if environ is None else environ)
 
     previous = _state.current
     if previous is not None:
@@ -336,6 +336,20 @@ def _start_captures(
         )
     if snapshot is not None:
         run.own(snapshot)  # stopped first: its records go in before the logs close
+
+
+def _sync_target(
+    backend: Backend | str | None, settings: Settings, environ: Mapping[str, str]
+) -> SyncTarget | None:
+    """Where the run syncs to (see `resolve_target`), without importing the backends'
+    modules when nothing names one: most runs stay local, and init() stays quick."""
+    if settings.mode != "online":
+        return None
+    if backend is None and not settings.backend and not config_path(environ).is_file():
+        return None
+    from polytrack.backends.target import resolve_target
+
+    return resolve_target(backend, settings, environ)
 
 
 def _start_sync(run: Run, target: SyncTarget | None, environ: Mapping[str, str]) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "MODES",
     "Mode",
     "Settings",
+    "config_path",
     "default_cache_dir",
     "default_home",
 ]
@@ -80,6 +81,16 @@ def default_cache_dir(environ: Mapping[str, str]) -> Path:
     xdg = environ.get("XDG_CACHE_HOME")
     base = Path(xdg) if xdg else Path(environ.get("HOME") or Path.home()) / ".cache"
     return base / "polytrack"
+
+
+def config_path(environ: Mapping[str, str]) -> Path:
+    """The config file (backend, artifact store, credentials: `polytrack.backends.config`):
+    `$POLYTRACK_CONFIG`, else `$XDG_CONFIG_HOME/polytrack/config.toml`."""
+    if environ.get("POLYTRACK_CONFIG"):
+        return Path(environ["POLYTRACK_CONFIG"]).expanduser()
+    xdg = environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg) if xdg else Path(environ.get("HOME") or Path.home()) / ".config"
+    return base / "polytrack" / "config.toml"
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:

@@ -28,6 +28,7 @@ import attrs
 from attrs import frozen
 
 from polytrack.errors import BackendConfigError
+from polytrack.settings import config_path
 
 __all__ = [
     "BackendConfig",
@@ -66,15 +67,6 @@ class BackendConfig:
 
     def __repr__(self) -> str:
         return f"BackendConfig({self.path}, backend={self.backend!r})"
-
-
-def config_path(environ: Mapping[str, str]) -> Path:
-    """`$POLYTRACK_CONFIG`, else `$XDG_CONFIG_HOME/polytrack/config.toml`."""
-    if environ.get("POLYTRACK_CONFIG"):
-        return Path(environ["POLYTRACK_CONFIG"]).expanduser()
-    xdg = environ.get("XDG_CONFIG_HOME")
-    base = Path(xdg) if xdg else Path(environ.get("HOME") or Path.home()) / ".config"
-    return base / "polytrack" / "config.toml"
 
 
 def read_config(environ: Mapping[str, str]) -> BackendConfig:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from polytrack.backends.base import Backend
 from polytrack.backends.config import BackendConfig
 from polytrack.errors import BackendConfigError
+
+if TYPE_CHECKING:
+    from polytrack.backends.base import Backend
 
 __all__ = ["BUILTIN_SCHEMES", "ENTRY_POINT_GROUP", "check_uri", "open_backend"]
 
@@ -57,6 +59,8 @@ def open_backend(
     Raises:
         BackendConfigError: the scheme is unknown, or its factory refused the URI.
     """
+    from polytrack.backends.base import Backend  # a runtime Protocol: not on init()'s path
+
     scheme = check_uri(uri)
     factory = _factory(scheme)
     backend = factory(uri, environ=environ, config=config or BackendConfig())
