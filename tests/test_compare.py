@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 from attrs import frozen
 
 import polytrack
+from _git import git
 from polytrack.capture.environment import capture_environment
 from polytrack.cli import main
 from polytrack.comparison import ABSENT, Comparison, identical_metrics
@@ -23,22 +22,7 @@ from polytrack.errors import InvalidInputError
 from polytrack.models import HardwareState
 from polytrack.run import Run
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 GiB = 1024**3
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, **GIT_ENV, "HOME": str(repo.parent)}
-    done = subprocess.run(
-        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
-    )
-    return done.stdout.strip()
 
 
 @pytest.fixture

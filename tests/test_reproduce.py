@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 import polytrack
+from _git import GIT_ENV, git
 from polytrack import cli
 from polytrack.comparison import identical_metrics
 from polytrack.errors import InvalidInputError
@@ -33,14 +34,6 @@ from polytrack.reproduce import (
 )
 from polytrack.reproduce_spec import polyaxonfile
 from polytrack.settings import Settings
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.com",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 # Linear regression by gradient descent: seeded noise on the start weights, data from a
 # CSV file outside the repository, start weights from a tracked binary file. SCALE and
@@ -84,14 +77,6 @@ def main():
 
 main()
 """
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, **GIT_ENV, "HOME": str(repo.parent)}
-    done = subprocess.run(
-        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
-    )
-    return done.stdout.strip()
 
 
 @pytest.fixture

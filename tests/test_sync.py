@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import polytrack
+from _file_backend import FileBackend
 from polytrack.backends.base import Artifact, Backend, Batch
 from polytrack.backends.memory import InMemoryBackend
 from polytrack.cli import main
@@ -296,11 +297,6 @@ def test_kill_9_in_mid_sync_then_sync_again_delivers_exactly_once(
     assert process.returncode == -9, process.stderr
     run_id = process.stdout.split()[0]
     directory = home / "runs" / run_id
-    sys.path.insert(0, str(Path(__file__).parent))
-    try:
-        from _file_backend import FileBackend
-    finally:
-        sys.path.pop(0)
     backend = FileBackend(server)
     state = SyncState.load(state_path(directory, backend.key), backend.key)
     assert state.pending is not None and state.pending[0] == 2  # died holding batch 2
