@@ -72,7 +72,7 @@ def series_of(
         "m",
         np.arange(n, dtype=np.int64) if steps is None else np.asarray(steps, dtype=np.int64),
         np.linspace(0.0, 1.0, n) if values is None else np.asarray(values, dtype=np.float64),
-        T0 + np.arange(n) * 0.01 if times is None else np.asarray(times, dtype=np.float64),
+        np.asarray(T0 + np.arange(n) * 0.01 if times is None else times, dtype=np.float64),
     )
 
 
@@ -264,3 +264,131 @@ def test_format_events_reads_any_int64_buffer(format_events: Callable[..., bytes
     assert format_events(steps, micros, values) == (
         b"\n5|1970-01-01 00:00:01.500000+00:00|0.25\n-6|1969-12-31 23:59:59.999999+00:00|-0.0"
     )
+
+
+# The C formatter writes values with Grisu3 and falls back on dtoa (what repr calls) where
+# Grisu3 gives up; these pin its output to repr's, byte for byte, where the two could
+# differ: the digits (shortest, nearest), the layout (fixed or exponent, ".0", the
+# exponent's sign and width) and the special values.
+
+
+def c_reprs(format_events: Callable[..., bytes], values: npt.ArrayLike) -> list[str]:
+    """The value fields of format_events' lines for `values`."""
+    column = np.ascontiguousarray(values, dtype=np.float64)
+    zeros = np.zeros(column.size, dtype=np.int64)
+    lines = format_events(zeros, zeros, column).decode("ascii").split("\n")[1:]
+    return [line.rpartition("|")[2] for line in lines]
+
+
+def assert_reprs(format_events: Callable[..., bytes], values: npt.ArrayLike) -> None:
+    """format_events writes each of `values` as repr does (the first differences shown)."""
+    column = np.asarray(values, dtype=np.float64)
+    expected = [repr(value) for value in column.tolist()]
+    got = c_reprs(format_events, column)
+    wrong = [(e, g) for e, g in zip(expected, got, strict=True) if e != g]
+    assert not wrong, f"{len(wrong)} values differ from repr (repr, C): {wrong[:10]}"
+
+
+def neighbours(values: npt.ArrayLike, ulps: int) -> npt.NDArray[np.float64]:
+    """`values` and the doubles up to `ulps` steps below and above each, of either sign."""
+    bits = np.abs(np.asarray(values, dtype=np.float64)).view(np.int64)
+    steps = np.arange(-ulps, ulps + 1, dtype=np.int64)
+    near = (bits[:, None] + steps[None, :]).ravel()
+    near = near[(near >= 0) & (near < 0x7FF0000000000000)].view(np.float64)
+    return np.concatenate([near, -near])
+
+
+@c_only
+def test_random_bit_patterns_are_repr(format_events: Callable[..., bytes]) -> None:
+    """Doubles of random bits (every exponent, nan payloads, infinities by chance) and random
+    subnormals are written as repr writes them."""
+    rng = np.random.default_rng(1)
+    bits = rng.integers(INT64_MIN, INT64_MAX, 200_000, dtype=np.int64, endpoint=True)
+    subnormal = rng.integers(1, 2**52, 20_000, dtype=np.int64)
+    tiny = rng.integers(1, 2**12, 2_000, dtype=np.int64)  # few significant digits
+    assert_reprs(format_events, np.concatenate([bits, subnormal, -subnormal, tiny]).view("f8"))
+
+
+@c_only
+def test_human_decimals_are_repr(format_events: Callable[..., bytes]) -> None:
+    """Decimals of 1..17 significant digits, as people and round() write them, scaled by
+    powers of ten from 1e-30 to 1e30, are written with their own digits."""
+    rng = np.random.default_rng(2)
+    n = 100_000
+    places = rng.integers(1, 18, n).tolist()
+    scales = (10.0 ** rng.integers(-30, 31, n)).tolist()
+    fractions = rng.random(n).tolist()
+    rounded = [round(x, k) * s for x, k, s in zip(fractions, places, scales, strict=True)]
+    digits = rng.integers(1, 18, n)
+    mantissas = (rng.random(n) * 10.0**digits).astype(np.int64).tolist()
+    exponents = rng.integers(-30, 31, n).tolist()
+    typed = [float(f"{m}e{e}") for m, e in zip(mantissas, exponents, strict=True)]
+    assert_reprs(format_events, rounded + typed)
+
+
+@c_only
+def test_integers_are_repr(format_events: Callable[..., bytes]) -> None:
+    """Integral doubles: small ones, any below 2**53, the odd ones past it (which round) and
+    huge ones are written as repr writes them, ".0" and all."""
+    rng = np.random.default_rng(3)
+    exact = rng.integers(-(2**53), 2**53, 20_000, dtype=np.int64, endpoint=True)
+    beyond = rng.integers(2**53, 2**63 - 1, 20_000, dtype=np.int64)
+    huge = rng.random(5_000) * 10.0 ** rng.integers(16, 309, 5_000)
+    values = [
+        np.arange(-10_000, 10_001, dtype=np.float64),
+        exact.astype(np.float64),
+        beyond.astype(np.float64),
+        np.array([float(2**53 + k) for k in range(-5, 6)]),
+        np.floor(huge),
+    ]
+    assert_reprs(format_events, np.concatenate(values))
+
+
+@c_only
+def test_powers_of_two_and_ten_and_their_neighbours_are_repr(
+    format_events: Callable[..., bytes],
+) -> None:
+    """Every power of two (some, like 2**-25 and 2**81, are doubles Grisu3 gives up on, so
+    dtoa writes them) and of ten, and the doubles a few steps either side of each."""
+    twos = np.ldexp(1.0, np.arange(-1074, 1024))
+    tens = np.array([float(f"1e{k}") for k in range(-323, 309)])
+    assert_reprs(format_events, np.concatenate([neighbours(twos, 2), neighbours(tens, 3)]))
+
+
+@c_only
+def test_the_switch_to_exponent_notation_is_repr(format_events: Callable[..., bytes]) -> None:
+    """Around 1e16 and 1e-4, where repr switches between fixed and exponent notation, and
+    around the other powers of ten near them, each double is written as repr writes it."""
+    switches = np.array([1e-5, 1e-4, 1e-3, 1e15, 1e16, 1e17, 9999999999999998.0])
+    near = neighbours(switches, 200)
+    assert_reprs(format_events, near)
+    fixed = c_reprs(format_events, [9999999999999998.0, 0.0001, 1234567890123456.8])
+    assert fixed == ["9999999999999998.0", "0.0001", "1234567890123456.8"]
+    assert c_reprs(format_events, [1e16, 9.999999999999999e-05, 1e-05, 1.5e300, 2.5e-300]) == [
+        "1e+16", "9.999999999999999e-05", "1e-05", "1.5e+300", "2.5e-300",
+    ]  # fmt: skip
+
+
+@c_only
+def test_values_of_seventeen_digits_are_repr(format_events: Callable[..., bytes]) -> None:
+    """Doubles whose shortest repr needs all 17 significant digits are written in full."""
+    rng = np.random.default_rng(4)
+    candidates = rng.standard_normal(100_000) * 10.0 ** rng.integers(-20, 21, 100_000)
+    long = [
+        v
+        for v in candidates.tolist()
+        if len(repr(v).partition("e")[0].replace(".", "").strip("-0")) == 17
+    ] + [0.1 + 0.2, 1 / 3 * 1e-300, 2.2250738585072014e-308 * 3]
+    assert len(long) > 20_000
+    assert_reprs(format_events, long)
+
+
+@c_only
+def test_extremes_and_specials_are_repr(format_events: Callable[..., bytes]) -> None:
+    """The least subnormal, the largest subnormal, the least normal, the largest double,
+    zeros, infinities and nans of either sign are written as repr writes them."""
+    extremes = [5e-324, 2.225073858507201e-308, 2.2250738585072014e-308, 1.7976931348623157e308]
+    specials = [0.0, float("inf"), float("nan")]
+    values = extremes + [-v for v in extremes] + specials + [-v for v in specials]
+    assert c_reprs(format_events, values) == [repr(v) for v in values]
+    assert c_reprs(format_events, [-0.0, -float("nan"), -float("inf")]) == ["-0.0", "nan", "-inf"]

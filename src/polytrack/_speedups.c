@@ -22,6 +22,7 @@
 #include <structmember.h>
 #include <stddef.h>
 #include <errno.h>
+#include <math.h>  /* isnan, isinf, signbit */
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -362,16 +363,19 @@ static PyTypeObject AppenderType = {
  * format_events: metric points as traceml event lines (polytrack/backends/polyaxon.py).
  *
  * Each point becomes "\n<step>|<YYYY-MM-DD HH:MM:SS.ffffff>+00:00|<repr(value)>", byte for
- * byte what the pure-Python `_event_lines` writes: values through PyOS_double_to_string
- * with float.__repr__'s arguments, the date through gmtime_r (once per day) and, for a
- * year outside 1000..9999, the C library's own "%Y" (as time.strftime writes it), the
- * time of day and the microseconds by hand. The GIL is held throughout: the value
- * formatter allocates with PyMem_Malloc, and no Python code runs, so the arrays cannot
- * change under us.
+ * byte what the pure-Python `_event_lines` writes: values as float.__repr__ writes them
+ * (format_repr below, where Grisu3 vouches for its digits, else PyOS_double_to_string with
+ * repr's arguments; a 256-slot cache keeps repeated values from being formatted again),
+ * the date through gmtime_r (once per day) and, for a year outside 1000..9999, the C
+ * library's own "%Y" (as time.strftime writes it), the time of day and the microseconds by
+ * hand. The GIL is held throughout: the dtoa fallback
+ * allocates with PyMem_Malloc, and no Python code runs, so the arrays cannot change under
+ * us.
  */
 
 /* The longest line: "\n", a step (20), "|", a date (a year of at most 12 characters,
-   "-MM-DD HH:MM:SS.ffffff"), "+00:00|", a value (at most 24: -2.2250738585072014e-308). */
+   "-MM-DD HH:MM:SS.ffffff"), "+00:00|", a value (at most 24: -2.2250738585072014e-308),
+   written as all 31 bytes of its cache slot. */
 #define EVENT_LINE_MAX 128
 #define VALUE_CACHE 256
 
@@ -412,6 +416,294 @@ put_int64(char *out, int64_t value)
     }
     memcpy(out, p, (size_t)(end - p));
     return out + (end - p);
+}
+
+/*
+ * A double's repr without dtoa: Grisu3 (Florian Loitsch, "Printing Floating-Point Numbers
+ * Quickly and Accurately with Integers", PLDI 2010), as in Google's double-conversion
+ * (fast-dtoa.cc), then laid out as CPython's repr lays out dtoa's digits.
+ *
+ * float.__repr__ is David Gay's dtoa in mode 0 -- the shortest digits that read back as
+ * the same double, the nearest of them to it -- which works in big integers: 0.5 to 2 us a
+ * value. Grisu3 does it in 64-bit integers: it scales the value and its rounding interval
+ * by a cached power of ten and cuts digits until the rest lies inside the interval. Its
+ * approximations are off by a unit or two, so near the interval's ends it cannot tell
+ * whether a digit string is in or out, or which of two is nearer; it then says so (about
+ * one double in two hundred) and we fall back to PyOS_double_to_string. Whenever it
+ * answers, its digits are dtoa's: the shortest string (nothing shorter lies even in the
+ * widened interval) and the nearest one.
+ */
+
+/* 10**k = f * 2**e, f rounded to 64 bits, for k = -348, -340, ..., 340; generated with
+ *
+ *     from fractions import Fraction
+ *     for k in range(-348, 341, 8):
+ *         x, e = Fraction(10) ** k, 0
+ *         while x >= Fraction(2) ** (e + 64): e += 1
+ *         while x < Fraction(2) ** (e + 63): e -= 1
+ *         print(f"{{{round(x / Fraction(2) ** e):#018x}u, {e}}},")
+ */
+static const struct {
+    uint64_t f;
+    int e;
+} cached_powers[] = {
+    {0xfa8fd5a0081c0288u, -1220}, {0xbaaee17fa23ebf76u, -1193}, {0x8b16fb203055ac76u, -1166},
+    {0xcf42894a5dce35eau, -1140}, {0x9a6bb0aa55653b2du, -1113}, {0xe61acf033d1a45dfu, -1087},
+    {0xab70fe17c79ac6cau, -1060}, {0xff77b1fcbebcdc4fu, -1034}, {0xbe5691ef416bd60cu, -1007},
+    {0x8dd01fad907ffc3cu, -980}, {0xd3515c2831559a83u, -954}, {0x9d71ac8fada6c9b5u, -927},
+    {0xea9c227723ee8bcbu, -901}, {0xaecc49914078536du, -874}, {0x823c12795db6ce57u, -847},
+    {0xc21094364dfb5637u, -821}, {0x9096ea6f3848984fu, -794}, {0xd77485cb25823ac7u, -768},
+    {0xa086cfcd97bf97f4u, -741}, {0xef340a98172aace5u, -715}, {0xb23867fb2a35b28eu, -688},
+    {0x84c8d4dfd2c63f3bu, -661}, {0xc5dd44271ad3cdbau, -635}, {0x936b9fcebb25c996u, -608},
+    {0xdbac6c247d62a584u, -582}, {0xa3ab66580d5fdaf6u, -555}, {0xf3e2f893dec3f126u, -529},
+    {0xb5b5ada8aaff80b8u, -502}, {0x87625f056c7c4a8bu, -475}, {0xc9bcff6034c13053u, -449},
+    {0x964e858c91ba2655u, -422}, {0xdff9772470297ebdu, -396}, {0xa6dfbd9fb8e5b88fu, -369},
+    {0xf8a95fcf88747d94u, -343}, {0xb94470938fa89bcfu, -316}, {0x8a08f0f8bf0f156bu, -289},
+    {0xcdb02555653131b6u, -263}, {0x993fe2c6d07b7facu, -236}, {0xe45c10c42a2b3b06u, -210},
+    {0xaa242499697392d3u, -183}, {0xfd87b5f28300ca0eu, -157}, {0xbce5086492111aebu, -130},
+    {0x8cbccc096f5088ccu, -103}, {0xd1b71758e219652cu, -77}, {0x9c40000000000000u, -50},
+    {0xe8d4a51000000000u, -24}, {0xad78ebc5ac620000u, 3}, {0x813f3978f8940984u, 30},
+    {0xc097ce7bc90715b3u, 56}, {0x8f7e32ce7bea5c70u, 83}, {0xd5d238a4abe98068u, 109},
+    {0x9f4f2726179a2245u, 136}, {0xed63a231d4c4fb27u, 162}, {0xb0de65388cc8ada8u, 189},
+    {0x83c7088e1aab65dbu, 216}, {0xc45d1df942711d9au, 242}, {0x924d692ca61be758u, 269},
+    {0xda01ee641a708deau, 295}, {0xa26da3999aef774au, 322}, {0xf209787bb47d6b85u, 348},
+    {0xb454e4a179dd1877u, 375}, {0x865b86925b9bc5c2u, 402}, {0xc83553c5c8965d3du, 428},
+    {0x952ab45cfa97a0b3u, 455}, {0xde469fbd99a05fe3u, 481}, {0xa59bc234db398c25u, 508},
+    {0xf6c69a72a3989f5cu, 534}, {0xb7dcbf5354e9beceu, 561}, {0x88fcf317f22241e2u, 588},
+    {0xcc20ce9bd35c78a5u, 614}, {0x98165af37b2153dfu, 641}, {0xe2a0b5dc971f303au, 667},
+    {0xa8d9d1535ce3b396u, 694}, {0xfb9b7cd9a4a7443cu, 720}, {0xbb764c4ca7a44410u, 747},
+    {0x8bab8eefb6409c1au, 774}, {0xd01fef10a657842cu, 800}, {0x9b10a4e5e9913129u, 827},
+    {0xe7109bfba19c0c9du, 853}, {0xac2820d9623bf429u, 880}, {0x80444b5e7aa7cf85u, 907},
+    {0xbf21e44003acdd2du, 933}, {0x8e679c2f5e44ff8fu, 960}, {0xd433179d9c8cb841u, 986},
+    {0x9e19db92b4e31ba9u, 1013}, {0xeb96bf6ebadf77d9u, 1039}, {0xaf87023b9bf0ee6bu, 1066},
+};
+#define CACHED_POWERS_MIN_K (-348)
+#define CACHED_POWERS_STEP 8
+
+/* The scaled value's binary exponent is brought into [ALPHA, GAMMA]: its integral part
+   then fits 32 bits and its fraction leaves room for the digits. */
+#define GRISU_ALPHA (-60)
+#define GRISU_GAMMA (-32)
+
+typedef struct {
+    uint64_t f;
+    int e;
+} DiyFp;  /* f * 2**e */
+
+/* x * y rounded to the upper 64 bits of the product (half up). */
+static inline DiyFp
+diyfp_times(DiyFp x, DiyFp y)
+{
+    const uint64_t m32 = 0xFFFFFFFFu;
+    uint64_t a = x.f >> 32, b = x.f & m32, c = y.f >> 32, d = y.f & m32;
+    uint64_t ac = a * c, bc = b * c, ad = a * d, bd = b * d;
+    uint64_t mid = (bd >> 32) + (ad & m32) + (bc & m32) + (1u << 31);
+    DiyFp r = {ac + (ad >> 32) + (bc >> 32) + (mid >> 32), x.e + y.e + 64};
+    return r;
+}
+
+static inline DiyFp
+diyfp_normalize(DiyFp x)
+{
+    while (!(x.f & 0xFFC0000000000000ull)) {
+        x.f <<= 10;
+        x.e -= 10;
+    }
+    while (!(x.f & 0x8000000000000000ull)) {
+        x.f <<= 1;
+        x.e -= 1;
+    }
+    return x;
+}
+
+/* Brings the last digit of the candidate (too_high - rest) as close to w as the interval
+   allows, and says whether the result is provably the nearest and inside the interval. */
+static int
+grisu_round_weed(char *buffer, int length, uint64_t distance_too_high_w,
+                 uint64_t unsafe_interval, uint64_t rest, uint64_t ten_kappa, uint64_t unit)
+{
+    uint64_t small_distance = distance_too_high_w - unit;
+    uint64_t big_distance = distance_too_high_w + unit;
+    while (rest < small_distance && unsafe_interval - rest >= ten_kappa
+           && (rest + ten_kappa < small_distance
+               || small_distance - rest >= rest + ten_kappa - small_distance)) {
+        buffer[length - 1]--;
+        rest += ten_kappa;
+    }
+    if (rest < big_distance && unsafe_interval - rest >= ten_kappa
+        && (rest + ten_kappa < big_distance
+            || big_distance - rest > rest + ten_kappa - big_distance))
+        return 0;  /* the next lower candidate may be nearer: cannot tell */
+    return 2 * unit <= rest && rest <= unsafe_interval - 4 * unit;
+}
+
+static const uint32_t pow10_u32[10] = {
+    1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000,
+};
+
+/* The shortest digits in (low, high), scaled, nearest to w; 0 where unsure. */
+static int
+grisu_digit_gen(DiyFp low, DiyFp w, DiyFp high, char *buffer, int *length, int *kappa)
+{
+    uint64_t unit = 1;
+    uint64_t too_low = low.f - unit, too_high = high.f + unit;
+    uint64_t unsafe_interval = too_high - too_low;
+    int shift = -w.e;
+    uint64_t one = (uint64_t)1 << shift;
+    uint32_t integrals = (uint32_t)(too_high >> shift);
+    uint64_t fractionals = too_high & (one - 1);
+    /* The integral part's digits, all at once (no division by a variable), then one by
+       one, each taken off the rest, until the rest is inside the interval. */
+    char whole[10];
+    int k = 1;
+    while (k < 10 && integrals >= pow10_u32[k])
+        k++;
+    for (int j = k; j > 0; j--, integrals /= 10)
+        whole[j - 1] = (char)('0' + integrals % 10);
+    uint64_t rest = too_high;
+    *length = 0;
+    for (int j = 0; j < k; j++) {
+        uint64_t ten_kappa = (uint64_t)pow10_u32[k - 1 - j] << shift;
+        buffer[(*length)++] = whole[j];
+        rest -= (uint64_t)(whole[j] - '0') * ten_kappa;
+        if (rest < unsafe_interval) {
+            *kappa = k - 1 - j;
+            return grisu_round_weed(buffer, *length, too_high - w.f, unsafe_interval, rest,
+                                    ten_kappa, unit);
+        }
+    }
+    k = 0;
+    for (;;) {
+        if (*length >= 17)  /* cannot happen: 17 digits always tell doubles apart */
+            return 0;
+        fractionals *= 10;
+        unit *= 10;
+        unsafe_interval *= 10;
+        buffer[(*length)++] = (char)('0' + (fractionals >> shift));
+        fractionals &= one - 1;
+        k--;
+        if (fractionals < unsafe_interval) {
+            *kappa = k;
+            return grisu_round_weed(buffer, *length, (too_high - w.f) * unit, unsafe_interval,
+                                    fractionals, one, unit);
+        }
+    }
+}
+
+/* The shortest digits of a finite v > 0 and the position of the decimal point
+   (v = 0.digits * 10**decpt); 0 where Grisu3 cannot vouch for them. */
+static int
+grisu3(double v, char *digits, int *length, int *decpt)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, 8);
+    uint64_t fraction = bits & 0x000FFFFFFFFFFFFFull;
+    int biased = (int)(bits >> 52) & 0x7FF;
+    DiyFp x = biased ? (DiyFp){fraction | 0x0010000000000000ull, biased - 1075}
+                     : (DiyFp){fraction, -1074};
+    /* The rounding interval's ends, halfway to the neighbours; the lower one is nearer
+       where the significand is a power of two (and the exponent not the least). */
+    DiyFp plus = diyfp_normalize((DiyFp){(x.f << 1) + 1, x.e - 1});
+    DiyFp minus = (fraction == 0 && biased > 1) ? (DiyFp){(x.f << 2) - 1, x.e - 2}
+                                                : (DiyFp){(x.f << 1) - 1, x.e - 1};
+    minus.f <<= minus.e - plus.e;
+    minus.e = plus.e;
+    DiyFp w = diyfp_normalize(x);
+
+    /* The cached power of ten that brings w's exponent into [ALPHA, GAMMA], as
+       double-conversion picks it: the least tabled 10**mk above 2**e2, e2 = ALPHA - 1 - w.e.
+       floor(e2 * log10(2)) is (e2 * 78913) >> 18 for |e2| < 1650, offset to shift a
+       non-negative number. */
+    int e2 = GRISU_ALPHA - 1 - w.e;
+    int log10_floor = ((e2 * 78913 + 400 * 262144) >> 18) - 400;
+    int index = (-CACHED_POWERS_MIN_K + log10_floor) / CACHED_POWERS_STEP + 1;
+    DiyFp power = {cached_powers[index].f, cached_powers[index].e};
+    int mk = CACHED_POWERS_MIN_K + index * CACHED_POWERS_STEP;
+
+    DiyFp sw = diyfp_times(w, power);
+    if (sw.e < GRISU_ALPHA || sw.e > GRISU_GAMMA)  /* cannot happen: the table covers it */
+        return 0;
+    int kappa;
+    if (!grisu_digit_gen(diyfp_times(minus, power), sw, diyfp_times(plus, power), digits,
+                         length, &kappa))
+        return 0;
+    *decpt = *length + kappa - mk;
+    return 1;
+}
+
+/* repr(v) into out (24 characters at most, but out must have room for 31: digits are
+   copied 16 or 17 at a time, a fixed size the compiler copies without a call); its
+   length, or -1 where Grisu3 gave up. Laid out as CPython's format_float_short does for
+   repr: the digits in fixed notation when -4 < decpt <= 16, with ".0" after an integer,
+   else d.ddde[+-]XX. */
+static int
+format_repr(double v, char *out)
+{
+    char *p = out;
+    if (isnan(v)) {
+        memcpy(out, "nan", 3);
+        return 3;
+    }
+    if (signbit(v)) {
+        *p++ = '-';
+        v = -v;
+    }
+    if (isinf(v)) {
+        memcpy(p, "inf", 3);
+        return (int)(p - out) + 3;
+    }
+    if (v == 0.0) {
+        memcpy(p, "0.0", 3);
+        return (int)(p - out) + 3;
+    }
+    char digits[20];
+    int n, decpt;
+    if (!grisu3(v, digits, &n, &decpt))
+        return -1;
+    if (decpt <= -4 || decpt > 16) {
+        int exponent = decpt - 1;
+        *p++ = digits[0];
+        if (n > 1) {
+            *p++ = '.';
+            memcpy(p, digits + 1, 16);
+            p += n - 1;
+        }
+        *p++ = 'e';
+        if (exponent < 0) {
+            *p++ = '-';
+            exponent = -exponent;
+        }
+        else {
+            *p++ = '+';
+        }
+        if (exponent >= 100) {
+            *p++ = (char)('0' + exponent / 100);
+            exponent %= 100;
+        }
+        p = put2(p, (unsigned)exponent);
+    }
+    else if (decpt <= 0) {
+        memcpy(p, "0.000", 5);
+        p += 2 - decpt;
+        memcpy(p, digits, 17);
+        p += n;
+    }
+    else if (decpt >= n) {
+        memcpy(p, digits, 17);
+        p += n;
+        memset(p, '0', (size_t)(decpt - n));
+        p += decpt - n;
+        memcpy(p, ".0", 2);
+        p += 2;
+    }
+    else {
+        memcpy(p, digits, 16);
+        p += decpt;
+        *p++ = '.';
+        memcpy(p, digits + decpt, 17 - (size_t)decpt);
+        p += n - decpt;
+    }
+    return (int)(p - out);
 }
 
 typedef struct {
@@ -603,21 +895,26 @@ format_events(PyObject *Py_UNUSED(module), PyObject *args)
         memcpy(&bits, &values[i], 8);
         ValueText *slot = &cache[(bits * 0x9E3779B97F4A7C15ull) >> 56];
         if (slot->len == 0 || slot->bits != bits) {
-            char *text = PyOS_double_to_string(values[i], 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-            if (text == NULL)
-                goto fail;
-            size_t len = strlen(text);
-            if (len >= sizeof(slot->text)) {  /* cannot happen: 24 at most */
+            int len = format_repr(values[i], slot->text);
+            if (len < 0) {  /* Grisu3 gave up: dtoa */
+                char *text = PyOS_double_to_string(values[i], 'r', 0, Py_DTSF_ADD_DOT_0,
+                                                   NULL);
+                if (text == NULL)
+                    goto fail;
+                size_t dtoa_len = strlen(text);
+                if (dtoa_len >= sizeof(slot->text)) {  /* cannot happen: 24 at most */
+                    PyMem_Free(text);
+                    PyErr_SetString(PyExc_SystemError, "a float repr longer than expected");
+                    goto fail;
+                }
+                memcpy(slot->text, text, dtoa_len);
+                len = (int)dtoa_len;
                 PyMem_Free(text);
-                PyErr_SetString(PyExc_SystemError, "a float repr longer than expected");
-                goto fail;
             }
-            memcpy(slot->text, text, len);
             slot->len = (uint8_t)len;
             slot->bits = bits;
-            PyMem_Free(text);
         }
-        memcpy(out, slot->text, slot->len);
+        memcpy(out, slot->text, sizeof(slot->text));  /* a fixed size: no call */
         out += slot->len;
     }
     if (_PyBytes_Resize(&result, out - PyBytes_AS_STRING(result)) < 0)

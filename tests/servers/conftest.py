@@ -1,14 +1,18 @@
-"""Fixtures that start real tracking servers (see `mlflow_server.py`)."""
+"""Fixtures that start real tracking servers (see `process.py` and each server's module)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 
-from .mlflow_server import MlflowServer, group_alive
+from .mlflow_server import MlflowServer
 from .moto_server import MotoServer
 from .polyaxon_sandbox import PolyaxonSandbox
+from .process import ServerProcess, group_alive
+
+_Server = TypeVar("_Server", bound=ServerProcess)
 
 
 @pytest.fixture(scope="session")
@@ -18,10 +22,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     The first run on a machine builds its venv in the test cache (about two minutes).
     Tests share it, so each makes its own experiment (a unique name) and runs.
     """
-    server = MlflowServer.start(tmp_path_factory.mktemp("mlflow"))
-    yield server
-    server.stop()
-    assert not group_alive(server.pgid), f"mlflow server group {server.pgid} outlived stop()"
+    yield from _serve(MlflowServer.start(tmp_path_factory.mktemp("mlflow")))
 
 
 @pytest.fixture(scope="session")
@@ -32,16 +33,17 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
     Tests share it, so each makes its own bucket; `storage_options()` connects s3fs.
     """
     pytest.importorskip("botocore", reason="the s3 extra (s3fs, botocore) is not installed")
-    server = MotoServer.start(tmp_path_factory.mktemp("moto"))
-    yield server
-    server.stop()
-    assert not group_alive(server.pgid), f"moto server group {server.pgid} outlived stop()"
+    yield from _serve(MotoServer.start(tmp_path_factory.mktemp("moto")))
 
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PolyaxonSandbox]:
     """A real Polyaxon API (`haupt sandbox`) for the session, shared by its tests, each in
     its own project. The first run on a machine builds its venv (about a minute)."""
-    server = PolyaxonSandbox.start(tmp_path_factory.mktemp("polyaxon"))
+    yield from _serve(PolyaxonSandbox.start(tmp_path_factory.mktemp("polyaxon")))
+
+
+def _serve(server: _Server) -> Iterator[_Server]:
     yield server
     server.stop()
+    assert not group_alive(server.pgid), f"{server.name} group {server.pgid} outlived stop()"

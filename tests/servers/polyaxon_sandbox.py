@@ -9,7 +9,8 @@ under one temporary directory:
   and the artifacts store, one folder per run (`root/<run uuid>/events/metric/*.plx`);
 - `HOME=<dir>/home`: the Polyaxon CLI writes its global config to `~/.polyaxon`;
 - `POLYAXON_ARCHIVES_ROOT=<dir>/archives`: the events-read cache, `/tmp/plx/archives`
-  otherwise.
+  otherwise;
+- `TMPDIR=<dir>/tmp` and the log `<dir>/server.log`, as for every `ServerProcess`.
 
 In sandbox mode the owner is always `default` and no token is needed. The namespace in
 `/streams/v1/{namespace}/...` is not checked; runs report `polyaxon`.
@@ -17,146 +18,58 @@ In sandbox mode the owner is always `default` and no token is needed. The namesp
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from .venvs import ensure_venv
+from .process import ServerProcess
 
 REQUIREMENTS = ("haupt[sandbox]==2.18.0",)
 OWNER = "default"
 NAMESPACE = "polyaxon"
 
 
-class SandboxStartError(RuntimeError):
-    """The sandbox process exited or never answered its health check."""
-
-
-class PolyaxonSandbox:
+class PolyaxonSandbox(ServerProcess):
     """One running `haupt sandbox start`, owned by the test that started it."""
 
-    def __init__(
-        self, process: subprocess.Popen[bytes], url: str, directory: Path, log: Path
-    ) -> None:
-        self._process, self.url, self.directory, self._log = process, url, directory, log
+    name = "haupt sandbox"
+    venv_name = "polyaxon-sandbox"
+    requirements = REQUIREMENTS
+    health_path = "/healthz"  # 200 once migrations ran and uvicorn serves
+
+    def __init__(self, process: subprocess.Popen[bytes], *, url: str, directory: Path) -> None:
+        super().__init__(process, url=url, directory=directory)
         self._session = requests.Session()
 
     @classmethod
-    def start(
-        cls,
-        directory: Path,
-        *,
-        venv: Path | None = None,
-        timeout: float = 60.0,
-        environ: Mapping[str, str] = os.environ,
-    ) -> PolyaxonSandbox:
-        """Start a sandbox keeping all its state under `directory`; wait until healthy.
+    def _argv(cls, venv: Path, directory: Path, port: int) -> list[str]:
+        return [
+            str(venv / "bin" / "haupt"),
+            *("sandbox", "start", "--host", "127.0.0.1", "--port", str(port)),
+            # One worker: uvicorn serves in-process, so the group holds one process and
+            # sqlite sees a single writer.
+            *("--workers", "1", "--path", str(directory / "root")),
+        ]
 
-        Raises:
-            SandboxStartError: the process exited, or /healthz did not answer in time
-                (the server's log is in the message).
-        """
-        venv = venv or ensure_venv("polyaxon-sandbox", REQUIREMENTS, environ=environ)
-        directory.mkdir(parents=True, exist_ok=True)
-        for sub in ("root", "home", "archives"):
+    @classmethod
+    def _environment(cls, directory: Path, environ: Mapping[str, str]) -> dict[str, str]:
+        for sub in ("root", "home", "archives"):  # named here and in `_argv`
             (directory / sub).mkdir(exist_ok=True)
-        port = _free_port()
-        env = {
+        return {
             **environ,
             "HOME": str(directory / "home"),
             "POLYAXON_ARCHIVES_ROOT": str(directory / "archives"),
             "POLYAXON_LOG_LEVEL": "warning",
         }
-        log = directory / "sandbox.log"
-        argv = [
-            str(venv / "bin" / "haupt"),
-            "sandbox",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            # One worker: uvicorn serves in-process, so the group holds one process and
-            # sqlite sees a single writer.
-            "--workers",
-            "1",
-            "--path",
-            str(directory / "root"),
-        ]
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                argv,
-                cwd=directory,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group, stopped whole
-            )
-        sandbox = cls(process, f"http://127.0.0.1:{port}", directory, log)
-        try:
-            sandbox._wait_healthy(timeout)
-        except BaseException:
-            sandbox.stop()
-            raise
-        return sandbox
 
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise SandboxStartError(
-                    f"haupt sandbox exited {self._process.returncode}:\n{self.log_tail()}"
-                )
-            if self.health():
-                return
-            time.sleep(0.2)
-        raise SandboxStartError(f"no answer from {self.url} in {timeout}s:\n{self.log_tail()}")
-
-    @property
-    def pid(self) -> int:
-        """The server's process id, which is also its process group's id."""
-        return self._process.pid
-
-    def health(self) -> bool:
-        """Whether `/healthz` answers 200 (it does once migrations ran and uvicorn serves)."""
-        try:
-            return self._session.get(f"{self.url}/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def log_tail(self, size: int = 4000) -> str:
-        """The end of the server's combined stdout and stderr, for failure messages."""
-        try:
-            return self._log.read_text(errors="replace")[-size:]
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the whole process group: SIGTERM, then SIGKILL. Idempotent."""
+    def stop(self, *, grace: float = 10.0) -> None:
+        """Close the API session, then end the process group (see `ServerProcess.stop`)."""
         self._session.close()
-        if self._process.poll() is None:
-            _signal_group(self._process.pid, signal.SIGTERM)
-            try:
-                self._process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                _signal_group(self._process.pid, signal.SIGKILL)
-                self._process.wait()
-
-    def __enter__(self) -> PolyaxonSandbox:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop(grace=grace)
 
     # -- the REST API, as a test reads it back ---------------------------------------
 
@@ -246,16 +159,3 @@ class PolyaxonSandbox:
             if event["name"] == name:
                 return event["data"]  # type: ignore[no-any-return]
         raise KeyError(name)
-
-
-def _free_port() -> int:
-    # Racy by nature (the port is free now, not promised later); start() fails loudly
-    # through the health check if another process takes it first.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):  # the group is already gone
-        os.killpg(pid, sig)

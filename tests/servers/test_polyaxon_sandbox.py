@@ -57,4 +57,4 @@ def test_stop_ends_the_process_group(tmp_path: Path) -> None:
 
     assert not server.health()
     with pytest.raises(ProcessLookupError):
-        os.killpg(server.pid, 0)
+        os.killpg(server.pgid, 0)
