@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from polytrack.backends import polyaxon
+from polytrack.backends import polyaxon_events
 from polytrack.backends.base import Series
 
 INT64_MIN = -(2**63)
@@ -30,7 +30,7 @@ T0 = 1_709_121_600.0
 def speedups(hot_path: str) -> bool:
     """Whether `_event_lines` is to use C: on the C half it must have format_events."""
     if hot_path == "c":
-        assert polyaxon._compiled_format_events() is not None, (
+        assert polyaxon_events.compiled_format_events() is not None, (
             "polytrack._speedups was built without format_events: rebuild it"
         )
     return hot_path == "c"
@@ -104,7 +104,7 @@ def test_values_are_written_as_repr_writes_them(speedups: bool) -> None:
         np.repeat(rng.random(600), 7),
     ]
     one = series_of(np.concatenate(columns))
-    assert polyaxon._event_lines(one, speedups=speedups) == reference(one)
+    assert polyaxon_events.event_lines(one, speedups=speedups) == reference(one)
 
 
 def test_steps_are_written_in_decimal(speedups: bool) -> None:
@@ -121,7 +121,7 @@ def test_steps_are_written_in_decimal(speedups: bool) -> None:
         ]
     )
     one = series_of(steps=steps)
-    assert polyaxon._event_lines(one, speedups=speedups) == reference(one)
+    assert polyaxon_events.event_lines(one, speedups=speedups) == reference(one)
 
 
 def test_times_are_utc_to_the_rounded_microsecond(speedups: bool) -> None:
@@ -150,7 +150,7 @@ def test_times_are_utc_to_the_rounded_microsecond(speedups: bool) -> None:
         ]
     )
     one = series_of(times=times)
-    assert polyaxon._event_lines(one, speedups=speedups) == reference(one)
+    assert polyaxon_events.event_lines(one, speedups=speedups) == reference(one)
 
 
 def test_years_beyond_four_digits_are_written_as_strftime_writes_them(speedups: bool) -> None:
@@ -165,14 +165,14 @@ def test_years_beyond_four_digits_are_written_as_strftime_writes_them(speedups: 
         9.2e12,  # near the end of int64 microseconds
     ]
     one = series_of(times=years_seconds)
-    assert polyaxon._event_lines(one, speedups=speedups) == reference(one)
+    assert polyaxon_events.event_lines(one, speedups=speedups) == reference(one)
 
 
 def test_times_read_as_str_of_an_aware_datetime(speedups: bool) -> None:
     """For the years anyone logs, the time field is `str(datetime)` with microseconds:
     what Polyaxon's reader parses."""
     times = [T0, T0 + 0.000001, T0 + 0.25, 0.0, -0.5, 951_782_400.123456]
-    text = polyaxon._event_lines(series_of(times=times), speedups=speedups).decode()
+    text = polyaxon_events.event_lines(series_of(times=times), speedups=speedups).decode()
     fields = [line.split("|")[1] for line in text.split("\n")[1:]]
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
     assert fields == [
@@ -189,7 +189,7 @@ def test_lines_of_the_longest_kind_outgrow_the_first_guess(speedups: bool) -> No
         steps=np.full(n, INT64_MIN),
         times=-1e12 - np.arange(n) * 1.000001,
     )
-    lines = polyaxon._event_lines(one, speedups=speedups)
+    lines = polyaxon_events.event_lines(one, speedups=speedups)
     assert lines == reference(one)
     assert lines.count(b"\n") == n
 
@@ -205,12 +205,12 @@ def test_strided_columns_are_read_as_their_values(speedups: bool) -> None:
     table["time"] = T0 + rng.random(table.size) * 1e5
     one = Series("m", table["step"][::3], table["value"][::3], table["time"][::3])
     assert not one.steps.flags.c_contiguous
-    assert polyaxon._event_lines(one, speedups=speedups) == reference(one)
+    assert polyaxon_events.event_lines(one, speedups=speedups) == reference(one)
 
 
 def test_an_empty_series_has_no_lines(speedups: bool) -> None:
     """No points, no bytes."""
-    assert polyaxon._event_lines(series_of(values=[]), speedups=speedups) == b""
+    assert polyaxon_events.event_lines(series_of(values=[]), speedups=speedups) == b""
 
 
 @c_only

@@ -363,7 +363,7 @@ static PyTypeObject AppenderType = {
  * format_events: metric points as traceml event lines (polytrack/backends/polyaxon.py).
  *
  * Each point becomes "\n<step>|<YYYY-MM-DD HH:MM:SS.ffffff>+00:00|<repr(value)>", byte for
- * byte what the pure-Python `_event_lines` writes: values as float.__repr__ writes them
+ * byte what the pure-Python `event_lines` (polytrack.backends.polyaxon_events) writes: values as float.__repr__ writes them
  * (format_repr below, where Grisu3 vouches for its digits, else PyOS_double_to_string with
  * repr's arguments; a 256-slot cache keeps repeated values from being formatted again),
  * the date through gmtime_r (once per day) and, for a year outside 1000..9999, the C
