@@ -360,17 +360,17 @@ static PyTypeObject AppenderType = {
 };
 
 /*
- * format_events: metric points as traceml event lines (polytrack/backends/polyaxon.py).
+ * format_events: metric points as traceml event lines (see backends/polyaxon_events.py).
  *
  * Each point becomes "\n<step>|<YYYY-MM-DD HH:MM:SS.ffffff>+00:00|<repr(value)>", byte for
- * byte what the pure-Python `event_lines` (polytrack.backends.polyaxon_events) writes: values as float.__repr__ writes them
- * (format_repr below, where Grisu3 vouches for its digits, else PyOS_double_to_string with
- * repr's arguments; a 256-slot cache keeps repeated values from being formatted again),
- * the date through gmtime_r (once per day) and, for a year outside 1000..9999, the C
- * library's own "%Y" (as time.strftime writes it), the time of day and the microseconds by
- * hand. The GIL is held throughout: the dtoa fallback
- * allocates with PyMem_Malloc, and no Python code runs, so the arrays cannot change under
- * us.
+ * byte what the pure-Python `event_lines` (polytrack.backends.polyaxon_events) writes:
+ * values as float.__repr__ writes them (format_repr below, where Grisu3 vouches for its
+ * digits, else PyOS_double_to_string with repr's arguments; a 256-slot cache keeps
+ * repeated values from being formatted again), the date through gmtime_r (once per day)
+ * and, for a year outside 1000..9999, the C library's own "%Y" (as time.strftime writes
+ * it), the time of day and the microseconds by hand. The GIL is held throughout: the dtoa
+ * fallback allocates with PyMem_Malloc, and no Python code runs, so the arrays cannot
+ * change under us.
  */
 
 /* The longest line: "\n", a step (20), "|", a date (a year of at most 12 characters,
