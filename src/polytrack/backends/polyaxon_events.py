@@ -35,6 +35,7 @@ __all__ = ["StagedEvents", "compiled_format_events", "event_lines", "event_name"
 _EVENT_HEADER: Final = b"step|timestamp|metric"
 _LOG: Final = "staged.log"
 _UPLOADED: Final = "uploaded.json"
+_IOV_MAX: Final = 1024  # buffers per writev (POSIX's IOV_MAX on Linux)
 
 
 def event_name(key: str) -> str:
@@ -260,12 +261,18 @@ class StagedEvents:
                 pieces.append(lines)
                 chunks.append([name, one.key, len(lines)])
                 last[name] = float(one.values[-1])
-        payload = b"".join(pieces)
-        header = {"seq": seq, "size": len(payload), "crc": zlib.crc32(payload), "chunks": chunks}
+        crc = size = 0
+        for piece in pieces:  # no joined copy of the payload: it can be tens of MB
+            crc = zlib.crc32(piece, crc)
+            size += len(piece)
+        header = {"seq": seq, "size": size, "crc": crc, "chunks": chunks}
         head = json.dumps(header, separators=(",", ":")).encode() + b"\n"
+        record = [head, *pieces]
         try:
-            if os.write(self.fd, head + payload) != len(head) + len(payload):
-                raise OSError(errno.ENOSPC, "short write")
+            for start in range(0, len(record), _IOV_MAX):
+                group = record[start : start + _IOV_MAX]
+                if os.writev(self.fd, group) != sum(map(len, group)):
+                    raise OSError(errno.ENOSPC, "short write")
             os.fdatasync(self.fd)
         except OSError:
             with contextlib.suppress(OSError):
@@ -273,7 +280,7 @@ class StagedEvents:
             raise
         self._index(self.size + len(head), header)
         self.last.update(last)
-        self.size += len(head) + len(payload)
+        self.size += len(head) + size
 
     def pending(self) -> list[str]:
         """Event names whose staged bytes differ from what was last uploaded."""
