@@ -62,21 +62,13 @@ class SyncWorker:
         self._given_up: str | None = None
         self._warned: set[str] = set()
         self._backend: Backend | None = None
+        self._store: Any = None
         self._thread = threading.Thread(
             target=self._run, name=f"polytrack-sync-{run_id}", daemon=True
         )
 
     def start(self) -> None:
         self._thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        """Stop without waiting for the backlog (a fork, a hand-over elsewhere)."""
-        self._abort.set()
-        self._wake.set()
-        self._thread.join(timeout=5.0)
 
     def finish(self, timeout: float) -> bool:
         """The journal is closed: ship the rest for at most `timeout` seconds.
@@ -139,15 +131,19 @@ class SyncWorker:
             if self._backend is not None and self._close_backend:
                 with contextlib.suppress(Exception):  # closing: nothing left to tell
                     self._backend.close()
+            if self._store is not None:
+                with contextlib.suppress(Exception):
+                    self._store.close()
 
     def _open(self) -> RunSync:
         from polytrack.sync import RunSync
 
         if self._backend is None:
             self._backend = self._open_backend()
-        store = self._open_store() if self._open_store is not None else None
+        if self._store is None and self._open_store is not None:
+            self._store = self._open_store()
         return RunSync.open(
-            self.directory, self._backend, artifact_store=store, warn=self._say
+            self.directory, self._backend, artifact_store=self._store, warn=self._say
         )
 
     def _wait(self, seconds: float) -> None:
