@@ -38,7 +38,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
@@ -232,6 +232,71 @@ class Events:
             raise
         mm[: len(EVENTS_MAGIC)] = EVENTS_MAGIC
         return cls(path, fd, mm)
+
+    @classmethod
+    def open_existing(
+        cls, path: Path, *, complete: Callable[[Event], bool] | None = None
+    ) -> tuple[Events, list[Event]]:
+        """Map an events file written before, to append to it; with the events it keeps.
+
+        The log ends at its first empty frame, or at one that fails its CRC (torn by a
+        crash). With `complete`, it is also cut back to just after the last event for which
+        `complete` is true: what follows belongs to a group of events whose writer died
+        before finishing it. Everything past the end is zeroed, the first frame header
+        first, so a reader sees a valid log at every moment. For appenders that own the
+        file (one process at a time), like `StoreBackend`.
+
+        Raises:
+            StoreError: the file is not an events log, or cannot be mapped.
+        """
+        from polytrack._convert import event_from_dict  # cattrs: not on init()'s path
+
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError as exc:
+            raise StoreError(f"cannot open {path}: {exc.strerror or exc}") from exc
+        try:
+            size = os.fstat(fd).st_size
+            if size < 64 * 1024:
+                allocate(fd, 64 * 1024)  # also gives a file cut to its frames room to grow
+                size = 64 * 1024
+            mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError as exc:
+            os.close(fd)
+            raise StoreError(f"cannot map {path}: {exc}") from exc
+        magic = bytes(mm[: len(EVENTS_MAGIC)])
+        if magic != EVENTS_MAGIC:
+            if magic.strip(b"\x00"):
+                mm.close()
+                os.close(fd)
+                raise StoreError(f"{path} is not an events file")
+            mm[: len(EVENTS_MAGIC)] = EVENTS_MAGIC  # a create() that died before its magic
+        kept: list[Event] = []
+        pending: list[Event] = []
+        pos = cut = HEADER_SIZE
+        while pos + FRAME.size <= size:
+            length, crc = FRAME.unpack_from(mm, pos)
+            end = pos + FRAME.size + length
+            if length == 0 or end > size or zlib.crc32(mm[pos + FRAME.size : end]) != crc:
+                break
+            try:
+                event = event_from_dict(json.loads(mm[pos + FRAME.size : end]))
+            except (ValueError, StoreError):
+                break  # unreadable: treated as the end, like a torn frame
+            pending.append(event)
+            pos = end + (-length % 8)
+            if complete is None or complete(event):
+                kept.extend(pending)
+                pending.clear()
+                cut = pos
+        if bytes(mm[cut:size]).strip(b"\x00"):
+            header_end = min(cut + FRAME.size, size)
+            mm[cut:header_end] = bytes(header_end - cut)  # readers now stop here
+            mm[header_end:size] = bytes(size - header_end)
+        events = cls(path, fd, mm)
+        events._pos = cut
+        os.fsync(fd)
+        return events, kept
 
     def append(self, event: Event) -> None:
         payload = json.dumps(event_to_dict(event), separators=(",", ":")).encode()

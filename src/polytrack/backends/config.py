@@ -140,6 +140,8 @@ def uri_key(uri: str) -> str:
     except ValueError:
         raise BackendConfigError(f"backend URI {parts.scheme}://{host}...: bad port") from None
     netloc = f"{host}:{port}" if port else host
+    if not netloc and "://" in uri:  # polytrack+file:///path: urlunsplit would drop "//"
+        return f"{parts.scheme}://{parts.path.rstrip('/')}"
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 

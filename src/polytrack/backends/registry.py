@@ -33,6 +33,7 @@ BUILTIN_SCHEMES: Final = {
     "polyaxon+http": "polytrack.backends.polyaxon:PolyaxonBackend.from_uri",
     "polyaxon+https": "polytrack.backends.polyaxon:PolyaxonBackend.from_uri",
     "memory": "polytrack.backends.memory:InMemoryBackend.from_uri",
+    "polytrack+file": "polytrack.backends.store:StoreBackend.from_uri",
 }
 
 
