@@ -54,6 +54,7 @@ __all__ = [
     "KIND_ROW",
     "SEGMENT_RE",
     "event_to_dict",
+    "frames",
 ]
 
 SEGMENT_MAGIC: Final = b"PTSEG\x00\x00\x01"
@@ -84,6 +85,26 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     data = attrs.asdict(event)
     data["type"] = EVENT_TYPE_NAMES[type(event)]
     return data
+
+
+def frames(
+    data: bytes | mmap.mmap, start: int = HEADER_SIZE
+) -> Iterator[tuple[int, int, bytes]]:
+    """(offset, offset after it, payload) of each whole frame of an events log, from
+    offset `start` of `data`. The log ends at its first empty frame, or at one that is cut
+    short or fails its CRC: being written by a live process, or torn by a crash."""
+    pos, size = start, len(data)
+    while pos + FRAME.size <= size:
+        length, crc = FRAME.unpack_from(data, pos)
+        end = pos + FRAME.size + length
+        if length == 0 or end > size:
+            return
+        payload = data[pos + FRAME.size : end]
+        if zlib.crc32(payload) != crc:
+            return
+        after = end + (-length % 8)
+        yield pos, after, payload
+        pos = after
 
 
 def allocate(fd: int, size: int) -> None:
@@ -273,22 +294,17 @@ class Events:
             mm[: len(EVENTS_MAGIC)] = EVENTS_MAGIC  # a create() that died before its magic
         kept: list[Event] = []
         pending: list[Event] = []
-        pos = cut = HEADER_SIZE
-        while pos + FRAME.size <= size:
-            length, crc = FRAME.unpack_from(mm, pos)
-            end = pos + FRAME.size + length
-            if length == 0 or end > size or zlib.crc32(mm[pos + FRAME.size : end]) != crc:
-                break
+        cut = HEADER_SIZE
+        for _, after, payload in frames(mm):
             try:
-                event = event_from_dict(json.loads(mm[pos + FRAME.size : end]))
+                event = event_from_dict(json.loads(payload))
             except (ValueError, StoreError):
                 break  # unreadable: treated as the end, like a torn frame
             pending.append(event)
-            pos = end + (-length % 8)
             if complete is None or complete(event):
                 kept.extend(pending)
                 pending.clear()
-                cut = pos
+                cut = after
         if bytes(mm[cut:size]).strip(b"\x00"):
             header_end = min(cut + FRAME.size, size)
             mm[cut:header_end] = bytes(header_end - cut)  # readers now stop here

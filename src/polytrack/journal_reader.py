@@ -30,6 +30,7 @@ from polytrack.journal import (
     SEGMENT_HEADER,
     SEGMENT_MAGIC,
     SEGMENT_RE,
+    frames,
 )
 from polytrack.models import (
     Checksum,
@@ -85,20 +86,15 @@ def _read_events(path: Path, corrupt: list[str]) -> Iterator[Event]:
         if data:
             corrupt.append(f"{path.name}: not an events file")
         return
-    pos = HEADER_SIZE
-    while pos + FRAME.size <= len(data):
-        length, crc = FRAME.unpack_from(data, pos)
-        if length == 0:
-            return
-        payload = data[pos + FRAME.size : pos + FRAME.size + length]
-        if len(payload) != length or zlib.crc32(payload) != crc:
-            corrupt.append(f"{path.name}@{pos}: torn or corrupt frame; the rest is skipped")
-            return
+    stop = HEADER_SIZE  # where the log ends: an empty frame, or a torn or corrupt one
+    for pos, after, payload in frames(data):
+        stop = after
         try:
             yield event_from_dict(json.loads(payload))
         except (ValueError, CorruptRecordError) as exc:
             corrupt.append(f"{path.name}@{pos}: {exc}")
-        pos += FRAME.size + length + (-length % 8)
+    if stop + FRAME.size <= len(data) and FRAME.unpack_from(data, stop)[0] != 0:
+        corrupt.append(f"{path.name}@{stop}: torn or corrupt frame; the rest is skipped")
 
 
 def segment_dtype(record_size: int) -> np.dtype[Any]:

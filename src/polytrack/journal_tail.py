@@ -31,13 +31,13 @@ from polytrack.errors import CorruptRecordError
 from polytrack.journal import (
     EVENTS_MAGIC,
     EVENTS_RE,
-    FRAME,
     HEADER_SIZE,
     KIND_POINT,
     KIND_ROW,
     SEGMENT_HEADER,
     SEGMENT_MAGIC,
     SEGMENT_RE,
+    frames,
 )
 from polytrack.journal_reader import segment_dtype
 from polytrack.models import Checksum, Event, KeyDefined, SchemaDefined, StatusChanged
@@ -241,22 +241,13 @@ class JournalTail:
                 offset = HEADER_SIZE
             file.seek(offset)
             data = file.read() if upper is None else file.read(max(0, upper - offset))
-        pos = 0
-        while pos + FRAME.size <= len(data):
-            length, crc = FRAME.unpack_from(data, pos)
-            if length == 0:
-                return
-            payload = data[pos + FRAME.size : pos + FRAME.size + length]
-            if len(payload) != length or zlib.crc32(payload) != crc:
-                return  # being written (live), or torn by a crash: the log ends here
-            after = pos + FRAME.size + length + (-length % 8)
+        for pos, after, payload in frames(data, 0):  # ends where a frame is being written
             try:
                 event = event_from_dict(json.loads(payload))
             except (ValueError, CorruptRecordError) as exc:
                 self.corrupt.append(f"{name}@{offset + pos}: {exc}")
             else:
                 yield event, offset + pos, offset + after
-            pos = after
 
     # -- points ---------------------------------------------------------------------------
 

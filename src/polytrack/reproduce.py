@@ -46,6 +46,7 @@ from attrs import field, frozen
 from polytrack._api import new_run_id
 from polytrack.capture.data import HashCache, hash_source
 from polytrack.capture.environment import installed_packages
+from polytrack.capture.git import git_environment
 from polytrack.comparison import MetricsCheck, identical_metrics
 from polytrack.errors import InvalidInputError, ReproduceError
 from polytrack.models import DataRef, EnvironmentState, GitState
@@ -85,16 +86,6 @@ _DETERMINISM_VARIABLES: Final = (
     "OPENBLAS_*",
     "TF_DETERMINISTIC_OPS",
     "TF_CUDNN_DETERMINISTIC",
-)
-# Variables that would point git at another repository than the one we name.
-_GIT_REPOSITORY_VARIABLES: Final = (
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_COMMON_DIR",
-    "GIT_INDEX_FILE",
-    "GIT_OBJECT_DIRECTORY",
-    "GIT_NAMESPACE",
-    "GIT_PREFIX",
 )
 # Set for the rerun by us; the caller's own values would send the new run elsewhere.
 _RERUN_OWN_VARIABLES: Final = ("POLYTRACK_RUN_ID", "POLYTRACK_RUN_NAME", "POLYTRACK_REPRODUCES")
@@ -153,7 +144,7 @@ def checkout(
     target = Path(dest).expanduser().absolute()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise ReproduceError(f"{target} exists and is not empty: choose another directory")
-    env = _git_environment(os.environ if environ is None else environ)
+    env = git_environment(os.environ if environ is None else environ)
     executable = shutil.which(git, path=env.get("PATH", os.defpath))
     if executable is None:
         raise ReproduceError(f"{git} not found: git is needed to check out the run's commit")
@@ -255,12 +246,6 @@ def git_state_of(run: RunView) -> GitState:
     if state.commit is None:
         raise ReproduceError(f"run {run.id} started before its repository's first commit")
     return state
-
-
-def _git_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in environ.items() if k not in _GIT_REPOSITORY_VARIABLES}
-    env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C")  # no prompt; messages in one language
-    return env
 
 
 def _has_commit(executable: str, root: Path, commit: str, env: Mapping[str, str]) -> bool:

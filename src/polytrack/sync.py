@@ -168,6 +168,7 @@ class RunSync:
         state: SyncState,
         lock_fd: int,
         started: RunStarted,
+        tail: JournalTail,
         *,
         artifact_store: Any = None,
         max_points: int = 20_000,
@@ -180,7 +181,7 @@ class RunSync:
         self._started = started
         self._lock_fd = lock_fd
         self._path = state_path(directory, backend.key)
-        self._tail = JournalTail(directory)
+        self._tail = tail
         self._store = artifact_store
         self._max_points = max_points
         self._warn = warn or (lambda message: print(f"polytrack: {message}", file=sys.stderr))
@@ -219,7 +220,8 @@ class RunSync:
             raise StoreError(f"cannot lock the sync state of {directory}: {exc}") from exc
         try:
             state = SyncState.load(path, uri_key(backend.key))
-            started = _first_started(directory)
+            tail = JournalTail(directory)
+            started = _first_started(tail, directory)
         except BaseException:
             os.close(fd)
             raise
@@ -229,6 +231,7 @@ class RunSync:
             state,
             fd,
             started,
+            tail,
             artifact_store=artifact_store,
             max_points=max_points,
             warn=warn,
@@ -386,8 +389,8 @@ def _batch(seq: int, piece: Slice) -> Batch:
     return Batch(seq=seq, events=tuple(piece.events), metrics=series)
 
 
-def _first_started(directory: Path) -> RunStarted:
-    tail = JournalTail(directory)
+def _first_started(tail: JournalTail, directory: Path) -> RunStarted:
+    """The run's first start; the read also teaches `tail` the key names (reused)."""
     piece = tail.read(Position(), live=True, max_points=0, max_events=1)
     for event in piece.events:
         if isinstance(event, RunStarted):

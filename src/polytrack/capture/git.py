@@ -38,7 +38,14 @@ except ImportError:  # Windows
 from polytrack.capture.git_files import NOT_A_REPOSITORY, read_head, read_head_details
 from polytrack.models import GitState
 
-__all__ = ["GIT_NOT_FOUND", "NOT_A_REPOSITORY", "GitCapture", "capture_git", "read_head"]
+__all__ = [
+    "GIT_NOT_FOUND",
+    "NOT_A_REPOSITORY",
+    "GitCapture",
+    "capture_git",
+    "git_environment",
+    "read_head",
+]
 
 GIT_NOT_FOUND: Final = "git not found; status and diff unavailable"
 
@@ -185,7 +192,7 @@ def capture_git(
         ),
     ]
     reason = _run(
-        jobs, cwd=state.root, env=_git_environment(environ), timeout=timeout, cancel=cancel
+        jobs, cwd=state.root, env=git_environment(environ), timeout=timeout, cancel=cancel
     )
     diff_job, untracked_job = jobs
     diff_sink = diff_job.sink
@@ -217,7 +224,9 @@ def _find_git(git: str | None, environ: Mapping[str, str]) -> str | None:
     return shutil.which(git, path=environ.get("PATH", os.defpath))
 
 
-def _git_environment(environ: Mapping[str, str]) -> dict[str, str]:
+def git_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` for running git on the user's repository: none of the variables that
+    point git elsewhere, no prompts, pagers or optional locks, messages in English."""
     env = {key: value for key, value in environ.items() if key not in _REPOSITORY_VARIABLES}
     env.update(
         GIT_OPTIONAL_LOCKS="0",  # never take (or refresh) the index lock of the user's repo
