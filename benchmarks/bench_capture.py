@@ -51,7 +51,7 @@ from _harness import (
 from polytrack.capture.logs import LogCapture, read_log
 from polytrack.capture.system import SystemSampler
 from polytrack.settings import Settings
-from polytrack.writer import JournalWriter
+from polytrack.store.writer import JournalWriter
 
 DEFAULT_INTERVAL = Settings(home=Path(".")).system_interval
 LINE = "epoch 3 step 1200: loss 0.4182 acc 0.8731 lr 3.0e-04 (12.1 it/s)"

@@ -753,7 +753,7 @@ def _call_cli(main: Callable[..., Any], argv: list[str]) -> tuple[int, str]:
 
 
 def bench_query(report: Report, sizes: Sizes, cache: Path) -> None:
-    from polytrack.backends.local import LocalStore
+    from polytrack.store.local import LocalStore
 
     store, how = ensure_store(cache, sizes.store_runs)
     reps = sizes.read_reps + 2

@@ -53,10 +53,10 @@ sys.path.insert(0, str(ROOT))  # tests/servers: the MLflow server the tests use
 
 from tests.servers.mlflow_server import MlflowServer  # noqa: E402
 
-from polytrack.backends.base import Batch, Series  # noqa: E402
-from polytrack.backends.config import BackendConfig  # noqa: E402
-from polytrack.backends.mlflow import MlflowBackend  # noqa: E402
 from polytrack.models import RunStarted  # noqa: E402
+from polytrack.sync.backends.base import Batch, Series  # noqa: E402
+from polytrack.sync.backends.config import BackendConfig  # noqa: E402
+from polytrack.sync.backends.mlflow import MlflowBackend  # noqa: E402
 
 perf_counter = time.perf_counter
 

@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))  # tests/servers: the MLflow server the tests use
 from tests.servers.mlflow_server import MlflowServer  # noqa: E402
 
 import polytrack  # noqa: E402
-from polytrack.backends.registry import open_backend  # noqa: E402
-from polytrack.sync import RunSync  # noqa: E402
+from polytrack.sync.backends.registry import open_backend  # noqa: E402
+from polytrack.sync.engine import RunSync  # noqa: E402
 
 perf_counter = time.perf_counter
 BLOCK = 500

@@ -42,9 +42,9 @@ from _harness import (
     log,
     machine_meta,
 )
-from polytrack.backends.base import Batch, Series
-from polytrack.backends.polyaxon import PolyaxonBackend, run_uuid
 from polytrack.models import RunStarted
+from polytrack.sync.backends.base import Batch, Series
+from polytrack.sync.backends.polyaxon import PolyaxonBackend, run_uuid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from servers.polyaxon_sandbox import OWNER, PolyaxonSandbox

@@ -7,8 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from polytrack.backends.base import Artifact, Batch
 from polytrack.models import RunStarted
+from polytrack.sync.backends.base import Artifact, Batch
 
 
 class FileBackend:

@@ -20,7 +20,6 @@ from polytrack.artifacts import (
     ArtifactView,
     read_artifacts,
 )
-from polytrack.blobs import BlobStore, blob_path
 from polytrack.capture.data import hash_source
 from polytrack.errors import (
     ArtifactNotFoundError,
@@ -31,6 +30,7 @@ from polytrack.errors import (
 )
 from polytrack.models import ArtifactFile, ArtifactLogged, Event
 from polytrack.run import Run
+from polytrack.store.blobs import BlobStore, blob_path
 
 WAIT = 10.0  # seconds: a bound for waits that end at once when the code is right
 

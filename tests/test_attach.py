@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 import polytrack
-from polytrack.backends.local import LocalStore
 from polytrack.capture.logs import LogWriter, read_log
 from polytrack.errors import InvalidInputError, RunStateError, TrackingWarning
 from polytrack.settings import Settings
+from polytrack.store.local import LocalStore
 
 
 def _environ(home: Path, **extra: str) -> dict[str, str]:

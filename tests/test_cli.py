@@ -617,7 +617,7 @@ def test_import_and_help_stay_cheap() -> None:
         "import polytrack.cli\n"
         "assert 'polytrack.cli.runs' not in sys.modules\n"
         "assert polytrack.cli.main(['runs', 'ls', '--help'], stdout=io.StringIO()) == 0\n"
-        "heavy = {'numpy', 'sqlite3', 'cattrs', 'polytrack.reading'} & set(sys.modules)\n"
+        "heavy = {'numpy', 'sqlite3', 'cattrs', 'polytrack.history.runs'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )
     completed = subprocess.run(

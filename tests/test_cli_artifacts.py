@@ -11,8 +11,8 @@ import pytest
 from attrs import frozen
 
 import polytrack
-from polytrack.blobs import blob_path
 from polytrack.cli import main
+from polytrack.store.blobs import blob_path
 
 
 @frozen

@@ -17,8 +17,8 @@ import polytrack
 from _git import git
 from polytrack.capture.environment import capture_environment
 from polytrack.cli import main
-from polytrack.comparison import ABSENT, Comparison, identical_metrics
 from polytrack.errors import InvalidInputError
+from polytrack.history.compare import ABSENT, Comparison, identical_metrics
 from polytrack.models import HardwareState
 from polytrack.run import Run
 

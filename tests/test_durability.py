@@ -14,8 +14,8 @@ import attrs
 import pytest
 
 import polytrack
-from polytrack.backends.local import INDEX_FILE, LocalStore
-from polytrack.journal_reader import read_run_files
+from polytrack.store.local import INDEX_FILE, LocalStore
+from polytrack.store.reader import read_run_files
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("hot_path")]
 
@@ -230,7 +230,7 @@ def test_full_disk_warns_once_and_training_goes_on(home: Path) -> None:
 def test_owner_on_another_host_is_judged_by_heartbeat() -> None:
     """A run owned elsewhere is alive while its heartbeat is fresh, crashed once stale."""
     from polytrack.models import RunStarted
-    from polytrack.processes import owner_alive
+    from polytrack.store.liveness import owner_alive
 
     started = RunStarted(
         id="abc",
@@ -251,7 +251,7 @@ def test_reused_pid_is_not_mistaken_for_the_owner() -> None:
     import socket
 
     from polytrack.models import RunStarted
-    from polytrack.processes import owner_alive, process_started
+    from polytrack.store.liveness import owner_alive, process_started
 
     me = process_started(os.getpid())
     mine = RunStarted(

@@ -15,12 +15,12 @@ import pytest
 from attrs import frozen
 
 import polytrack
-from polytrack import lineage_graph
-from polytrack.backends.local import INDEX_FILE, LocalStore
 from polytrack.cli import main
 from polytrack.errors import AmbiguousRunError, InvalidInputError, RunNotFoundError
+from polytrack.history import lineage as lineage_module
 from polytrack.models import RunLinked
 from polytrack.run import Run
+from polytrack.store.local import INDEX_FILE, LocalStore
 
 TRAIN, MODEL, PREDS = b"x,y\n1,2\n", b"weights-1", b"p\n0.5\n"
 
@@ -106,7 +106,7 @@ def test_an_index_of_the_old_schema_is_rebuilt_with_lineage(chain: Chain) -> Non
     db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
     db.commit()
     db.close()
-    assert [run.name for run in lineage_graph.consumers("train", home=chain.home)] == ["prepare"]
+    assert [run.name for run in lineage_module.consumers("train", home=chain.home)] == ["prepare"]
     db = sqlite3.connect(chain.home / INDEX_FILE)
     assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
     db.close()
@@ -120,9 +120,9 @@ def test_consumers_by_name_digest_prefix_and_path(chain: Chain) -> None:
     or without `sha256:`, and its path on disk (hashed), as str or Path."""
     digest = sha256(MODEL)
     for ref in ("model", digest, digest[:15], digest[7:20], str(chain.model), chain.model):
-        consumers = lineage_graph.consumers(ref, home=chain.home)
+        consumers = lineage_module.consumers(ref, home=chain.home)
         assert [run.id for run in consumers] == [chain.evaluate], ref
-        producers = lineage_graph.producers(ref, home=chain.home)
+        producers = lineage_module.producers(ref, home=chain.home)
         assert [run.id for run in producers] == [chain.prepare], ref
 
 
@@ -135,13 +135,13 @@ def test_a_file_on_disk_is_looked_up_by_content_not_by_path(
     copy.parent.mkdir()
     copy.write_bytes(chain.train.read_bytes())
     monkeypatch.chdir(copy.parent)
-    assert [r.id for r in lineage_graph.consumers("copy.csv", home=chain.home)] == [chain.prepare]
+    assert [r.id for r in lineage_module.consumers("copy.csv", home=chain.home)] == [chain.prepare]
 
     chain.train.write_bytes(b"x,y\n1,3\n")
     with pytest.raises(RunNotFoundError, match="changed since"):
-        lineage_graph.consumers(chain.train, home=chain.home)
+        lineage_module.consumers(chain.train, home=chain.home)
     chain.train.unlink()
-    found = lineage_graph.consumers(f"path:{chain.train}", home=chain.home)
+    found = lineage_module.consumers(f"path:{chain.train}", home=chain.home)
     assert [run.id for run in found] == [chain.prepare]
 
 
@@ -149,9 +149,9 @@ def test_unknown_and_ambiguous_targets_raise(chain: Chain, tmp_path: Path) -> No
     """Nothing recorded: RunNotFoundError; a digest prefix of two digests: AmbiguousRunError;
     a run where data is expected, a bad depth or direction: InvalidInputError."""
     with pytest.raises(RunNotFoundError, match="names no recorded"):
-        lineage_graph.consumers("nothing-like-this", home=chain.home)
+        lineage_module.consumers("nothing-like-this", home=chain.home)
     with pytest.raises(RunNotFoundError, match="no run consumed or produced"):
-        lineage_graph.lineage("sha256:0000", home=chain.home)
+        lineage_module.lineage("sha256:0000", home=chain.home)
     # Two contents whose digests start alike, found by counting.
     first: dict[str, bytes] = {}
     for number in range(100):
@@ -165,13 +165,13 @@ def test_unknown_and_ambiguous_targets_raise(chain: Chain, tmp_path: Path) -> No
         run.log_data_ref(f"part{index}", data)
     run.finish()
     with pytest.raises(AmbiguousRunError, match="recorded digests; give more"):
-        lineage_graph.lineage(sha256(pair[0])[:8], home=chain.home)
+        lineage_module.lineage(sha256(pair[0])[:8], home=chain.home)
     with pytest.raises(InvalidInputError, match="is a run"):
-        lineage_graph.consumers(f"run:{chain.prepare}", home=chain.home)
+        lineage_module.consumers(f"run:{chain.prepare}", home=chain.home)
     with pytest.raises(InvalidInputError, match="depth"):
-        lineage_graph.lineage("prepare", depth=-1, home=chain.home)
+        lineage_module.lineage("prepare", depth=-1, home=chain.home)
     with pytest.raises(InvalidInputError, match="direction"):
-        lineage_graph.lineage("prepare", direction="sideways", home=chain.home)
+        lineage_module.lineage("prepare", direction="sideways", home=chain.home)
 
 
 # -- walking the graph ------------------------------------------------------------------
@@ -181,11 +181,11 @@ def test_upstream_and_downstream_follow_the_chain_to_any_depth(chain: Chain) -> 
     """Upstream of the evaluation: the model (1 edge), the run that made it (2), its data
     (3); downstream of the preparation: the model, the evaluation, its predictions."""
     model, train, preds = sha256(MODEL), sha256(TRAIN), sha256(PREDS)
-    up = [lineage_graph.upstream(chain.evaluate, depth=d, home=chain.home) for d in (1, 2, None)]
+    up = [lineage_module.upstream(chain.evaluate, depth=d, home=chain.home) for d in (1, 2, None)]
     assert set(up[0].nodes) == {model} and set(up[0].runs) == {chain.evaluate}
     assert set(up[1].nodes) == {model} and set(up[1].runs) == {chain.evaluate, chain.prepare}
     assert set(up[2].nodes) == {model, train} and preds not in up[2].nodes
-    down = lineage_graph.downstream("prepare", home=chain.home)
+    down = lineage_module.downstream("prepare", home=chain.home)
     assert set(down.nodes) == {model, preds} and set(down.runs) == {chain.prepare, chain.evaluate}
     relations = {(e.source, e.target, e.relation) for e in down.edges}
     assert relations == {
@@ -221,7 +221,7 @@ def test_a_run_consuming_its_own_output_does_not_loop(tmp_path: Path, home: Path
     run.log_data_ref("state", state)
     run.log_data_ref("state", state, role="output")
     run.finish()
-    graph = lineage_graph.lineage(run.id, home=home)
+    graph = lineage_module.lineage(run.id, home=home)
     assert len(graph.nodes) == 1 and set(graph.runs) == {run.id}
     tree = graph.render_tree()
     assert "(see above)" in tree and len(tree.splitlines()) < 10
@@ -233,12 +233,12 @@ def test_a_reproduction_is_linked_to_the_run_it_reproduces(chain: Chain, home: P
     again = start(home, "again")
     again._writer.append_event(RunLinked(run_id=chain.prepare, relation="reproduces"))
     again.finish()
-    up = lineage_graph.upstream(again.id, home=home)
+    up = lineage_module.upstream(again.id, home=home)
     assert (f"run:{chain.prepare}", f"run:{again.id}", "reproduces") in {
         (e.source, e.target, e.relation) for e in up.edges
     }
     assert sha256(TRAIN) in up.nodes  # and on through the original's inputs
-    down = lineage_graph.downstream(chain.prepare, depth=1, home=home)
+    down = lineage_module.downstream(chain.prepare, depth=1, home=home)
     assert again.id in down.runs
     assert f"reproduced by run {again.id}  again" in down.render_tree()
 
@@ -286,8 +286,8 @@ def test_a_name_shared_by_a_run_and_data_needs_a_prefix(tmp_path: Path, home: Pa
         run.log_data_ref("vocab", path, role="output")
         run.finish()
     with pytest.raises(AmbiguousRunError):
-        lineage_graph.lineage("vocab", home=home)  # two runs are called "vocab"
-    graph = lineage_graph.lineage("name:vocab", home=home)
+        lineage_module.lineage("vocab", home=home)  # two runs are called "vocab"
+    graph = lineage_module.lineage("name:vocab", home=home)
     assert sorted(graph.roots) == sorted([sha256(b"v1"), sha256(b"v2")])
     assert len(graph.runs) == 2
 
@@ -295,10 +295,11 @@ def test_a_name_shared_by_a_run_and_data_needs_a_prefix(tmp_path: Path, home: Pa
 def test_public_functions_stay_callable_after_their_modules_load() -> None:
     """`polytrack.lineage` and `polytrack.compare` are functions even once the modules
     defining them are imported (a submodule of the same name would shadow them)."""
-    importlib.import_module("polytrack.lineage_graph")
-    importlib.import_module("polytrack.comparison")
-    assert polytrack.lineage is lineage_graph.lineage
-    assert callable(polytrack.compare) and polytrack.compare.__module__ == "polytrack.comparison"
+    importlib.import_module("polytrack.history.lineage")
+    importlib.import_module("polytrack.history.compare")
+    assert polytrack.lineage is lineage_module.lineage
+    assert callable(polytrack.compare)
+    assert polytrack.compare.__module__ == "polytrack.history.compare"
 
 
 # -- the command ------------------------------------------------------------------------

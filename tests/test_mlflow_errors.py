@@ -19,9 +19,6 @@ import numpy as np
 import pytest
 import responses
 
-from polytrack.backends.base import Artifact, Batch, Series
-from polytrack.backends.config import BackendConfig
-from polytrack.backends.mlflow import MlflowBackend
 from polytrack.errors import (
     BackendAuthError,
     BackendConfigError,
@@ -30,6 +27,9 @@ from polytrack.errors import (
     BackendUnavailableError,
 )
 from polytrack.models import ParamsSet, RunStarted, SeedState
+from polytrack.sync.backends.base import Artifact, Batch, Series
+from polytrack.sync.backends.config import BackendConfig
+from polytrack.sync.backends.mlflow import MlflowBackend
 
 PASSWORD = "pa55-Hunter2-secret"
 TOKEN = "tok-0f9e8d7c6b5a-secret"

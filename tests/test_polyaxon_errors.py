@@ -16,9 +16,6 @@ import pytest
 import requests
 import responses
 
-from polytrack.backends.base import Batch, Series
-from polytrack.backends.polyaxon import PolyaxonBackend, run_uuid
-from polytrack.backends.registry import open_backend
 from polytrack.errors import (
     BackendAuthError,
     BackendConfigError,
@@ -27,6 +24,9 @@ from polytrack.errors import (
     BackendUnavailableError,
 )
 from polytrack.models import ParamsSet, RunStarted
+from polytrack.sync.backends.base import Batch, Series
+from polytrack.sync.backends.polyaxon import PolyaxonBackend, run_uuid
+from polytrack.sync.backends.registry import open_backend
 
 URI = "polyaxon+http://polyaxon.test:8000/acme/mnist"
 API = "http://polyaxon.test:8000/api/v1/acme/mnist"

@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from polytrack.backends import polyaxon_events
-from polytrack.backends.base import Series
+from polytrack.sync.backends import polyaxon_events
+from polytrack.sync.backends.base import Series
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1

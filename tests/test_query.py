@@ -8,9 +8,9 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 
-from polytrack.backends.index import SCHEMA, param_columns
 from polytrack.errors import QueryError
-from polytrack.query import compile_order_by, compile_where
+from polytrack.store.index import SCHEMA, param_columns
+from polytrack.store.query import compile_order_by, compile_where
 
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 DAY = 86_400.0

@@ -19,12 +19,9 @@ import yaml
 import polytrack
 from _git import GIT_ENV, git
 from polytrack import cli
-from polytrack.comparison import identical_metrics
 from polytrack.errors import InvalidInputError
-from polytrack.journal_reader import read_run_files
-from polytrack.models import EnvironmentState, RunLinked
-from polytrack.reading import RunView
-from polytrack.reproduce import (
+from polytrack.history.compare import identical_metrics
+from polytrack.history.reproduce import (
     PARAMS_FILE,
     ReproduceError,
     check_data,
@@ -32,8 +29,11 @@ from polytrack.reproduce import (
     environment_drift,
     plan_rerun,
 )
-from polytrack.reproduce_spec import polyaxonfile
+from polytrack.history.reproduce_spec import polyaxonfile
+from polytrack.history.runs import RunView
+from polytrack.models import EnvironmentState, RunLinked
 from polytrack.settings import Settings
+from polytrack.store.reader import read_run_files
 
 # Linear regression by gradient descent: seeded noise on the start weights, data from a
 # CSV file outside the repository, start weights from a tracked binary file. SCALE and

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import polytrack
-from polytrack.backends.local import INDEX_FILE, LocalStore
-from polytrack.journal_reader import CHUNK
+from polytrack.store.local import INDEX_FILE, LocalStore
+from polytrack.store.reader import CHUNK
 
 pytestmark = pytest.mark.usefixtures("hot_path")
 

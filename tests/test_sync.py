@@ -20,8 +20,6 @@ import pytest
 
 import polytrack
 from _file_backend import FileBackend
-from polytrack.backends.base import Artifact, Backend, Batch
-from polytrack.backends.memory import InMemoryBackend
 from polytrack.cli import main
 from polytrack.errors import (
     BackendAuthError,
@@ -29,9 +27,11 @@ from polytrack.errors import (
     BackendRejectedError,
     BackendUnavailableError,
 )
-from polytrack.journal_tail import JournalTail, Position
 from polytrack.models import RunStarted
-from polytrack.sync import Backoff, RunSync, SyncBusyError, SyncState, state_path
+from polytrack.store.tail import JournalTail, Position
+from polytrack.sync.backends.base import Artifact, Backend, Batch
+from polytrack.sync.backends.memory import InMemoryBackend
+from polytrack.sync.engine import Backoff, RunSync, SyncBusyError, SyncState, state_path
 
 QUIET = {"capture": False}
 
@@ -99,7 +99,7 @@ def test_a_run_arrives_whole_and_once(home: Path, hot_path: str) -> None:
 
 def test_points_keep_their_recorded_times(home: Path) -> None:
     """A point's time at the backend is the time the journal recorded, bit for bit."""
-    from polytrack.journal_reader import read_series
+    from polytrack.store.reader import read_series
 
     backend = InMemoryBackend()
     before = time.time()
@@ -602,7 +602,7 @@ def test_a_third_party_backend_registers_through_an_entry_point(
     (site / "acme_backend.py").write_text(
         textwrap.dedent(
             """
-            from polytrack.backends.memory import InMemoryBackend
+            from polytrack.sync.backends.memory import InMemoryBackend
 
             def from_uri(uri, *, environ, config):
                 return InMemoryBackend.from_uri("memory://acme")

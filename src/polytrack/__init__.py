@@ -39,8 +39,8 @@ _EXPORTS = {
     "BackendError": "polytrack.errors",
     "BackendRejectedError": "polytrack.errors",
     "BackendUnavailableError": "polytrack.errors",
-    "Backend": "polytrack.backends.base",
-    "InMemoryBackend": "polytrack.backends.memory",
+    "Backend": "polytrack.sync.backends.base",
+    "InMemoryBackend": "polytrack.sync.backends.memory",
     "InvalidInputError": "polytrack.errors",
     "InvalidMetricError": "polytrack.errors",
     "PolytrackError": "polytrack.errors",
@@ -60,13 +60,13 @@ _EXPORTS = {
     "SeedState": "polytrack.models",
     "Snapshot": "polytrack.models",
     "LogLine": "polytrack.capture.logs",
-    "RunView": "polytrack.reading",
-    "get_run": "polytrack.reading",
-    "runs": "polytrack.reading",
-    "Comparison": "polytrack.comparison",
-    "compare": "polytrack.comparison",
-    "LineageGraph": "polytrack.lineage_graph",
-    "lineage": "polytrack.lineage_graph",
+    "RunView": "polytrack.history.runs",
+    "get_run": "polytrack.history.runs",
+    "runs": "polytrack.history.runs",
+    "Comparison": "polytrack.history.compare",
+    "compare": "polytrack.history.compare",
+    "LineageGraph": "polytrack.history.lineage",
+    "lineage": "polytrack.history.lineage",
     "DisabledRun": "polytrack.run",
     "Run": "polytrack.run",
     "Settings": "polytrack.settings",
@@ -145,13 +145,7 @@ if TYPE_CHECKING:  # explicit re-exports (`X as X`) for type checkers
         seed_everything as seed_everything,
     )
     from polytrack.artifacts import ArtifactView as ArtifactView
-    from polytrack.backends.base import Backend as Backend
-    from polytrack.backends.memory import InMemoryBackend as InMemoryBackend
     from polytrack.capture.logs import LogLine as LogLine
-    from polytrack.comparison import (
-        Comparison as Comparison,
-        compare as compare,
-    )
     from polytrack.errors import (
         AmbiguousRunError as AmbiguousRunError,
         ArtifactNotFoundError as ArtifactNotFoundError,
@@ -169,9 +163,18 @@ if TYPE_CHECKING:  # explicit re-exports (`X as X`) for type checkers
         StoreError as StoreError,
         TrackingWarning as TrackingWarning,
     )
-    from polytrack.lineage_graph import (
+    from polytrack.history.compare import (
+        Comparison as Comparison,
+        compare as compare,
+    )
+    from polytrack.history.lineage import (
         LineageGraph as LineageGraph,
         lineage as lineage,
+    )
+    from polytrack.history.runs import (
+        RunView as RunView,
+        get_run as get_run,
+        runs as runs,
     )
     from polytrack.models import (
         CodeState as CodeState,
@@ -185,11 +188,6 @@ if TYPE_CHECKING:  # explicit re-exports (`X as X`) for type checkers
         SeedState as SeedState,
         Snapshot as Snapshot,
     )
-    from polytrack.reading import (
-        RunView as RunView,
-        get_run as get_run,
-        runs as runs,
-    )
     from polytrack.run import (
         DisabledRun as DisabledRun,
         Run as Run,
@@ -197,6 +195,8 @@ if TYPE_CHECKING:  # explicit re-exports (`X as X`) for type checkers
     from polytrack.settings import (
         Settings as Settings,
     )
+    from polytrack.sync.backends.base import Backend as Backend
+    from polytrack.sync.backends.memory import InMemoryBackend as InMemoryBackend
 
 
 def __getattr__(name: str) -> Any:

@@ -17,20 +17,20 @@ from polytrack.capture.seeds import seed_everything as _seed_everything
 from polytrack.capture.snapshot import SnapshotCapture
 from polytrack.capture.system import SystemSampler
 from polytrack.errors import InvalidInputError, RunStateError, StoreError, TrackingWarning
-from polytrack.journal import EVENTS_RE
 from polytrack.models import DataRef, ParamsSet, RunLinked, RunStarted, SeedState, StatusChanged
-from polytrack.processes import hostname, process_started
 from polytrack.redact import redact_url
 from polytrack.run import DisabledRun, Run, check_tags, flatten_params
 from polytrack.settings import CAPTURES, MODES, Settings, config_path
-from polytrack.writer import JournalWriter
+from polytrack.store.journal import EVENTS_RE
+from polytrack.store.liveness import hostname, process_started
+from polytrack.store.writer import JournalWriter
 
 if TYPE_CHECKING:
     import argparse
 
-    from polytrack.backends.base import Backend
-    from polytrack.backends.local import LocalStore, RunRead
-    from polytrack.backends.target import SyncTarget
+    from polytrack.store.local import LocalStore, RunRead
+    from polytrack.sync.backends.base import Backend
+    from polytrack.sync.backends.target import SyncTarget
 
 __all__ = [
     "current_run",
@@ -203,7 +203,7 @@ def _start(
         settings.run_id is not None and (settings.home / "runs" / settings.run_id).is_dir()
     ):
         # The store's reader needs numpy and SQLite: imported only to continue a run.
-        from polytrack.backends.local import LocalStore
+        from polytrack.store.local import LocalStore
 
         with LocalStore.open(settings.home, stale_after=6 * settings.heartbeat_interval) as store:
             if resume is not None:
@@ -347,7 +347,7 @@ def _sync_target(
         return None
     if backend is None and not settings.backend and not config_path(environ).is_file():
         return None
-    from polytrack.backends.target import resolve_target
+    from polytrack.sync.backends.target import resolve_target
 
     return resolve_target(backend, settings, environ)
 
@@ -356,7 +356,7 @@ def _start_sync(run: Run, target: SyncTarget | None, environ: Mapping[str, str])
     """Start shipping the run to its backend, on a thread the run owns."""
     if target is None:
         return
-    from polytrack.sync_worker import SyncWorker
+    from polytrack.sync.worker import SyncWorker
 
     handoff = None
     if target.uri is not None and run.settings.sync_handoff:

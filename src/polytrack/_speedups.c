@@ -3,7 +3,7 @@
  *
  * `Appender` is what `Run.log_metrics` is bound to when this module is built. It writes
  * one 24-byte point record per metric straight into the mapped journal segment, in the
- * format described in polytrack/journal.py:
+ * format described in polytrack/store/journal.py:
  *
  *     [i64 step][f64 value][f32 seconds since the segment's base][u16 key id][u16 kind]
  *
@@ -360,10 +360,10 @@ static PyTypeObject AppenderType = {
 };
 
 /*
- * format_events: metric points as traceml event lines (see backends/polyaxon_events.py).
+ * format_events: metric points as traceml event lines (see sync/backends/polyaxon_events.py).
  *
  * Each point becomes "\n<step>|<YYYY-MM-DD HH:MM:SS.ffffff>+00:00|<repr(value)>", byte for
- * byte what the pure-Python `event_lines` (polytrack.backends.polyaxon_events) writes:
+ * byte what the pure-Python `event_lines` (polytrack.sync.backends.polyaxon_events) writes:
  * values as float.__repr__ writes them (format_repr below, where Grisu3 vouches for its
  * digits, else PyOS_double_to_string with repr's arguments; a 256-slot cache keeps
  * repeated values from being formatted again), the date through gmtime_r (once per day)

@@ -3,7 +3,7 @@
 `Run.log_artifact(path)` validates on the caller's thread (a stat, the name) and queues a
 request; the run's artifacts thread (`polytrack-artifacts-<run id>`, started on the first
 request and stopped by `finish()`) walks the file or directory, copies each file into the
-home's blob store (`polytrack.blobs`) while hashing it, syncs the store, and only then
+home's blob store (`polytrack.store.blobs`) while hashing it, syncs the store, and only then
 appends one `ArtifactLogged` event to the journal. An event in the journal therefore
 always points at blobs that are there, whatever kills the process and whenever.
 
@@ -33,9 +33,9 @@ from typing import Any, Final
 
 from attrs import field, frozen
 
-from polytrack.blobs import BlobStore
 from polytrack.errors import InvalidInputError, StoreError
 from polytrack.models import ArtifactFile, ArtifactLogged, Event
+from polytrack.store.blobs import BlobStore
 
 __all__ = [
     "MAX_QUEUED",
@@ -386,7 +386,7 @@ class ArtifactView:
 def read_artifacts(directory: Path) -> list[ArtifactLogged]:
     """Every artifact recorded in a run directory, every attempt, in the order logged."""
     # The journal reader needs numpy: loaded only when artifacts are read back.
-    from polytrack.journal_reader import _list, _read_all_events
+    from polytrack.store.reader import _list, _read_all_events
 
     events, _ = _read_all_events(directory, _list(directory), [])
     return [event for _, event in events if isinstance(event, ArtifactLogged)]

@@ -246,7 +246,7 @@ class ArtifactFile:
 @frozen
 class ArtifactLogged:
     """A file or directory the run logged (a model too), kept content-addressed in the
-    home's blob store (`polytrack.blobs`): each file's bytes are stored once by digest.
+    home's blob store (`polytrack.store.blobs`): each file's bytes are stored once by digest.
 
     `digest` is the file's hash, or for a directory the hash of its sorted manifest (the
     same rule as `DataRef`). `kind` is "file", "directory", "model" or the caller's own.

@@ -36,15 +36,15 @@ from polytrack.models import (
 )
 from polytrack.redact import redact_url, redact_value
 from polytrack.settings import Settings, default_cache_dir
-from polytrack.writer import JournalWriter, LogMetrics
+from polytrack.store.writer import JournalWriter, LogMetrics
 
 if TYPE_CHECKING:
     import argparse
 
     from polytrack.artifacts import ArtifactCopier, ArtifactRequest, ArtifactView
-    from polytrack.blobs import BlobStore
     from polytrack.capture.data import DataHash, HashCache
-    from polytrack.sync_worker import SyncWorker
+    from polytrack.store.blobs import BlobStore
+    from polytrack.sync.worker import SyncWorker
 
 __all__ = ["Collaborator", "DisabledRun", "Run", "flatten_params"]
 
@@ -444,7 +444,7 @@ class Run:
         with self._artifacts_lock:
             if self._artifacts is None:
                 from polytrack.artifacts import ArtifactCopier
-                from polytrack.blobs import BlobStore
+                from polytrack.store.blobs import BlobStore
 
                 copier = ArtifactCopier(
                     store=self._blob_store or BlobStore(self.settings.home),
@@ -706,7 +706,7 @@ def _index_quietly(home: Path, run_id: str) -> None:
     """
     if "numpy" not in sys.modules:
         return
-    from polytrack.backends.local import LocalStore
+    from polytrack.store.local import LocalStore
 
     try:
         with LocalStore.open(home) as store:

@@ -84,7 +84,7 @@ def default_cache_dir(environ: Mapping[str, str]) -> Path:
 
 
 def config_path(environ: Mapping[str, str]) -> Path:
-    """The config file (backend, artifact store, credentials: `polytrack.backends.config`):
+    """The config file (backend, artifact store, credentials: `polytrack.sync.backends.config`):
     `$POLYTRACK_CONFIG`, else `$XDG_CONFIG_HOME/polytrack/config.toml`."""
     if environ.get("POLYTRACK_CONFIG"):
         return Path(environ["POLYTRACK_CONFIG"]).expanduser()
@@ -144,7 +144,7 @@ class Settings:
     reproduces: set by `polytrack reproduce --run`), `POLYTRACK_BACKEND` (where runs are
     synced, a URI), `POLYTRACK_ARTIFACT_STORE` (an fsspec URL), `POLYTRACK_SYNC_TIMEOUT`,
     `POLYTRACK_SYNC_INTERVAL` (seconds) and `POLYTRACK_SYNC_HANDOFF` (0/1). The config file
-    (`polytrack.backends.config`) is read by `init()`, not here.
+    (`polytrack.sync.backends.config`) is read by `init()`, not here.
     """
 
     home: Path

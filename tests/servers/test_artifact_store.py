@@ -14,19 +14,19 @@ from typing import Any
 
 import pytest
 
-from polytrack.backends.artifact_store import (
-    SIDECAR_DIR,
-    ArtifactStore,
-    FsspecArtifactStore,
-    open_artifact_store,
-)
-from polytrack.backends.base import Artifact
 from polytrack.errors import (
     BackendAuthError,
     BackendConfigError,
     BackendRejectedError,
     BackendUnavailableError,
 )
+from polytrack.sync.backends.artifact_store import (
+    SIDECAR_DIR,
+    ArtifactStore,
+    FsspecArtifactStore,
+    open_artifact_store,
+)
+from polytrack.sync.backends.base import Artifact
 
 from .faulty_proxy import Fault, FaultyProxy
 from .moto_server import REGION, MotoServer, S3Credentials

@@ -17,9 +17,6 @@ import numpy as np
 import pytest
 import requests
 
-from polytrack.backends.base import Artifact, Backend, Batch, Series
-from polytrack.backends.config import BackendConfig
-from polytrack.backends.mlflow import MlflowBackend
 from polytrack.errors import BackendRejectedError
 from polytrack.models import (
     CodeState,
@@ -34,6 +31,9 @@ from polytrack.models import (
     StatusChanged,
     TagsAdded,
 )
+from polytrack.sync.backends.base import Artifact, Backend, Batch, Series
+from polytrack.sync.backends.config import BackendConfig
+from polytrack.sync.backends.mlflow import MlflowBackend
 
 from .mlflow_server import MlflowServer
 

@@ -18,8 +18,6 @@ import numpy as np
 import pytest
 import requests
 
-from polytrack.backends.base import Artifact, Backend, Batch, Series
-from polytrack.backends.polyaxon import PolyaxonBackend, event_name, run_uuid
 from polytrack.errors import BackendRejectedError
 from polytrack.models import (
     ArtifactLogged,
@@ -30,6 +28,8 @@ from polytrack.models import (
     RunStarted,
     TagsAdded,
 )
+from polytrack.sync.backends.base import Artifact, Backend, Batch, Series
+from polytrack.sync.backends.polyaxon import PolyaxonBackend, event_name, run_uuid
 
 from .polyaxon_sandbox import OWNER, PolyaxonSandbox
 
@@ -256,8 +256,8 @@ _CRASHING = """
 import os, sys, json
 import numpy as np
 from pathlib import Path
-from polytrack.backends.base import Batch, Series
-from polytrack.backends.polyaxon import PolyaxonBackend
+from polytrack.sync.backends.base import Batch, Series
+from polytrack.sync.backends.polyaxon import PolyaxonBackend
 from polytrack.models import RunStarted
 
 uri, workdir, run_id, batches = sys.argv[1], Path(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])

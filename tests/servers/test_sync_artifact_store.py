@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import polytrack
-from polytrack.backends.memory import InMemoryBackend
+from polytrack.sync.backends.memory import InMemoryBackend
 
 from .moto_server import REGION, MotoServer
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from polytrack.journal_reader import read_series
+from polytrack.store.reader import read_series
 
 from .faulty_proxy import Fault, FaultyProxy
 from .mlflow_server import MlflowServer

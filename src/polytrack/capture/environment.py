@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from polytrack.models import EnvironmentState
-from polytrack.processes import hostname
 from polytrack.redact import is_secret_name, redact_url
+from polytrack.store.liveness import hostname
 
 __all__ = ["capture_environment", "installed_packages", "selected_variables"]
 

@@ -19,7 +19,7 @@ from polytrack.errors import RunNotFoundError
 if TYPE_CHECKING:
     from polytrack.artifacts import ArtifactView
     from polytrack.cli._parser import Subcommands
-    from polytrack.reading import RunView
+    from polytrack.history.runs import RunView
 
 __all__ = ["get_artifact", "list_artifacts", "register"]
 
@@ -76,7 +76,7 @@ def register(commands: Subcommands, parent: Parser) -> None:
 def _run(args: argparse.Namespace, ctx: Context) -> RunView:
     if not ctx.home.is_dir():
         raise RunNotFoundError(f"no run {args.run!r}: there is no store at {ctx.home}")
-    from polytrack.reading import get_run  # numpy and SQLite: only when reading
+    from polytrack.history.runs import get_run  # numpy and SQLite: only when reading
 
     return get_run(args.run, project=args.project, home=ctx.home)
 

@@ -21,7 +21,7 @@ from polytrack.errors import RunNotFoundError
 
 if TYPE_CHECKING:
     from polytrack.cli._parser import Subcommands
-    from polytrack.comparison import Comparison, MetricRow, Row
+    from polytrack.history.compare import Comparison, MetricRow, Row
     from polytrack.models import MetricSummary
 
 __all__ = ["compare_runs", "diff_runs", "register", "render_comparison", "render_diff"]
@@ -89,7 +89,7 @@ def compare_runs(args: argparse.Namespace, ctx: Context) -> int:
         ctx.note("polytrack: error: runs compare needs two runs or more")
         return 2
     _check_store(ctx, args.runs)
-    from polytrack.comparison import compare  # numpy and SQLite: only when reading
+    from polytrack.history.compare import compare  # numpy and SQLite: only when reading
 
     comparison = compare(
         *args.runs, project=args.project, include_system=args.system, home=ctx.home
@@ -101,7 +101,7 @@ def compare_runs(args: argparse.Namespace, ctx: Context) -> int:
 def diff_runs(args: argparse.Namespace, ctx: Context) -> int:
     """`polytrack runs diff A B`: only the differences, as review-friendly text."""
     _check_store(ctx, [args.a])
-    from polytrack.comparison import compare  # numpy and SQLite: only when reading
+    from polytrack.history.compare import compare  # numpy and SQLite: only when reading
 
     comparison = compare(args.a, args.b, project=args.project, home=ctx.home)
     if args.json:
@@ -121,7 +121,7 @@ def diff_runs(args: argparse.Namespace, ctx: Context) -> int:
 def _show(section: str, key: str, value: Any, *, short: bool = True) -> str:
     """A compared value as text: digests and commits shortened (in tables), sizes in
     bytes as KiB/MiB, a value a run lacks as "-"."""
-    from polytrack.comparison import ABSENT
+    from polytrack.history.compare import ABSENT
 
     if value is ABSENT:
         return MISSING
@@ -281,7 +281,7 @@ def render_diff(comparison: Comparison) -> str:
 
 
 def _absent(value: Any) -> bool:
-    from polytrack.comparison import ABSENT
+    from polytrack.history.compare import ABSENT
 
     return value is ABSENT
 

@@ -37,7 +37,7 @@ def register(commands: Subcommands, parent: Parser) -> None:
 
 def rebuild_index(args: argparse.Namespace, context: Context) -> int:
     """Rebuild the index of `context.home` and say how many runs it holds."""
-    from polytrack.backends.local import LocalStore
+    from polytrack.store.local import LocalStore
 
     if not (context.home / "runs").is_dir():
         context.note(f"there is no store at {context.home}")

@@ -79,7 +79,7 @@ def show_lineage(args: argparse.Namespace, ctx: Context) -> int:
     """`polytrack lineage TARGET`: the graph around TARGET in the chosen format."""
     if not ctx.home.is_dir():
         raise RunNotFoundError(f"nothing is recorded: there is no store at {ctx.home}")
-    from polytrack.lineage_graph import lineage  # SQLite and the store: only when run
+    from polytrack.history.lineage import lineage  # SQLite and the store: only when run
 
     graph = lineage(
         args.target,

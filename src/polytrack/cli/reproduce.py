@@ -22,9 +22,9 @@ from polytrack.cli._parser import Parser, add_command
 
 if TYPE_CHECKING:
     from polytrack.cli._parser import Subcommands
-    from polytrack.comparison import MetricDelta, MetricsCheck
-    from polytrack.reading import RunView
-    from polytrack.reproduce import Checkout, DataCheck, EnvironmentDrift
+    from polytrack.history.compare import MetricDelta, MetricsCheck
+    from polytrack.history.reproduce import Checkout, DataCheck, EnvironmentDrift
+    from polytrack.history.runs import RunView
 
 __all__ = ["register", "reproduce"]
 
@@ -85,9 +85,9 @@ def register(commands: Subcommands, parent: Parser) -> None:
 
 def reproduce(args: argparse.Namespace, context: Context) -> int:
     """Reproduce `args.run`; print each section; 1 when a step failed."""
-    from polytrack import reproduce as rp
-    from polytrack.reading import get_run
-    from polytrack.reproduce_spec import polyaxonfile
+    from polytrack.history import reproduce as rp
+    from polytrack.history.reproduce_spec import polyaxonfile
+    from polytrack.history.runs import get_run
     from polytrack.settings import Settings
 
     run = get_run(args.run, project=args.project, home=context.home)
@@ -138,7 +138,7 @@ def reproduce(args: argparse.Namespace, context: Context) -> int:
 
 def _rerun(context: Context, run: RunView, done: Checkout | None, variables: Sequence[str]) -> str:
     """Run it again and print the comparison; why it failed, or "" if it did not."""
-    from polytrack import reproduce as rp
+    from polytrack.history import reproduce as rp
 
     if done is None:
         message = "refused: there is no checkout to run it in (see checkout above)"

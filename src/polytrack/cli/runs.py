@@ -2,7 +2,7 @@
 (`runs compare` and `runs diff` live in `polytrack.cli.compare`.)
 
 Reads through the public API (`polytrack.runs`, `polytrack.get_run`, imported from
-`polytrack.reading`), as a user would.
+`polytrack.history.runs`), as a user would.
 Nothing here imports numpy or cattrs at import time: `main()` imports this module to
 build its parser, and `polytrack --help` should not pay for a store it never opens.
 """
@@ -41,8 +41,8 @@ from polytrack.errors import RunNotFoundError
 
 if TYPE_CHECKING:
     from polytrack.cli._parser import Subcommands
+    from polytrack.history.runs import RunView
     from polytrack.models import RunInfo
-    from polytrack.reading import RunView
 
 __all__ = ["Field", "list_runs", "register", "show_run"]
 
@@ -235,7 +235,7 @@ def _fields(text: str) -> list[Field]:
 
 def list_runs(args: argparse.Namespace, ctx: Context) -> int:
     """`polytrack runs ls`: a table (or a JSON array) of the runs a query selects."""
-    from polytrack.reading import runs  # numpy and SQLite: only when reading
+    from polytrack.history.runs import runs  # numpy and SQLite: only when reading
 
     limit: int | None = args.limit or None
     infos: Sequence[RunInfo] = runs(
@@ -331,7 +331,7 @@ def show_run(args: argparse.Namespace, ctx: Context) -> int:
     """`polytrack runs show RUN`: one run's whole record, readably or as JSON."""
     if not ctx.home.is_dir():
         raise RunNotFoundError(f"no run {args.run!r}: there is no store at {ctx.home}")
-    from polytrack.reading import get_run  # numpy and SQLite: only when reading
+    from polytrack.history.runs import get_run  # numpy and SQLite: only when reading
 
     info = get_run(args.run, project=args.project, home=ctx.home)
     ctx.out(to_json(_full_record(info)) if args.json else describe_run(info))

@@ -20,10 +20,10 @@ from polytrack.cli._parser import Parser, add_command
 from polytrack.errors import BackendAuthError, BackendUnavailableError, InvalidInputError
 
 if TYPE_CHECKING:
-    from polytrack.backends.base import Backend
-    from polytrack.backends.local import LocalStore
     from polytrack.cli._parser import Subcommands
-    from polytrack.sync import RunSync
+    from polytrack.store.local import LocalStore
+    from polytrack.sync.backends.base import Backend
+    from polytrack.sync.engine import RunSync
 
 __all__ = ["register", "sync"]
 
@@ -70,9 +70,9 @@ def register(commands: Subcommands, parent: Parser) -> None:
 
 def sync(args: argparse.Namespace, context: Context) -> int:
     """Send the chosen runs; 0 when all are up to date, 1 when some are not."""
-    from polytrack.backends.local import LocalStore
-    from polytrack.backends.target import resolve_target
     from polytrack.settings import Settings
+    from polytrack.store.local import LocalStore
+    from polytrack.sync.backends.target import resolve_target
 
     if not args.runs and not args.all:
         raise InvalidInputError("name the runs to send, or pass --all")
@@ -136,7 +136,7 @@ class _Shipper:
 
     def ship(self, run_id: str) -> bool:
         """Send what `run_id` holds; whether it is now all at the backend."""
-        from polytrack.sync import RunSync, SyncBusyError
+        from polytrack.sync.engine import RunSync, SyncBusyError
 
         if run_id in self._done:
             return True
@@ -158,7 +158,7 @@ class _Shipper:
             sync.close()
 
     def _ship(self, run_id: str, sync: RunSync) -> bool:
-        from polytrack.sync import Backoff
+        from polytrack.sync.engine import Backoff
 
         info = self._store.read_run(run_id).info
         live = info.status == "running"

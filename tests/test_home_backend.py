@@ -1,4 +1,4 @@
-"""`StoreBackend`: a run synced into another polytrack home reads there like a local one,
+"""`HomeBackend`: a run synced into another polytrack home reads there like a local one,
 every batch exactly once, also after a crash in the middle of one."""
 
 from __future__ import annotations
@@ -12,14 +12,8 @@ import pytest
 
 import polytrack
 from _git import git
-from polytrack.backends.base import Batch, Series
-from polytrack.backends.config import uri_key
-from polytrack.backends.registry import open_backend
-from polytrack.backends.store import StoreBackend
 from polytrack.cli import main
 from polytrack.errors import BackendConfigError
-from polytrack.journal import FRAME, Events
-from polytrack.journal_reader import read_run_files
 from polytrack.models import (
     KeyDefined,
     OutputsSet,
@@ -28,6 +22,12 @@ from polytrack.models import (
     StatusChanged,
     TagsAdded,
 )
+from polytrack.store.journal import FRAME, Events
+from polytrack.store.reader import read_run_files
+from polytrack.sync.backends.base import Batch, Series
+from polytrack.sync.backends.config import uri_key
+from polytrack.sync.backends.home import HomeBackend
+from polytrack.sync.backends.registry import open_backend
 
 
 def _uri(target: Path) -> str:
@@ -61,8 +61,8 @@ def _batch(seq: int, start: int, n: int, *, params: dict[str, int] | None = None
     )
 
 
-def _open(target: Path, tmp_path: Path, run_id: str = "r1") -> StoreBackend:
-    backend = StoreBackend.from_uri(_uri(target), environ={})
+def _open(target: Path, tmp_path: Path, run_id: str = "r1") -> HomeBackend:
+    backend = HomeBackend.from_uri(_uri(target), environ={})
     workdir = tmp_path / "source" / "runs" / run_id / "sync" / "w"
     workdir.mkdir(parents=True, exist_ok=True)
     backend.open_run(_started(run_id), workdir=workdir)
@@ -217,16 +217,16 @@ def test_uri_names_an_absolute_local_path(tmp_path: Path) -> None:
     """The registry builds it from its URI; a host or a relative path is refused."""
     uri = _uri(tmp_path / "t") + "/"
     backend = open_backend(uri, environ={})
-    assert isinstance(backend, StoreBackend) and backend.key == uri_key(uri)
+    assert isinstance(backend, HomeBackend) and backend.key == uri_key(uri)
     assert backend.home == tmp_path / "t"
     for bad in ("polytrack+file://nfs-host/x", "polytrack+file://relative/x", "polytrack+file:"):
         with pytest.raises(BackendConfigError):
-            StoreBackend.from_uri(bad, environ={})
+            HomeBackend.from_uri(bad, environ={})
 
 
 def test_a_run_is_never_synced_into_its_own_home(tmp_path: Path) -> None:
     """Its own home as the target would append to the run's own journal: refused."""
-    backend = StoreBackend.from_uri(_uri(tmp_path / "source"), environ={})
+    backend = HomeBackend.from_uri(_uri(tmp_path / "source"), environ={})
     workdir = tmp_path / "source" / "runs" / "r1" / "sync" / "w"
     workdir.mkdir(parents=True)
     with pytest.raises(BackendConfigError):

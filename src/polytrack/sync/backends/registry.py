@@ -8,7 +8,7 @@ the `polytrack.backends` entry-point group under the scheme's name:
 "myserver+https" = "mypackage.backend:from_uri"
 ```
 A factory is called as `factory(uri, environ=..., config=...)` and returns a `Backend`;
-it takes its credentials with `polytrack.backends.config.credentials_for`.
+it takes its credentials with `polytrack.sync.backends.config.credentials_for`.
 """
 
 from __future__ import annotations
@@ -18,22 +18,22 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from polytrack.backends.config import BackendConfig
 from polytrack.errors import BackendConfigError
+from polytrack.sync.backends.config import BackendConfig
 
 if TYPE_CHECKING:
-    from polytrack.backends.base import Backend
+    from polytrack.sync.backends.base import Backend
 
 __all__ = ["BUILTIN_SCHEMES", "ENTRY_POINT_GROUP", "check_uri", "open_backend"]
 
 ENTRY_POINT_GROUP: Final = "polytrack.backends"
 BUILTIN_SCHEMES: Final = {
-    "mlflow+http": "polytrack.backends.mlflow:MlflowBackend.from_uri",
-    "mlflow+https": "polytrack.backends.mlflow:MlflowBackend.from_uri",
-    "polyaxon+http": "polytrack.backends.polyaxon:PolyaxonBackend.from_uri",
-    "polyaxon+https": "polytrack.backends.polyaxon:PolyaxonBackend.from_uri",
-    "memory": "polytrack.backends.memory:InMemoryBackend.from_uri",
-    "polytrack+file": "polytrack.backends.store:StoreBackend.from_uri",
+    "mlflow+http": "polytrack.sync.backends.mlflow:MlflowBackend.from_uri",
+    "mlflow+https": "polytrack.sync.backends.mlflow:MlflowBackend.from_uri",
+    "polyaxon+http": "polytrack.sync.backends.polyaxon:PolyaxonBackend.from_uri",
+    "polyaxon+https": "polytrack.sync.backends.polyaxon:PolyaxonBackend.from_uri",
+    "memory": "polytrack.sync.backends.memory:InMemoryBackend.from_uri",
+    "polytrack+file": "polytrack.sync.backends.home:HomeBackend.from_uri",
 }
 
 
@@ -60,7 +60,7 @@ def open_backend(
     Raises:
         BackendConfigError: the scheme is unknown, or its factory refused the URI.
     """
-    from polytrack.backends.base import Backend  # a runtime Protocol: not on init()'s path
+    from polytrack.sync.backends.base import Backend  # a runtime Protocol: not on init()'s path
 
     scheme = check_uri(uri)
     factory = _factory(scheme)

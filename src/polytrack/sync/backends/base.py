@@ -3,7 +3,7 @@
 A backend is a plain object with five methods, passed as an instance
 (`polytrack.init(backend=MyBackend())`) or named by a URI (`POLYTRACK_BACKEND`) whose
 scheme a factory in the `polytrack.backends` entry-point group claims. The sync engine
-(`polytrack.sync`) calls it from one thread at a time:
+(`polytrack.sync.engine`) calls it from one thread at a time:
 
 ```
 open_run(run, workdir=...)          once per process and run, before anything else

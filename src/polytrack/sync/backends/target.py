@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
-from polytrack.backends.config import BackendConfig, read_config, uri_key
-from polytrack.backends.registry import BUILTIN_SCHEMES, check_uri
 from polytrack.errors import BackendConfigError
+from polytrack.sync.backends.config import BackendConfig, read_config, uri_key
+from polytrack.sync.backends.registry import BUILTIN_SCHEMES, check_uri
 
 if TYPE_CHECKING:
-    from polytrack.backends.base import Backend
     from polytrack.settings import Settings
+    from polytrack.sync.backends.base import Backend
 
 __all__ = ["SyncTarget", "resolve_target"]
 
@@ -37,7 +37,7 @@ class SyncTarget:
         """The artifact store, when one is configured (None: the backend's own uploads)."""
         if self.artifact_store is None:
             return None
-        from polytrack.backends.artifact_store import open_artifact_store
+        from polytrack.sync.backends.artifact_store import open_artifact_store
 
         return open_artifact_store(self.artifact_store, environ=environ)
 
@@ -73,7 +73,7 @@ def resolve_target(
     if scheme not in BUILTIN_SCHEMES:
         from importlib.metadata import entry_points
 
-        from polytrack.backends.registry import ENTRY_POINT_GROUP
+        from polytrack.sync.backends.registry import ENTRY_POINT_GROUP
 
         if not any(entry.name == scheme for entry in entry_points(group=ENTRY_POINT_GROUP)):
             raise BackendConfigError(
@@ -89,6 +89,6 @@ def resolve_target(
 
 
 def _open(uri: str, environ: Mapping[str, str], config: BackendConfig) -> Backend:
-    from polytrack.backends.registry import open_backend
+    from polytrack.sync.backends.registry import open_backend
 
     return open_backend(uri, environ=environ, config=config)

@@ -1,6 +1,6 @@
 """`JournalWriter`: writes one attempt of one run into its journal files.
 
-The format is described in `polytrack.journal`. The log call is the training loop's hot
+The format is described in `polytrack.store.journal`. The log call is the training loop's hot
 path: the C appender (`polytrack._speedups`) where it was built, else a closure over local
 names. Everything else here is the slow path (validation, new keys, full segments) and the
 background thread that fsyncs, beats the heartbeat and prepares the next segment.
@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from polytrack.errors import InvalidInputError, InvalidMetricError, StoreError, TrackingWarning
-from polytrack.journal import (
+from polytrack.models import Event, KeyDefined, SchemaDefined
+from polytrack.store.journal import (
     HEADER_SIZE,
     KIND_POINT,
     KIND_ROW,
@@ -32,7 +33,6 @@ from polytrack.journal import (
     Stream,
     fsync_dir,
 )
-from polytrack.models import Event, KeyDefined, SchemaDefined
 
 if TYPE_CHECKING:
     from polytrack._speedups import Appender

@@ -23,7 +23,7 @@ power loss is detected and dropped, never returned.
 Segments are allocated with `posix_fallocate` before they are mapped: a full disk is then an
 error at allocation time, never a SIGBUS on a store from the training loop.
 
-`polytrack.writer` writes these files; `polytrack.journal_reader` reads them.
+`polytrack.store.writer` writes these files; `polytrack.store.reader` reads them.
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ class Events:
         `complete` is true: what follows belongs to a group of events whose writer died
         before finishing it. Everything past the end is zeroed, the first frame header
         first, so a reader sees a valid log at every moment. For appenders that own the
-        file (one process at a time), like `StoreBackend`.
+        file (one process at a time), like `HomeBackend`.
 
         Raises:
             StoreError: the file is not an events log, or cannot be mapped.

@@ -42,8 +42,6 @@ from contextlib import contextmanager, suppress
 from typing import IO, Any, Final, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from polytrack.backends.base import Artifact
-from polytrack.backends.config import uri_key
 from polytrack.errors import (
     BackendAuthError,
     BackendConfigError,
@@ -53,6 +51,8 @@ from polytrack.errors import (
     PolytrackError,
 )
 from polytrack.redact import redact_url
+from polytrack.sync.backends.base import Artifact
+from polytrack.sync.backends.config import uri_key
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",

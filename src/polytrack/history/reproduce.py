@@ -47,10 +47,10 @@ from polytrack._api import new_run_id
 from polytrack.capture.data import HashCache, hash_source
 from polytrack.capture.environment import installed_packages
 from polytrack.capture.git import git_environment
-from polytrack.comparison import MetricsCheck, identical_metrics
 from polytrack.errors import InvalidInputError, ReproduceError
+from polytrack.history.compare import MetricsCheck, identical_metrics
+from polytrack.history.runs import RunView, get_run
 from polytrack.models import DataRef, EnvironmentState, GitState
-from polytrack.reading import RunView, get_run
 from polytrack.redact import REDACTED
 from polytrack.settings import Settings
 

@@ -22,16 +22,7 @@ from typing import Final
 
 import attrs
 
-from polytrack import query
-from polytrack.backends.index import Index, RunLink, RunRef
 from polytrack.errors import AmbiguousRunError, RunNotFoundError, StoreError
-from polytrack.journal_reader import (
-    MetricSeries,
-    SegmentTotals,
-    SeriesSummary,
-    read_series,
-    summarize_run_files,
-)
 from polytrack.models import (
     FINAL_STATUSES,
     ArtifactLogged,
@@ -44,7 +35,16 @@ from polytrack.models import (
     StatusChanged,
     TagsAdded,
 )
-from polytrack.processes import owner_alive
+from polytrack.store import query
+from polytrack.store.index import Index, RunLink, RunRef
+from polytrack.store.liveness import owner_alive
+from polytrack.store.reader import (
+    MetricSeries,
+    SegmentTotals,
+    SeriesSummary,
+    read_series,
+    summarize_run_files,
+)
 
 __all__ = ["LocalStore", "RunRead"]
 
@@ -258,7 +258,7 @@ class LocalStore:
         order_by: str | Sequence[str] | None = None,
         limit: int | None = None,
     ) -> list[RunInfo]:
-        """Runs matching `where` (see `polytrack.query`), ordered and limited."""
+        """Runs matching `where` (see `polytrack.store.query`), ordered and limited."""
         where_sql, where_params = query.compile_where(where)
         order_sql, order_params = query.compile_order_by(order_by)
         self.refresh()

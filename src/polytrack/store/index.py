@@ -4,7 +4,7 @@ and the lineage tables: what data, artifacts and models each run consumed or pro
 
 The index is a cache. Run directories are the source of truth; `Index.replace_run` rewrites
 everything about one run from what its files hold, so the index can be dropped and rebuilt
-at any time. Metric series are indexed in chunks of `journal_reader.CHUNK` points (count,
+at any time. Metric series are indexed in chunks of `reader.CHUNK` points (count,
 step range, min, max, last), never a row per point; the points stay in the run files.
 
 An index written by another `SCHEMA_VERSION` is emptied and rebuilt on open: its rows may
@@ -23,7 +23,6 @@ from typing import Any, Final
 from attrs import astuple, frozen
 
 from polytrack.errors import StoreError
-from polytrack.journal_reader import SegmentTotals
 from polytrack.models import (
     ArtifactLogged,
     DataRef,
@@ -32,6 +31,7 @@ from polytrack.models import (
     RunInfo,
     RunLinked,
 )
+from polytrack.store.reader import SegmentTotals
 
 __all__ = ["REF_TYPES", "SCHEMA", "SCHEMA_VERSION", "Index", "RunLink", "RunRef", "param_columns"]
 

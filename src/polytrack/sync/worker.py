@@ -1,6 +1,6 @@
 """`SyncWorker`: the thread that ships a live run to its backend while it records.
 
-Kept apart from `polytrack.sync` so that `init()` imports only this: the engine (numpy,
+Kept apart from `polytrack.sync.engine` so that `init()` imports only this: the engine (numpy,
 the journal reader, the backend's HTTP client) is imported by the thread itself.
 """
 
@@ -21,8 +21,8 @@ from polytrack.errors import (
 )
 
 if TYPE_CHECKING:
-    from polytrack.backends.base import Backend
-    from polytrack.sync import RunSync
+    from polytrack.sync.backends.base import Backend
+    from polytrack.sync.engine import RunSync
 
 __all__ = ["SyncWorker"]
 
@@ -90,7 +90,7 @@ class SyncWorker:
     # -- the thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
-        from polytrack.sync import Backoff, SyncBusyError
+        from polytrack.sync.engine import Backoff, SyncBusyError
 
         sync: RunSync | None = None
         backoff = Backoff()
@@ -136,7 +136,7 @@ class SyncWorker:
                     self._store.close()
 
     def _open(self) -> RunSync:
-        from polytrack.sync import RunSync
+        from polytrack.sync.engine import RunSync
 
         if self._backend is None:
             self._backend = self._open_backend()

@@ -1,4 +1,4 @@
-"""`StoreBackend`: sync a run into another polytrack home (a team's store on NFS, say).
+"""`HomeBackend`: sync a run into another polytrack home (a team's store on NFS, say).
 
 `polytrack+file:///abs/path/to/home` names the home. A synced run there is a run like a
 local one: `polytrack --home HOME runs ls`, `get_run(id, home=HOME).history(...)`,
@@ -49,8 +49,6 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
-from polytrack.backends.base import Artifact, Batch
-from polytrack.backends.config import BackendConfig, uri_key
 from polytrack.errors import (
     BackendAuthError,
     BackendConfigError,
@@ -58,16 +56,6 @@ from polytrack.errors import (
     BackendRejectedError,
     BackendUnavailableError,
     StoreError,
-)
-from polytrack.journal import (
-    HEADER_SIZE,
-    KIND_POINT,
-    MAX_KEYS,
-    POINT_SIZE,
-    SEGMENT_HEADER,
-    SEGMENT_MAGIC,
-    Events,
-    fsync_dir,
 )
 from polytrack.models import (
     Checksum,
@@ -77,8 +65,20 @@ from polytrack.models import (
     SchemaDefined,
     StatusChanged,
 )
+from polytrack.store.journal import (
+    HEADER_SIZE,
+    KIND_POINT,
+    MAX_KEYS,
+    POINT_SIZE,
+    SEGMENT_HEADER,
+    SEGMENT_MAGIC,
+    Events,
+    fsync_dir,
+)
+from polytrack.sync.backends.base import Artifact, Batch
+from polytrack.sync.backends.config import BackendConfig, uri_key
 
-__all__ = ["StoreBackend"]
+__all__ = ["HomeBackend"]
 
 SCHEME: Final = "polytrack+file"
 EVENTS_FILE: Final = "events-000.log"
@@ -116,7 +116,7 @@ class _TargetRun:
             self.status = event.status
 
 
-class StoreBackend:
+class HomeBackend:
     """A `Backend` whose destination is another polytrack home; see the module doc.
 
     Example:
@@ -138,7 +138,7 @@ class StoreBackend:
         *,
         environ: Mapping[str, str] | None = None,
         config: BackendConfig | None = None,
-    ) -> StoreBackend:
+    ) -> HomeBackend:
         """`polytrack+file:///absolute/path/to/home`: that home (created on first write).
 
         Raises:
@@ -162,7 +162,7 @@ class StoreBackend:
         return cls(Path(os.path.normpath(path)), uri=uri)
 
     def __repr__(self) -> str:
-        return f"<StoreBackend {self.home}: {len(self._runs)} runs open>"
+        return f"<HomeBackend {self.home}: {len(self._runs)} runs open>"
 
     @property
     def key(self) -> str:
@@ -302,7 +302,7 @@ class StoreBackend:
         """The batch's points as stream-0 records with their base time, or None."""
         import numpy as np
 
-        from polytrack.journal_reader import segment_dtype
+        from polytrack.store.reader import segment_dtype
 
         if not batch.points:
             return None
@@ -346,7 +346,7 @@ class StoreBackend:
         fsync_dir(target.directory)
 
     def _store_blob(self, artifact: Artifact) -> None:
-        from polytrack.blobs import BlobStore
+        from polytrack.store.blobs import BlobStore
 
         if self._blobs is None:
             self._blobs = BlobStore(self.home)

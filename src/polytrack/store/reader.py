@@ -1,6 +1,6 @@
 """Reading a run directory back: events, and metric points as numpy arrays.
 
-The format is described in `polytrack.journal`. Readers never write: records torn by a
+The format is described in `polytrack.store.journal`. Readers never write: records torn by a
 crash are skipped, and ranges whose checksum fails are dropped and reported.
 """
 
@@ -20,18 +20,6 @@ import numpy.typing as npt
 
 from polytrack._convert import event_from_dict
 from polytrack.errors import CorruptRecordError, StoreError
-from polytrack.journal import (
-    EVENTS_MAGIC,
-    EVENTS_RE,
-    FRAME,
-    HEADER_SIZE,
-    KIND_POINT,
-    KIND_ROW,
-    SEGMENT_HEADER,
-    SEGMENT_MAGIC,
-    SEGMENT_RE,
-    frames,
-)
 from polytrack.models import (
     Checksum,
     CodeState,
@@ -45,6 +33,18 @@ from polytrack.models import (
     SchemaDefined,
     SeedState,
     Snapshot,
+)
+from polytrack.store.journal import (
+    EVENTS_MAGIC,
+    EVENTS_RE,
+    FRAME,
+    HEADER_SIZE,
+    KIND_POINT,
+    KIND_ROW,
+    SEGMENT_HEADER,
+    SEGMENT_MAGIC,
+    SEGMENT_RE,
+    frames,
 )
 
 __all__ = [

@@ -16,16 +16,16 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from polytrack.errors import ReproduceError
-from polytrack.models import ParamValue
-from polytrack.reading import RunView
-from polytrack.redact import REDACTED
-from polytrack.reproduce import (
+from polytrack.history.reproduce import (
     PARAMS_FILE,
     determinism_variables,
     git_state_of,
     path_within,
     require_within,
 )
+from polytrack.history.runs import RunView
+from polytrack.models import ParamValue
+from polytrack.redact import REDACTED
 
 __all__ = ["polyaxonfile"]
 

@@ -28,7 +28,8 @@ import numpy.typing as npt
 
 from polytrack._convert import event_from_dict
 from polytrack.errors import CorruptRecordError
-from polytrack.journal import (
+from polytrack.models import Checksum, Event, KeyDefined, SchemaDefined, StatusChanged
+from polytrack.store.journal import (
     EVENTS_MAGIC,
     EVENTS_RE,
     HEADER_SIZE,
@@ -39,8 +40,7 @@ from polytrack.journal import (
     SEGMENT_RE,
     frames,
 )
-from polytrack.journal_reader import segment_dtype
-from polytrack.models import Checksum, Event, KeyDefined, SchemaDefined, StatusChanged
+from polytrack.store.reader import segment_dtype
 
 __all__ = ["BOOKKEEPING", "Chunk", "JournalTail", "Position", "Slice"]
 

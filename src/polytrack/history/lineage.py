@@ -30,12 +30,12 @@ from typing import Any, Final
 
 from attrs import frozen
 
-from polytrack.backends.index import RunLink, RunRef
-from polytrack.backends.local import LocalStore
 from polytrack.errors import AmbiguousRunError, InvalidInputError, RunNotFoundError
+from polytrack.history.runs import RunView
 from polytrack.models import RunInfo
-from polytrack.reading import RunView
 from polytrack.settings import Settings
+from polytrack.store.index import RunLink, RunRef
+from polytrack.store.local import LocalStore
 
 __all__ = [
     "DIRECTIONS",
@@ -580,7 +580,8 @@ def upstream(
         RunNotFoundError: no run matches (AmbiguousRunError: several do).
 
     Example:
-        >>> sorted(polytrack.lineage_graph.upstream("train-2").runs)
+        >>> from polytrack.history.lineage import upstream
+        >>> sorted(upstream("train-2").runs)
     """
     return _run_graph(run, "up", depth=depth, project=project, home=home)
 
@@ -605,7 +606,8 @@ def downstream(
         RunNotFoundError: no run matches (AmbiguousRunError: several do).
 
     Example:
-        >>> polytrack.lineage_graph.downstream("prepare").render_tree()
+        >>> from polytrack.history.lineage import downstream
+        >>> downstream("prepare").render_tree()
     """
     return _run_graph(run, "down", depth=depth, project=project, home=home)
 

@@ -36,7 +36,7 @@ import attrs
 from attrs import frozen
 
 from polytrack.errors import StoreError
-from polytrack.journal import fsync_dir
+from polytrack.store.journal import fsync_dir
 
 __all__ = ["BlobStore", "Stored", "blob_path"]
 

@@ -12,12 +12,12 @@ import numpy.typing as npt
 from attrs import frozen
 
 from polytrack.artifacts import ArtifactView, check_artifact_name, latest, read_artifacts
-from polytrack.backends.local import LocalStore
 from polytrack.capture.logs import LogLine, read_log
 from polytrack.errors import ArtifactNotFoundError
-from polytrack.journal_reader import _list, _read_all_events, read_series, read_snapshot
 from polytrack.models import OutputsSet, RunInfo, Snapshot
 from polytrack.settings import Settings
+from polytrack.store.local import LocalStore
+from polytrack.store.reader import _list, _read_all_events, read_series, read_snapshot
 
 __all__ = ["RunView", "get_run", "runs"]
 
@@ -139,7 +139,7 @@ def runs(
     Args:
         project: only runs of this project.
         where: a filter such as `"metrics.loss < 0.2 and params.lr == 0.01"`
-            (the language is described in the docs and in `polytrack.query`).
+            (the language is described in the docs and in `polytrack.store.query`).
         order_by: `"-metrics.acc"`, or a list of such fields.
         limit: at most this many runs.
         home: the store; default `POLYTRACK_HOME` or its default.

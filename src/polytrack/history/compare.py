@@ -7,8 +7,10 @@ hardware); and whether two runs' metrics are bit-identical, or how far apart.
 value per run in the order the runs were given; the first run is the baseline that
 "added", "removed" and the patch diff are measured against.
 
-The module is not called `compare`: `polytrack.compare` is the function, and a submodule
-of that name would replace it on the package as soon as anything imported the submodule.
+This module lives in `history/`, not at the package's root: `polytrack.compare` is the
+function, and a root submodule of that name would replace it on the package as soon as
+anything imported the submodule (the layout test checks that no public name is a root
+module's).
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ import numpy as np
 import numpy.typing as npt
 from attrs import field, frozen
 
-from polytrack.backends.index import RunRef
-from polytrack.backends.local import LocalStore
 from polytrack.errors import InvalidInputError
-from polytrack.journal_reader import MetricSeries, read_run_files, read_snapshot
+from polytrack.history.runs import RunView
 from polytrack.models import MetricSummary, RunInfo, Snapshot
-from polytrack.reading import RunView
 from polytrack.settings import Settings
+from polytrack.store.index import RunRef
+from polytrack.store.local import LocalStore
+from polytrack.store.reader import MetricSeries, read_run_files, read_snapshot
 
 __all__ = [
     "ABSENT",

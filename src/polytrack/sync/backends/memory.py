@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from polytrack.backends.base import Artifact, Batch
 from polytrack.errors import BackendRejectedError
 from polytrack.models import Event, ParamValue, RunStarted
+from polytrack.sync.backends.base import Artifact, Batch
 
 __all__ = ["InMemoryBackend", "RemoteRun"]
 

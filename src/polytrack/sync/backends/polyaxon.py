@@ -64,10 +64,6 @@ from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 import attrs
 import requests
 
-from polytrack.backends.base import Artifact, Batch
-from polytrack.backends.config import BackendConfig, credentials_for, uri_key
-from polytrack.backends.http import retry_after
-from polytrack.backends.polyaxon_events import StagedEvents, event_name
 from polytrack.errors import (
     BackendAuthError,
     BackendConfigError,
@@ -89,6 +85,10 @@ from polytrack.models import (
     SeedState,
 )
 from polytrack.redact import redact_url
+from polytrack.sync.backends.base import Artifact, Batch
+from polytrack.sync.backends.config import BackendConfig, credentials_for, uri_key
+from polytrack.sync.backends.http import retry_after
+from polytrack.sync.backends.polyaxon_events import StagedEvents, event_name
 
 __all__ = ["PolyaxonBackend", "event_name", "run_uuid"]
 

@@ -25,7 +25,7 @@ A name MLflow refuses (characters outside letters, digits, `_ - . / : space`, a 
 that normalises to another one, more than 250 characters) is sent as a cleaned name with
 a hash of the original appended (`loss@val` -> `loss_val-1a2b3c4d`), the same every time.
 
-Every call may be repeated (see `polytrack.backends.base`): metric points carry the
+Every call may be repeated (see `polytrack.sync.backends.base`): metric points carry the
 journal's timestamps, and MLflow's SQL stores drop a point identical in key, step,
 timestamp and value to one they hold; params, tags and datasets are set, not appended; an
 artifact upload overwrites. Within a process, a retried batch skips those of its requests
@@ -58,9 +58,6 @@ import numpy as np
 import requests
 from attrs import frozen
 
-from polytrack.backends.base import Artifact, Batch, Series
-from polytrack.backends.config import BackendConfig, Credentials, credentials_for, uri_key
-from polytrack.backends.http import retry_after
 from polytrack.errors import (
     BackendAuthError,
     BackendConfigError,
@@ -82,6 +79,9 @@ from polytrack.models import (
     TagsAdded,
 )
 from polytrack.redact import redact_url
+from polytrack.sync.backends.base import Artifact, Batch, Series
+from polytrack.sync.backends.config import BackendConfig, Credentials, credentials_for, uri_key
+from polytrack.sync.backends.http import retry_after
 
 __all__ = ["MlflowBackend"]
 

@@ -3,7 +3,7 @@
 Polyaxon (traceml) keeps one text file per metric, `events/metric/<name>.plx`: a header
 `step|timestamp|metric`, then a line per point. An upload replaces the server's file, so
 the backend keeps every point it accepted in `StagedEvents`, an append-only log in its
-workdir, and uploads each metric's whole file from it (`polytrack.backends.polyaxon`).
+workdir, and uploads each metric's whole file from it (`polytrack.sync.backends.polyaxon`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from polytrack.backends.base import Series
 from polytrack.errors import BackendUnavailableError
-from polytrack.journal import fsync_dir
+from polytrack.store.journal import fsync_dir
+from polytrack.sync.backends.base import Series
 
 __all__ = ["StagedEvents", "compiled_format_events", "event_lines", "event_name"]
 

@@ -10,10 +10,10 @@ run directory/
 range of the journal and its `seq` are recorded as *pending*; once the backend took it, the
 position moves past it. A process that dies in between leaves the pending range behind,
 and whoever syncs the run next sends exactly that batch again, with the same `seq` and the
-same records (`polytrack.journal_tail`), which the backend recognizes. So the server holds
+same records (`polytrack.store.tail`), which the backend recognizes. So the server holds
 every point once, whatever crashed when.
 
-`polytrack.sync_worker.SyncWorker` is the thread that drives `RunSync` for a run while it
+`polytrack.sync.worker.SyncWorker` is the thread that drives `RunSync` for a run while it
 records; `polytrack sync` drives it from the command line for runs recorded offline,
 unfinished, or left behind by a `finish()` that could not wait any longer.
 """
@@ -35,16 +35,11 @@ from typing import Any, Final
 
 import attrs
 
-from polytrack.backends.base import Artifact, Backend, Batch, Series
-from polytrack.backends.config import uri_key
-from polytrack.blobs import blob_path
 from polytrack.errors import (
     BackendError,
     BackendRejectedError,
     StoreError,
 )
-from polytrack.journal import fsync_dir
-from polytrack.journal_tail import JournalTail, Position, Slice
 from polytrack.models import (
     FINAL_STATUSES,
     ArtifactLogged,
@@ -53,6 +48,11 @@ from polytrack.models import (
     GitState,
     RunStarted,
 )
+from polytrack.store.blobs import blob_path
+from polytrack.store.journal import fsync_dir
+from polytrack.store.tail import JournalTail, Position, Slice
+from polytrack.sync.backends.base import Artifact, Backend, Batch, Series
+from polytrack.sync.backends.config import uri_key
 
 __all__ = [
     "Backoff",
@@ -252,7 +252,7 @@ class RunSync:
         status and the output logs.
 
         Args:
-            live: the run's latest attempt may still write (see `polytrack.journal_tail`).
+            live: the run's latest attempt may still write (see `polytrack.store.tail`).
             crashed_at: the run's process died without a final status, then (readers
                 derive `crashed`; no event records it): sent as its status.
 

@@ -1,0 +1,14 @@
+"""Shipping a run's journal to a team server, exactly once.
+
+- `engine`: `RunSync`, one run to one backend: the position kept, pending batches, retries;
+  what `polytrack sync` runs;
+- `worker`: `SyncWorker`, the thread a live run owns that drives the engine while it
+  records;
+- `backends/`: the `Backend` plug point and its implementations (MLflow, Polyaxon, another
+  polytrack home, in memory), URI resolution, credentials and artifact stores.
+
+This wing reads runs through `polytrack.store` and the base layer only: it knows nothing
+of `Run`, of the readers in `polytrack.history` or of the command line. Importing this
+package imports only this docstring (`init()` imports `worker` alone; the thread imports
+the engine).
+"""
