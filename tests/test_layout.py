@@ -11,7 +11,6 @@ in a throwaway package and prove that each rule fails, naming the files.
 from __future__ import annotations
 
 import ast
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -318,7 +317,7 @@ def test_the_tree_keeps_the_map(tree: Tree, check: Callable[[Tree], list[str]]) 
 
 def test_the_store_the_sync_engine_and_the_readers_have_their_wings(tree: Tree) -> None:
     """The moves this layout made stay made: the store, the sync engine and its backends,
-    and the readers live in their wings, and the old root modules are gone."""
+    and the readers live in their wings (an old root module coming back is off the map)."""
     for module in (
         "polytrack.store.journal", "polytrack.store.writer", "polytrack.store.reader",
         "polytrack.store.tail", "polytrack.store.blobs", "polytrack.store.index",
@@ -329,10 +328,6 @@ def test_the_store_the_sync_engine_and_the_readers_have_their_wings(tree: Tree) 
         "polytrack.history.reproduce", "polytrack.history.reproduce_spec",
     ):  # fmt: skip
         assert module in tree.files, module
-    root_modules = {name.split(".")[1] for name in tree.files if name.count(".") == 1}
-    assert root_modules == BASE | FACE | {
-        "__main__", "capture", "cli", "history", "launch", "spec", "store", "sync",
-    }  # fmt: skip
 
 
 @pytest.mark.slow
@@ -347,10 +342,10 @@ def test_a_run_loads_only_the_modules_it_uses(tmp_path: Path) -> None:
         "run.finish()\n"
         "print('\\n'.join(sorted(sys.modules)))\n"
     )
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("POLYTRACK_")}
+    # The environment conftest prepared: its own home, cache and (missing) config file, no
+    # backend; so the user's config cannot start a sync here.
     completed = subprocess.run(
         [sys.executable, "-c", code],
-        env={**environ, "POLYTRACK_HOME": str(tmp_path / "home")},
         capture_output=True,
         text=True,
         timeout=60,

@@ -8,7 +8,7 @@ One module per subject, lowest first:
 - `reader`: a run directory read back (events, points as numpy arrays, summaries);
 - `tail`: a journal read onward from a `Position`, in repeatable slices, for the sync
   engine;
-- `blobs`: the content-addressed blob store of a home (artifacts, models, snapshot files);
+- `blobs`: the content-addressed blob store of a home (the files of artifacts and models);
 - `liveness`: whether a run's owning process is still alive;
 - `query`: the `where=` / `order_by=` language, compiled to the index's SQL;
 - `index`: the SQLite index, a cache of the run directories;

@@ -9,6 +9,7 @@
 
 This wing reads runs through `polytrack.store` and the base layer only: it knows nothing
 of `Run`, of the readers in `polytrack.history` or of the command line. Importing this
-package imports only this docstring (`init()` imports `worker` alone; the thread imports
-the engine).
+package imports only this docstring: `init()` imports nothing of it without a backend, and
+with one only `backends.target` (to check the URI) and `worker`; the worker's thread
+imports the engine and the backend itself.
 """
