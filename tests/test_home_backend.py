@@ -30,6 +30,14 @@ from polytrack.sync.backends.home import HomeBackend
 from polytrack.sync.backends.registry import open_backend
 
 
+@pytest.fixture(autouse=True)
+def _finish_waits_for_the_sync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the target right after `finish()`: let it wait for the whole sync
+    however busy the machine, instead of handing the rest to the background uploader
+    after the default few seconds."""
+    monkeypatch.setenv("POLYTRACK_SYNC_TIMEOUT", "120")
+
+
 def _uri(target: Path) -> str:
     return "polytrack+file://" + str(target)
 

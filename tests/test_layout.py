@@ -22,7 +22,9 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "polytrack"
 
 # The base layer: modules at the package root that everything may import.
-BASE = frozenset({"errors", "models", "settings", "_convert", "redact", "_version", "_speedups"})
+BASE = frozenset(
+    {"errors", "models", "settings", "_convert", "redact", "_text", "_version", "_speedups"}
+)
 # The face: the run and the module-level API over it, at the package root.
 FACE = frozenset({"run", "artifacts", "tracking", "_state", "_api"})
 

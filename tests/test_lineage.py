@@ -20,6 +20,7 @@ from polytrack.errors import AmbiguousRunError, InvalidInputError, RunNotFoundEr
 from polytrack.history import lineage as lineage_module
 from polytrack.models import RunLinked
 from polytrack.run import Run
+from polytrack.store.index import SCHEMA_VERSION
 from polytrack.store.local import INDEX_FILE, LocalStore
 
 TRAIN, MODEL, PREDS = b"x,y\n1,2\n", b"weights-1", b"p\n0.5\n"
@@ -108,7 +109,8 @@ def test_an_index_of_the_old_schema_is_rebuilt_with_lineage(chain: Chain) -> Non
     db.close()
     assert [run.name for run in lineage_module.consumers("train", home=chain.home)] == ["prepare"]
     db = sqlite3.connect(chain.home / INDEX_FILE)
-    assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+    schema = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    assert schema == (str(SCHEMA_VERSION),)
     db.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import sqlite3
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -433,7 +434,7 @@ def test_order_by_binds_keys_as_parameters() -> None:
             0,
             11,
             "unknown field 'metric.loss' (fields: metrics.<key>, params.<key>, tags, status, "
-            "name, project, id, notes, host, created, finished, updated, duration, "
+            "name, project, id, notes, host, user, created, finished, updated, duration, "
             "min/max/last/count(metrics.<key>))",
             id="unknown-field",
         ),
@@ -646,7 +647,7 @@ def test_error_message_shows_a_caret_under_the_token() -> None:
             7,
             10,
             "unknown field 'metric.acc' (fields: metrics.<key>, params.<key>, tags, status, "
-            "name, project, id, notes, host, created, finished, updated, duration, "
+            "name, project, id, notes, host, user, created, finished, updated, duration, "
             "min/max/last/count(metrics.<key>))",
             id="unknown-field",
         ),
@@ -726,3 +727,49 @@ def test_filter_over_ten_thousand_runs() -> None:
     finally:
         connection.close()
     assert 100 < len(rows) < 2_000
+
+
+# -- keys no run has ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("where", "message", "position"),
+    [
+        ("metrics.los < 1", "no run has the metric 'los' (did you mean 'loss'?)", 0),
+        ("params.lr == 1 and params.lrr > 1", "no run has the param 'lrr' (did you mean 'lr'?)",
+         19),
+        ("min(metrics.acc) > 0", "no run has the metric 'acc'", 0),
+    ],
+)
+def test_a_key_no_run_has_is_an_error(where: str, message: str, position: int) -> None:
+    """A typo used to match nothing, silently."""
+    from polytrack.store.query import check_keys
+
+    with pytest.raises(QueryError) as raised:
+        check_keys(where, {"metric": {"loss", "val/loss"}, "param": {"lr", "batch"}})
+    assert raised.value.reason == message
+    assert raised.value.position == position
+
+
+def test_known_keys_and_exists_pass() -> None:
+    from polytrack.store.query import check_keys
+
+    known = {"metric": {"loss"}, "param": {"lr"}}
+    check_keys("metrics.loss < 1 and params.lr > 0 and status = 'failed'", known)
+    check_keys("exists(metrics.nothing) or not exists(params.nope)", known)
+    check_keys(None, known)
+
+
+def test_the_cli_names_the_unknown_key_and_exits_2(tmp_path: Path) -> None:
+    import io
+
+    import polytrack
+    from polytrack.cli import main
+
+    home = tmp_path / "home"
+    with polytrack.init(dir=home, capture=False) as run:
+        run.log_metrics({"loss": 0.5})
+    err = io.StringIO()
+    code = main(["--home", str(home), "runs", "ls", "--where", "metrics.los < 1"], stderr=err)
+    assert code == 2
+    assert "did you mean 'loss'?" in err.getvalue()

@@ -295,3 +295,50 @@ def test_a_script_records_its_output_and_system_metrics(tmp_path: Path, home: Pa
     code = view.snapshot().code
     assert code is not None and code.entrypoint == str(script)
     assert code.argv[1:] == ("--api-key", "[REDACTED]")
+
+
+@pytest.mark.parametrize("layout", ["untracked file", "untracked directory", "outside"])
+def test_runs_show_says_the_entrypoint_is_untracked(
+    repo: Path, home: Path, tmp_path: Path, layout: str
+) -> None:
+    """A clean tree whose script git does not track is not reproducible from the commit:
+    `runs show` says so instead of a bare "clean"."""
+    script = {
+        "untracked file": repo / "new_train.py",
+        "untracked directory": repo / "experiments" / "try.py",
+        "outside": tmp_path / "elsewhere" / "train.py",
+    }[layout]
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(
+        "import polytrack\n"
+        f"polytrack.init(dir={str(home)!r}, capture={{'logs': False, 'system': False}})\n"
+        "polytrack.finish()\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], cwd=repo, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (view,) = polytrack.runs(home=home)
+    out = io.StringIO()
+    assert cli.main(["--home", str(home), "runs", "show", view.id], stdout=out) == 0
+    expected = {
+        "untracked file": "clean; the entrypoint new_train.py is not in the commit",
+        "untracked directory": "clean; the entrypoint experiments/try.py is not in the commit",
+        "outside": "(outside the repository) is not in the commit",
+    }[layout]
+    assert expected in out.getvalue(), out.getvalue()
+
+
+def test_runs_show_keeps_a_tracked_entrypoint_clean(repo: Path, home: Path) -> None:
+    (repo / "train.py").write_text(
+        "import polytrack\n"
+        f"polytrack.init(dir={str(home)!r}, capture={{'logs': False, 'system': False}})\n"
+        "polytrack.finish()\n"
+    )
+    git(repo, "commit", "-qam", "a script")
+    done = subprocess.run(
+        [sys.executable, "train.py"], cwd=repo, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    (view,) = polytrack.runs(home=home)
+    out = io.StringIO()
+    assert cli.main(["--home", str(home), "runs", "show", view.id], stdout=out) == 0
+    assert "branch main, clean\n" in out.getvalue()

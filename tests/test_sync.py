@@ -556,37 +556,6 @@ def test_artifact_protocol_carries_digest_and_size(tmp_path: Path) -> None:
     assert backend.runs["r1"].artifacts["f"][1] == b"abc"
 
 
-def test_finish_hands_the_rest_to_a_background_polytrack_sync(
-    home: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Past sync_timeout, finish() starts `polytrack sync` in its own session, which
-    sends the rest and exits; the URI goes by environment, never on its command line."""
-    monkeypatch.setenv("POLYTRACK_SYNC_TIMEOUT", "0")
-    run = polytrack.init(dir=home, backend="memory://handoff", **QUIET)
-    expected = _logged(run, 20_000)
-    run.finish()
-    lines = [line for line in capfd.readouterr().err.splitlines() if "background" in line]
-    assert len(lines) == 1, lines
-    pid = int(lines[0].rsplit("pid ", 1)[1].rstrip(")"))
-    deadline = time.monotonic() + 60
-    while _alive(pid):  # not our child: it was started by a launcher that exited
-        assert time.monotonic() < deadline, "the background sync did not end"
-        time.sleep(0.05)
-    log = (run.dir / "sync" / "background.log").read_text()
-    state = SyncState.load(state_path(run.dir, "memory://handoff"), "memory://handoff")
-    assert state.pending is None and state.status is not None
-    assert state.points == sum(map(len, expected.values()))
-    assert state.status[0] == "succeeded", log
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def test_a_third_party_backend_registers_through_an_entry_point(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polytrack import _state
+from polytrack._text import escape_surrogates, has_surrogates, safe_repr
 from polytrack._version import __version__
 from polytrack.capture.logs import LogCapture
 from polytrack.capture.seeds import seed_everything as _seed_everything
@@ -18,8 +19,8 @@ from polytrack.capture.snapshot import SnapshotCapture
 from polytrack.capture.system import SystemSampler
 from polytrack.errors import InvalidInputError, RunStateError, StoreError, TrackingWarning
 from polytrack.models import DataRef, ParamsSet, RunLinked, RunStarted, SeedState, StatusChanged
-from polytrack.redact import redact_url
-from polytrack.run import DisabledRun, Run, check_tags, flatten_params
+from polytrack.redact import redact_text
+from polytrack.run import DisabledRun, Run, check_tags, flatten_params, forked_message
 from polytrack.settings import CAPTURES, MODES, Settings, config_path
 from polytrack.store.journal import EVENTS_RE
 from polytrack.store.liveness import hostname, process_started
@@ -61,6 +62,7 @@ def init(
     resume: str | None = None,
     capture: bool | Mapping[str, bool] | None = None,
     backend: Backend | str | None = None,
+    user: str | None = None,
     settings: Settings | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Run | DisabledRun:
@@ -87,6 +89,8 @@ def init(
             `Backend` instance, or a URI (`mlflow+http://host:5000`,
             `polyaxon+http://host:8000/owner/project`). Default `POLYTRACK_BACKEND`, else
             the config file's `backend`, else nowhere. Offline mode syncs nothing.
+        user: who runs it; default `POLYTRACK_USER`, else the login name. Shown by
+            `runs ls`, queryable (`user = 'ana'`), and synced (MLflow's `mlflow.user`).
         settings: a full `Settings`; the arguments above override it.
         environ: read instead of `os.environ` (for tests).
 
@@ -104,7 +108,10 @@ def init(
     settings = settings or Settings.from_env(environ)
     if mode is not None:
         if mode not in MODES:
-            raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+            raise InvalidInputError(
+                f"mode must be one of {', '.join(MODES)};"
+                f" got {safe_repr(mode)}"
+            )
         settings = settings.evolve(mode=mode)
     if dir is not None:
         settings = settings.evolve(home=Path(dir).expanduser())
@@ -115,12 +122,16 @@ def init(
         settings = settings.evolve(project=project)
     if name is not None:
         _check_text("name", name)
+        name = redact_text(name)
+    if user is not None:
+        _check_text("user", user)
+        settings = settings.evolve(user=user)
     flat = flatten_params(params) if params is not None else {}
     clean_tags = check_tags(tags) if tags is not None else ()
     if notes is not None:
         if not isinstance(notes, str):
             raise InvalidInputError(f"notes must be a string; got {type(notes).__name__}")
-        notes = redact_url(notes)
+        notes = redact_text(escape_surrogates(notes))
 
     target = _sync_target(backend, settings, os.environ if environ is None else environ)
 
@@ -176,7 +187,7 @@ def _capture_switches(capture: bool | Mapping[str, bool]) -> dict[str, bool]:
     if isinstance(capture, bool):
         return {f"capture_{what}": capture for what in CAPTURES}
     if not isinstance(capture, Mapping):
-        raise InvalidInputError(f"capture must be a bool or a mapping; got {capture!r}")
+        raise InvalidInputError(f"capture must be a bool or a mapping; got {safe_repr(capture)}")
     unknown = sorted(set(capture) - set(CAPTURES))
     if unknown:
         raise InvalidInputError(
@@ -259,6 +270,7 @@ def _start(
                 notes=notes,
                 tags=tags,
                 version=__version__,
+                user=settings.user,
             )
         )
         if params:
@@ -368,7 +380,7 @@ def _start_sync(run: Run, target: SyncTarget | None, environ: Mapping[str, str])
             if target.artifact_store:
                 env["POLYTRACK_ARTIFACT_STORE"] = target.artifact_store
             argv = [sys.executable, "-m", "polytrack", "--home", str(run.settings.home)]
-            return [*argv, "sync", run.id, "--retry-for", "86400"], env
+            return [*argv, "sync", "--uploader"], env  # the home's one uploader
 
     worker = SyncWorker(
         run.dir,
@@ -378,6 +390,7 @@ def _start_sync(run: Run, target: SyncTarget | None, environ: Mapping[str, str])
         interval=run.settings.sync_interval,
         artifact_store=(lambda: target.open_store(environ)) if target.artifact_store else None,
         handoff=handoff,
+        key=target.key if target.uri is not None else None,
     )
     try:
         worker.start()
@@ -418,8 +431,11 @@ def new_run_id() -> str:
 def _check_text(field: str, value: object) -> None:
     if not isinstance(value, str) or not value.strip() or len(value) > 256:
         raise InvalidInputError(
-            f"{field} must be a non-empty string of at most 256 characters; got {value!r}"
+            f"{field} must be a non-empty string of at most 256 characters; "
+            f"got {safe_repr(value)}"
         )
+    if has_surrogates(value):  # a name: refused, where free text (notes) is escaped
+        raise InvalidInputError(f"{field} {value!r} holds a lone surrogate, which is not text")
 
 
 def current_run() -> Run | DisabledRun | None:
@@ -428,18 +444,22 @@ def current_run() -> Run | DisabledRun | None:
 
 
 def log_metrics(
-    metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+    metrics: Mapping[str, Any] | None = None,
+    step: int | None = None,
+    epoch: int | None = None,
+    **named: Any,
 ) -> None:
     """Record metrics on the current run; see `Run.log_metrics`.
 
     Example:
         >>> polytrack.log_metrics({"loss": 0.5}, step=3)
+        >>> polytrack.log_metrics(loss=0.4, step=4)
     """
     run = _state.current
     if run is None:
         _no_run("log_metrics")
         return
-    run.log_metrics(metrics, step, epoch)
+    run.log_metrics(metrics, step, epoch, **named)
 
 
 def log_metric(key: str, value: float, step: int | None = None) -> None:
@@ -573,8 +593,10 @@ def finish(status: str = "succeeded", *, message: str | None = None) -> None:
 
 def _no_run(what: str) -> None:
     if _state.first_time(f"no-run:{what}"):
-        warnings.warn(
-            f"polytrack.{what}() called before polytrack.init(); nothing is recorded",
-            TrackingWarning,
-            stacklevel=3,
+        parent = _state.forked_from
+        message = (
+            f"polytrack.{what}() called before polytrack.init(); nothing is recorded"
+            if parent is None
+            else forked_message(f"polytrack.{what}", parent)
         )
+        warnings.warn(message, TrackingWarning, stacklevel=3)

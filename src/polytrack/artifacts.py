@@ -33,6 +33,7 @@ from typing import Any, Final
 
 from attrs import field, frozen
 
+from polytrack._text import has_surrogates, safe_repr
 from polytrack.errors import InvalidInputError, StoreError
 from polytrack.models import ArtifactFile, ArtifactLogged, Event
 from polytrack.store.blobs import BlobStore
@@ -66,8 +67,10 @@ def check_artifact_name(value: object, label: str = "name") -> str:
     """
     if not isinstance(value, str) or not value.strip() or len(value) > 256:
         raise InvalidInputError(
-            f"{label} must be a non-empty string of at most 256 characters; got {value!r}"
+            f"{label} must be a non-empty string of at most 256 characters; got {safe_repr(value)}"
         )
+    if has_surrogates(value):  # a file name's undecodable bytes: no reader could take it
+        raise InvalidInputError(f"{label} {value!r} holds a lone surrogate, which is not text")
     if value.startswith(("/", "\\")) or PureWindowsPath(value).drive:
         raise InvalidInputError(
             f"{label} {value!r} is absolute: artifact names are relative paths such as 'model'"

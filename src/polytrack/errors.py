@@ -10,7 +10,8 @@ PolytrackError                    base of everything below
 ├── ArtifactNotFoundError (LookupError) the run has no artifact of that name
 ├── RunStateError                 an operation that the run's lifecycle forbids
 ├── StoreError (OSError)          the local store cannot be read or written
-│   └── CorruptRecordError        a journal frame failed its checksum
+│   ├── CorruptRecordError        a journal frame failed its checksum
+│   └── NotAStoreError            a reader's home holds another tool's files (mlruns, ...)
 ├── SpecError (ValueError)        a Polyaxonfile is invalid; names file, line and field path
 │   ├── MissingParamsError        required inputs have no value: pass them with -P or params
 │   ├── InvalidParamError         a param value cannot be converted to its input's type
@@ -60,6 +61,7 @@ __all__ = [
     "KubernetesUnavailableError",
     "LaunchError",
     "MissingParamsError",
+    "NotAStoreError",
     "PolytrackError",
     "QueryError",
     "ReproduceError",
@@ -118,6 +120,11 @@ class StoreError(PolytrackError, OSError):
 
 class CorruptRecordError(StoreError):
     """A journal frame failed its checksum; readers skip it."""
+
+
+class NotAStoreError(StoreError):
+    """The folder given as a home holds another tool's files (an MLflow `mlruns`, a
+    TensorBoard logdir) and no run of polytrack's; readers refuse it and write nothing."""
 
 
 class SpecError(PolytrackError, ValueError):

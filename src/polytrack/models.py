@@ -29,6 +29,7 @@ __all__ = [
     "SeedState",
     "Snapshot",
     "KeyDefined",
+    "KeyTable",
     "MetricSummary",
     "OutputsSet",
     "ParamValue",
@@ -65,6 +66,8 @@ class RunStarted:
     notes: str | None = None
     tags: tuple[str, ...] = ()
     version: str = ""
+    # Who ran it: the login name, or POLYTRACK_USER / init(user=); None in older records.
+    user: str | None = None
 
 
 @frozen
@@ -98,6 +101,15 @@ class SchemaDefined:
 
 
 @frozen
+class KeyTable:
+    """Every key id and row schema of an attempt again, written when it finishes: a
+    damaged `KeyDefined` or `SchemaDefined` frame then costs no points."""
+
+    keys: dict[int, str]
+    schemas: dict[int, tuple[int, ...]] = field(factory=dict)
+
+
+@frozen
 class StatusChanged:
     """A lifecycle transition, written by the run's own process."""
 
@@ -121,12 +133,21 @@ class HandedOver:
 
 @frozen
 class Checksum:
-    """CRC32 of bytes [start, end) of a segment file, written before each fsync."""
+    """CRC32 of bytes [start, end) of a segment file, written when the segment is sealed.
+
+    `blocks` also holds the CRC32 of each `block`-byte piece of the range (cut at file
+    offsets that are multiples of `block`), as base64 of little-endian u32s, so that a
+    damaged byte costs its block, not the range; `header` is the CRC32 of the segment's
+    64-byte header. Both are absent (0, "", None) in files written before they existed.
+    """
 
     file: str
     start: int = field(validator=ge(0))
     end: int = field(validator=ge(0))
     crc: int
+    block: int = field(default=0, validator=ge(0))
+    blocks: str = ""
+    header: int | None = None
 
 
 # -- the reproducibility snapshot: one event per capture, the latest of a kind wins ------
@@ -294,6 +315,7 @@ Event = Union[
     StatusChanged,
     HandedOver,
     Checksum,
+    KeyTable,
     GitState,
     CodeState,
     EnvironmentState,
@@ -315,6 +337,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "status": StatusChanged,
     "handover": HandedOver,
     "crc": Checksum,
+    "keys": KeyTable,
     "git": GitState,
     "code": CodeState,
     "environment": EnvironmentState,
@@ -359,6 +382,7 @@ class RunInfo:
     metrics: dict[str, MetricSummary] = field(factory=dict)
     message: str | None = None
     attempts: int = 1
+    user: str | None = None  # who started the run (its first attempt)
 
 
 @frozen

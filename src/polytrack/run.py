@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from polytrack._text import escape_surrogates, has_surrogates, safe_repr
 from polytrack.errors import (
     ArtifactNotFoundError,
     InvalidInputError,
@@ -34,7 +35,7 @@ from polytrack.models import (
     StatusChanged,
     TagsAdded,
 )
-from polytrack.redact import redact_url, redact_value
+from polytrack.redact import redact_text, redact_value
 from polytrack.settings import Settings, default_cache_dir
 from polytrack.store.writer import JournalWriter, LogMetrics
 
@@ -46,7 +47,14 @@ if TYPE_CHECKING:
     from polytrack.store.blobs import BlobStore
     from polytrack.sync.worker import SyncWorker
 
-__all__ = ["Collaborator", "DisabledRun", "Run", "flatten_params"]
+__all__ = [
+    "Collaborator",
+    "DisabledRun",
+    "Run",
+    "exit_status",
+    "flatten_params",
+    "forked_message",
+]
 
 
 class Collaborator(Protocol):
@@ -125,7 +133,11 @@ class Run:
     # -- logging --------------------------------------------------------------------------
 
     def log_metrics(
-        self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+        self,
+        metrics: Mapping[str, Any] | None = None,
+        step: int | None = None,
+        epoch: int | None = None,
+        **named: Any,
     ) -> None:
         """Record metric values at a step; returns once they survive a crash of the process.
 
@@ -134,12 +146,15 @@ class Run:
                 and inf are kept as such.
             step: the step; when omitted, one more than the last step logged.
             epoch: recorded as the metric `epoch` at the same step.
+            **named: metrics as keywords, as Polyaxon's client takes them, beside or
+                instead of the mapping (the mapping form is the faster one).
 
         Raises:
             InvalidMetricError: a key is not a string or a value is not a real number.
 
         Example:
             >>> run.log_metrics({"loss": 0.25, "acc": 0.9}, step=10)
+            >>> run.log_metrics(loss=0.25, acc=0.9, step=11)
         """
         self._after_finish("log_metrics")
 
@@ -210,12 +225,21 @@ class Run:
         """
         from polytrack.capture.data import HashCache, hash_source  # sqlite3, hashlib: on use
 
-        if not isinstance(name, str) or not name.strip() or len(name) > 256:
+        if (
+            not isinstance(name, str)
+            or not name.strip()
+            or len(name) > 256
+            or has_surrogates(name)
+        ):
             raise InvalidInputError(
-                f"data ref names must be non-empty strings of at most 256 characters; got {name!r}"
+                f"data ref names must be non-empty strings of at most 256 characters;"
+                f" got {safe_repr(name)}"
             )
         if role not in DATA_ROLES:
-            raise InvalidInputError(f"role must be one of {', '.join(DATA_ROLES)}; got {role!r}")
+            raise InvalidInputError(
+                f"role must be one of {', '.join(DATA_ROLES)};"
+                f" got {safe_repr(role)}"
+            )
         if self._hash_cache is None:
             cache_dir = self.settings.cache_dir or default_cache_dir(os.environ)
             self._hash_cache = HashCache.open(cache_dir / "hashes.sqlite")
@@ -424,9 +448,15 @@ class Run:
         name = check_artifact_name(os.path.basename(absolute) if name is None else name)
         for label, value in (("kind", kind), ("framework", framework)):
             if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise InvalidInputError(f"{label} must be a non-empty string; got {value!r}")
+                raise InvalidInputError(
+                    f"{label} must be a non-empty string;"
+                    f" got {safe_repr(value)}"
+                )
         if role not in DATA_ROLES:
-            raise InvalidInputError(f"role must be one of {', '.join(DATA_ROLES)}; got {role!r}")
+            raise InvalidInputError(
+                f"role must be one of {', '.join(DATA_ROLES)};"
+                f" got {safe_repr(role)}"
+            )
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidInputError(f"metadata must be a mapping; got {type(metadata).__name__}")
         checked = _json_value("metadata", dict(metadata or {}))
@@ -477,7 +507,8 @@ class Run:
         """
         if status not in FINAL_STATUSES:
             raise InvalidInputError(
-                f"status must be one of {', '.join(sorted(FINAL_STATUSES))}; got {status!r}"
+                f"status must be one of {', '.join(sorted(FINAL_STATUSES))};"
+                f" got {safe_repr(status)}"
             )
         if self.finished or self._handed_over_to is not None or os.getpid() != self._pid:
             return
@@ -485,7 +516,8 @@ class Run:
         self.log_metrics = self._finished_log_metrics  # type: ignore[method-assign]
         self._stop_collaborators()
         if message is not None:
-            message = redact_url(message)[:4000]  # exception texts quote connection URLs
+            # Exception texts quote connection URLs, tokens, headers: before the cut.
+            message = redact_text(message)[:4000]
         try:
             self._writer.append_event(StatusChanged(status=status, at=time.time(), message=message))
         except StoreError as exc:
@@ -528,7 +560,7 @@ class Run:
             >>> run.hand_over("kubernetes:ml/train-a1b2c3d4")
         """
         if not isinstance(owner, str) or not owner.strip():
-            raise InvalidInputError(f"owner must be a non-empty string; got {owner!r}")
+            raise InvalidInputError(f"owner must be a non-empty string; got {safe_repr(owner)}")
         if self.finished or self._handed_over_to is not None or os.getpid() != self._pid:
             return
         self._handed_over_to = owner
@@ -549,12 +581,8 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc_type is None:
-            self.finish("succeeded")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.finish("stopped", message="KeyboardInterrupt")
-        else:
-            self.finish("failed", message=f"{exc_type.__name__}: {exc}")
+        status, message = exit_status(exc)
+        self.finish(status, message=message)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -577,15 +605,23 @@ class Run:
         self._sync = None
         self._hash_cache = None
         self._pid = -1
-        self.log_metrics = _noop_log_metrics  # type: ignore[method-assign]
+        # Warns once (see _after_finish) that the child's calls are not recorded.
+        self.log_metrics = self._finished_log_metrics  # type: ignore[method-assign]
         self._status = "stopped"
 
     def _finished_log_metrics(
-        self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+        self,
+        metrics: Mapping[str, Any] | None = None,
+        step: int | None = None,
+        epoch: int | None = None,
+        **named: Any,
     ) -> None:
         self._after_finish("log_metrics")
 
     def _after_finish(self, what: str) -> bool:
+        if self._pid == -1:  # detached in a forked child
+            self._warn_once(f"forked-{what}", forked_message(what, f"run {self.id}"))
+            return True
         if self.finished or self._handed_over_to is not None or self._pid != os.getpid():
             after = "it finished" if self._handed_over_to is None else "it was handed over"
             self._warn_once(
@@ -605,8 +641,54 @@ class Run:
         self._writer.warn_once(kind, message, stacklevel=3)
 
 
+def exit_status(exc: BaseException | None) -> tuple[str, str | None]:
+    """The status and message of a run that a script leaves with `exc` (None: normally),
+    the same whether a `with` block or an exit hook sees it.
+
+    `SystemExit` is judged by its code, as the shell does: 0 or None succeeded, any other
+    code failed, with the code in the message (a string code means exit code 1).
+
+    Example:
+        >>> exit_status(SystemExit(75))
+        ('failed', 'SystemExit: exit code 75')
+    """
+    if exc is None:
+        return "succeeded", None
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code is None or (isinstance(code, int) and code == 0):
+            return "succeeded", None
+        if isinstance(code, int):  # bool too: sys.exit(True) is exit code 1
+            return "failed", f"SystemExit: exit code {int(code)}"
+        return "failed", f"SystemExit: exit code 1: {_text_of(code)}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "stopped", "KeyboardInterrupt"
+    return "failed", f"{type(exc).__name__}: {_text_of(exc)}"
+
+
+def _text_of(value: object) -> str:
+    """str(value), which may raise (a user's exception class): the run is finished anyway."""
+    try:
+        return str(value)
+    except Exception:
+        return safe_repr(value)
+
+
+def forked_message(what: str, parent: str) -> str:
+    """What a forked child is told when it logs into its parent's run: nothing recorded."""
+    return (
+        f"{what}() in a process forked from {parent}: a forked child (a "
+        "DataLoader or pool worker) records nothing into its parent's run. Log from the "
+        "main process, or start a run in the worker; see 'Logging from workers' in "
+        "docs/tracking.md"
+    )
+
+
 def _noop_log_metrics(
-    metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+    metrics: Mapping[str, Any] | None = None,
+    step: int | None = None,
+    epoch: int | None = None,
+    **named: Any,
 ) -> None:
     pass
 
@@ -703,28 +785,46 @@ def _index_quietly(home: Path, run_id: str) -> None:
 
     Only where numpy is loaded already (any training script): importing it here would
     cost more than the run's whole `init()`; the next reader indexes the run instead.
+    Nor does it wait on an index that another process holds, nor repair a damaged one
+    (which reads every run): skipped, as readers index lazily (issue 12: finish() waited
+    10 s on a locked index).
     """
     if "numpy" not in sys.modules:
         return
     from polytrack.store.local import LocalStore
 
     try:
-        with LocalStore.open(home) as store:
+        with LocalStore.open(
+            home, busy_timeout=0.05, repair_index=False, memory_fallback=False
+        ) as store:
             store.index_run(run_id)
     except (PolytrackError, OSError):
         pass
 
 
+# Nesting deeper than any config a person writes, and far short of Python's recursion
+# limit (1,000): a 5,000-deep or cyclic structure is refused, not a RecursionError.
+MAX_PARAM_DEPTH = 64
+
+
 def check_tags(tags: Iterable[str] | str) -> tuple[str, ...]:
+    """Tags as a tuple of stripped strings; InvalidInputError naming the first bad one."""
     if isinstance(tags, str):
         tags = [tags]
+    elif isinstance(tags, Mapping) or not isinstance(tags, Iterable):
+        raise InvalidInputError(
+            f"tags must be a string or a list of strings; got {type(tags).__name__} "
+            f"{safe_repr(tags)}"
+        )
     clean: list[str] = []
     for tag in tags:
         if not isinstance(tag, str) or not tag.strip() or len(tag) > 256:
             raise InvalidInputError(
-                f"tags must be non-empty strings of at most 256 characters; got {tag!r}"
+                f"tags must be non-empty strings of at most 256 characters; got {safe_repr(tag)}"
             )
-        clean.append(tag.strip())
+        if has_surrogates(tag):
+            raise InvalidInputError(f"tag {tag!r} holds a lone surrogate, which is not text")
+        clean.append(redact_text(tag.strip()))  # a token pasted into a tag
     return tuple(clean)
 
 
@@ -733,44 +833,74 @@ def flatten_params(
 ) -> dict[str, ParamValue]:
     """Flatten nested mappings with dots and validate every leaf value.
 
+    Raises InvalidInputError, naming the param, for a value that cannot be recorded: of
+    an unsupported type, an int past a float's range, a cycle, or nesting deeper than
+    `MAX_PARAM_DEPTH`. Lone surrogates in values are escaped (see `polytrack._text`).
+
     Example:
         >>> flatten_params({"net": {"depth": 4}, "lr": 0.1})
         {'net.depth': 4, 'lr': 0.1}
     """
+    flat: dict[str, ParamValue] = {}
+    _flatten_into(flat, params, prefix, ())
+    return flat
+
+
+def _flatten_into(
+    flat: dict[str, ParamValue], params: object, prefix: str, path: tuple[int, ...]
+) -> None:
+    """Add the leaves of `params` under `prefix`; `path` holds the ids of the mappings
+    above, to tell a cycle from a deep but finite structure."""
     if _is_namespace(params):
         params = vars(params)
     if not isinstance(params, Mapping):
         raise InvalidInputError(f"params must be a mapping; got {type(params).__name__}")
-    flat: dict[str, ParamValue] = {}
+    if id(params) in path:
+        raise InvalidInputError(f"param {prefix[:-1]!r} contains itself (a cycle)")
+    if len(path) >= MAX_PARAM_DEPTH:
+        raise InvalidInputError(
+            f"param {prefix[:200]!r}...: nested deeper than {MAX_PARAM_DEPTH} levels"
+        )
+    path = (*path, id(params))
     for key, value in params.items():
         if not isinstance(key, str) or not key:
             raise InvalidInputError(
                 "param keys must be non-empty strings; "
-                f"got {key!r} under {prefix or 'the top level'!r}"
+                f"got {safe_repr(key)} under {prefix[:-1] or 'the top level'!r}"
+            )
+        if has_surrogates(key):
+            raise InvalidInputError(
+                f"param key {key!r} (under {prefix[:-1] or 'the top level'!r}) holds a lone "
+                "surrogate, which is not text"
             )
         name = f"{prefix}{key}"
         if isinstance(value, Mapping) or _is_namespace(value):
-            flat.update(flatten_params(value, f"{name}."))
+            _flatten_into(flat, value, f"{name}.", path)
         else:
-            flat[name] = redact_value(name, _param_value(name, value))  # type: ignore[assignment]
-    return flat
+            flat[name] = redact_value(name, _param_value(name, value, path))  # type: ignore[assignment]
 
 
-def _param_value(name: str, value: Any) -> ParamValue:
-    if value is None or isinstance(value, (str, bool, int)):
+def _param_value(name: str, value: Any, path: tuple[int, ...] = ()) -> ParamValue:
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return escape_surrogates(value)
+    if isinstance(value, int):
+        return _check_int(f"param {name!r}", value)
     if isinstance(value, float):
         return value
     if isinstance(value, os.PathLike):
-        path: str | bytes = os.fspath(value)
-        return path if isinstance(path, str) else path.decode(errors="replace")
+        path_text: str | bytes = os.fspath(value)
+        text = path_text if isinstance(path_text, str) else path_text.decode(errors="replace")
+        return escape_surrogates(text)
     if isinstance(value, (list, tuple)):
-        return [_param_value(f"{name}[{i}]", item) for i, item in enumerate(value)]
+        inner = _enter(f"param {name!r}", value, path)
+        return [_param_value(f"{name}[{i}]", item, inner) for i, item in enumerate(value)]
     # numpy scalars and 0-d arrays, torch 0-d tensors: anything with .item() and no shape.
     item = getattr(value, "item", None)
     if callable(item) and getattr(value, "ndim", 0) == 0:
         try:
-            return _param_value(name, item())
+            return _param_value(name, item(), path)
         except (TypeError, ValueError):
             pass
     raise InvalidInputError(
@@ -779,26 +909,59 @@ def _param_value(name: str, value: Any) -> ParamValue:
     )
 
 
-def _json_value(name: str, value: Any) -> Any:
+def _check_int(name: str, value: int) -> int:
+    """An int every reader can compare: within a float's range (a 128-bit seed is; a
+    400-digit number is not, and the index, pandas and servers would all fail on it)."""
+    try:
+        float(value)
+    except OverflowError:
+        raise InvalidInputError(
+            f"{name}: {safe_repr(value, 40)} is too large to record as a number "
+            "(past a float's range); record it as a string"
+        ) from None
+    return int(value)  # a bool-like int subclass (IntEnum, numpy's) as a plain int
+
+
+def _enter(name: str, container: object, path: tuple[int, ...]) -> tuple[int, ...]:
+    """`path` with `container` entered; InvalidInputError at a cycle or past the depth cap."""
+    if id(container) in path:
+        raise InvalidInputError(f"{name} contains itself (a cycle)")
+    if len(path) >= MAX_PARAM_DEPTH:
+        raise InvalidInputError(f"{name[:200]}: nested deeper than {MAX_PARAM_DEPTH} levels")
+    return (*path, id(container))
+
+
+def _json_value(name: str, value: Any, path: tuple[int, ...] = ()) -> Any:
     """`value` as JSON data (numpy and torch scalars as numbers, paths and tuples as
-    strings and lists); InvalidInputError naming `name` for anything else."""
-    if value is None or isinstance(value, (str, bool, int, float)):
+    strings and lists); InvalidInputError naming `name` for anything else, for a cycle,
+    nesting past `MAX_PARAM_DEPTH` and ints past a float's range."""
+    if value is None or isinstance(value, (bool, float)):
         return value
+    if isinstance(value, str):
+        return escape_surrogates(value)
+    if isinstance(value, int):
+        return _check_int(name, value)
     if isinstance(value, os.PathLike):
-        return os.fsdecode(value)
+        return escape_surrogates(os.fsdecode(value))
     if isinstance(value, (list, tuple)):
-        return [_json_value(f"{name}[{i}]", item) for i, item in enumerate(value)]
+        inner = _enter(name, value, path)
+        return [_json_value(f"{name}[{i}]", item, inner) for i, item in enumerate(value)]
     if isinstance(value, Mapping):
+        inner = _enter(name, value, path)
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise InvalidInputError(f"{name}: keys must be strings; got {key!r}")
-            out[key] = _json_value(f"{name}.{key}", item)
+                raise InvalidInputError(f"{name}: keys must be strings; got {safe_repr(key)}")
+            if has_surrogates(key):
+                raise InvalidInputError(
+                    f"{name}: key {key!r} holds a lone surrogate, which is not text"
+                )
+            out[key] = _json_value(f"{name}.{key}", item, inner)
         return out
     item = getattr(value, "item", None)
     if callable(item) and getattr(value, "ndim", 0) == 0:
         try:
-            return _json_value(name, item())
+            return _json_value(name, item(), path)
         except (TypeError, ValueError):
             pass
     raise InvalidInputError(

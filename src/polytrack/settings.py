@@ -22,6 +22,7 @@ __all__ = [
     "Settings",
     "config_path",
     "default_cache_dir",
+    "login_name",
     "default_home",
 ]
 
@@ -32,8 +33,9 @@ CAPTURES: tuple[str, ...] = ("git", "code", "environment", "hardware", "system",
 # auto: capture file descriptors 1 and 2 (subprocesses too) in a plain script, else wrap
 # sys.stdout and sys.stderr (notebooks, pytest, streams replaced by the user).
 CONSOLE_MODES: tuple[str, ...] = ("auto", "wrap", "redirect")
-# Environment variables recorded with a run (fnmatch patterns); names that look like
-# secrets are dropped whatever the pattern says.
+# Environment variables recorded with a run (fnmatch patterns): those the frameworks read.
+# Names that look like secrets are dropped whatever the pattern says, and values shaped
+# like one are recorded as [REDACTED] (`capture.environment.selected_variables`).
 DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
     "CUDA_*",
     "CUBLAS_*",
@@ -45,7 +47,17 @@ DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
     "OPENBLAS_*",
     "TORCH_*",
     "PYTORCH_*",
-    "TF_*",
+    # TensorFlow's own (TF_VAR_* belongs to Terraform and carries its secrets).
+    "TF_CPP_*",
+    "TF_XLA_FLAGS",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "TF_FORCE_GPU_ALLOW_GROWTH",
+    "TF_GPU_ALLOCATOR",
+    "TF_GPU_THREAD_MODE",
+    "TF_DETERMINISTIC_OPS",
+    "TF_CUDNN_DETERMINISTIC",
+    "TF_NUM_INTEROP_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
     "XLA_*",
     "JAX_*",
     "HF_*",
@@ -126,6 +138,21 @@ def _mode(instance: object, attribute: attrs.Attribute[str], value: str) -> None
         raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {value!r}")
 
 
+def login_name(environ: Mapping[str, str]) -> str | None:
+    """The user's login name as `getpass.getuser()` finds it (LOGNAME, USER, LNAME,
+    USERNAME, then the password database), without importing getpass (termios, ~1 ms of
+    `init()`); None where nothing names the user (a container's uid with no account)."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if environ.get(name):
+            return environ[name]
+    try:
+        import pwd  # POSIX only; a built-in module, cheap to import
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError, AttributeError):
+        return None
+
+
 @frozen
 class Settings:
     """Everything configurable about tracking, resolved once per `init()`.
@@ -143,7 +170,8 @@ class Settings:
     containers it launches), `POLYTRACK_REPRODUCES` (the id of a run the new one
     reproduces: set by `polytrack reproduce --run`), `POLYTRACK_BACKEND` (where runs are
     synced, a URI), `POLYTRACK_ARTIFACT_STORE` (an fsspec URL), `POLYTRACK_SYNC_TIMEOUT`,
-    `POLYTRACK_SYNC_INTERVAL` (seconds) and `POLYTRACK_SYNC_HANDOFF` (0/1). The config file
+    `POLYTRACK_SYNC_INTERVAL` (seconds), `POLYTRACK_SYNC_HANDOFF` (0/1) and
+    `POLYTRACK_USER` (who runs it; default the login name). The config file
     (`polytrack.sync.backends.config`) is read by `init()`, not here.
     """
 
@@ -184,14 +212,17 @@ class Settings:
     # None: the config file's `backend`, else nowhere (local store only).
     backend: str | None = None
     artifact_store: str | None = None  # an fsspec URL for artifacts instead of the server's
-    # How long `finish()` waits for the sync backlog before leaving it to `polytrack sync`.
-    sync_timeout: float = field(default=30.0, validator=_non_negative)
+    # How long `finish()` waits for the sync backlog before leaving it to the home's
+    # background uploader; no wait at all for a server it cannot connect to (issue 13).
+    sync_timeout: float = field(default=5.0, validator=_non_negative)
     sync_interval: float = field(default=2.0, validator=_positive)
-    # After sync_timeout, start `polytrack sync` in the background for the rest.
+    # After sync_timeout, start the home's background uploader for the rest.
     sync_handoff: bool = True
     # The run this one reproduces (set by `polytrack reproduce --run`): `init()` links
     # the new run to it.
     reproduces: str | None = field(default=None, validator=_run_id)
+    # Who runs it: POLYTRACK_USER, else the login name (see `login_name`).
+    user: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -217,6 +248,7 @@ class Settings:
             kwargs["run_name"] = env["POLYTRACK_RUN_NAME"]
         if env.get("POLYTRACK_REPRODUCES"):
             kwargs["reproduces"] = env["POLYTRACK_REPRODUCES"]
+        kwargs["user"] = env.get("POLYTRACK_USER") or login_name(env)
         for name in ("backend", "artifact_store"):
             if env.get(f"POLYTRACK_{name.upper()}"):
                 kwargs[name] = env[f"POLYTRACK_{name.upper()}"]

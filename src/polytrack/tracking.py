@@ -36,7 +36,7 @@ from typing import Any, Final
 from polytrack import _api, _state
 from polytrack.errors import TrackingWarning
 from polytrack.models import DataRef, GitState
-from polytrack.redact import redact_url
+from polytrack.redact import redact_remote
 from polytrack.run import DisabledRun, Run
 
 __all__ = [
@@ -291,7 +291,7 @@ def log_code_ref(code_ref: dict[str, Any] | None = None, is_input: bool = True) 
             available=True,
             commit=str(code_ref["commit"]),
             branch=None if code_ref.get("branch") is None else str(code_ref["branch"]),
-            remote=redact_url(str(url)) if url else None,
+            remote=redact_remote(str(url)) if url else None,
             dirty=dirty if isinstance(dirty, bool) else None,
         )
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import requests
+
 from .process import ServerProcess
 
 # mlflow 3.18.0 is on the index, but its pinned mlflow-skinny==3.18.0 and
@@ -23,14 +25,26 @@ class MlflowServer(ServerProcess):
     """One running `mlflow server`, REST under `url + /api/2.0/mlflow`; `start()`, `stop()`.
 
     Its venv takes about two minutes to build on first use, and it may take a while to
-    create its store: hence the longer `start_timeout`.
+    create its store: `/health` answers before that, so readiness is a read of the
+    tracking API (`api_ready`).
     """
 
     name = "mlflow server"
     venv_name = "mlflow"
     requirements = MLFLOW_REQUIREMENTS
     health_path = "/health"
-    start_timeout = 120.0
+
+    def api_ready(self) -> bool:
+        """The store answers: the `Default` experiment, which creating it makes, reads back."""
+        try:
+            answer = requests.get(
+                f"{self.url}/api/2.0/mlflow/experiments/get-by-name",
+                params={"experiment_name": "Default"},
+                timeout=10,
+            )
+            return answer.status_code == 200 and "experiment" in answer.json()
+        except (requests.RequestException, ValueError):  # not up, or not yet its API
+            return False
 
     @classmethod
     def _argv(cls, venv: Path, directory: Path, port: int) -> list[str]:

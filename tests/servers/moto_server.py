@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 import requests
 
-from .process import ServerProcess
+from .process import ServerProcess, request
 
 MOTO_REQUIREMENTS = ("moto[server]==5.2.5",)
 REGION = "us-east-1"
@@ -136,5 +136,6 @@ class MotoServer(ServerProcess):
             iam.close()
         self.writer, self.denied = keys["writer"], keys["denied"]
         # From now on every request must be signed by a known key and be allowed.
-        answer = requests.post(f"{self._url}/moto-api/reset-auth", data=b"0", timeout=10)
-        answer.raise_for_status()
+        with requests.Session() as session:
+            url = f"{self._url}/moto-api/reset-auth"
+            request(session, "POST", url, data=b"0", timeout=10).raise_for_status()

@@ -14,6 +14,12 @@ under one temporary directory:
 
 In sandbox mode the owner is always `default` and no token is needed. The namespace in
 `/streams/v1/{namespace}/...` is not checked; runs report `polyaxon`.
+
+The sandbox answers `/healthz` before its API can take a write, and now and then answers a
+write with a bare 405 (its internal error in disguise; see `polytrack.sync.backends.polyaxon`)
+or a 5xx. So it is ready only once a project can be created and read back (`api_ready`),
+and every request of the helpers below is sent again after such an answer
+(`process.request`), as the backend itself does.
 """
 
 from __future__ import annotations
@@ -26,11 +32,13 @@ from typing import Any
 
 import requests
 
-from .process import ServerProcess
+from .process import ServerProcess, request
 
 REQUIREMENTS = ("haupt[sandbox]==2.18.0",)
 OWNER = "default"
 NAMESPACE = "polyaxon"
+# The project that `api_ready` creates: no test uses it.
+_PROBE = "readiness-probe"
 
 
 class PolyaxonSandbox(ServerProcess):
@@ -71,6 +79,25 @@ class PolyaxonSandbox(ServerProcess):
         self._session.close()
         super().stop(grace=grace)
 
+    def api_ready(self) -> bool:
+        """A project can be created (or was, by an earlier try) and read back."""
+        try:
+            created = self._session.post(
+                f"{self.url}/api/v1/{OWNER}/projects/create", json={"name": _PROBE}, timeout=10
+            )
+            if created.status_code not in (200, 201) and not self._exists(created):
+                return False
+            read = self._session.get(f"{self.url}/api/v1/{OWNER}/{_PROBE}", timeout=10)
+            return read.status_code == 200 and read.json().get("name") == _PROBE
+        except (requests.RequestException, ValueError):  # not up, or not yet its API
+            return False
+
+    @staticmethod
+    def _exists(response: requests.Response) -> bool:
+        """A create refused because the name is taken: by an earlier try that the
+        server carried out, though it answered with an error."""
+        return response.status_code == 400 and "already exists" in response.text
+
     # -- the REST API, as a test reads it back ---------------------------------------
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -83,7 +110,7 @@ class PolyaxonSandbox(ServerProcess):
         return self._call(method, url, **kwargs)
 
     def _call(self, method: str, url: str, **kwargs: Any) -> Any:
-        response = self._session.request(method, url, timeout=30, **kwargs)
+        response = request(self._session, method, url, timeout=30, **kwargs)
         response.raise_for_status()
         if not response.content:
             return None
@@ -92,8 +119,14 @@ class PolyaxonSandbox(ServerProcess):
         return response.text
 
     def create_project(self, name: str) -> dict[str, Any]:
-        """POST /api/v1/default/projects/create."""
-        return self.api("POST", f"{OWNER}/projects/create", json={"name": name})  # type: ignore[no-any-return]
+        """POST /api/v1/default/projects/create; the project if it exists already (an
+        earlier try that failed in the answer only, then sent again)."""
+        url = f"{self.url}/api/v1/{OWNER}/projects/create"
+        response = request(self._session, "POST", url, json={"name": name}, timeout=30)
+        if self._exists(response):
+            return self.api("GET", f"{OWNER}/{name}")  # type: ignore[no-any-return]
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
 
     def create_run(self, project: str, name: str, **fields: Any) -> dict[str, Any]:
         """POST /api/v1/default/<project>/runs: a non-managed (tracking-only) run."""

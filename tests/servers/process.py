@@ -1,10 +1,15 @@
 """A real server process for the tests: started, waited for and stopped in one place.
 
 Each server (`MlflowServer`, `MotoServer`, `PolyaxonSandbox`) subclasses `ServerProcess`
-and says only what is its own: the command and environment, the health path, what to do
-once it answers. The base class runs it on a free loopback port, in a process group of
-its own (servers fork workers, and `stop()` must end them all), with its log, its
-temporary files and its working directory under one directory the test owns.
+and says only what is its own: the command and environment, the health path, the round
+trip of its API that proves it ready, what to do once it is. The base class runs it on a
+free loopback port, in a process group of its own (servers fork workers, and `stop()` must
+end them all), with its log, its temporary files and its working directory under one
+directory the test owns.
+
+Ready means ready for the tests: a health endpoint answers before the API behind it can
+(a store still migrating, a first request that fails while the app warms up), so `start()`
+returns only once `api_ready()`, a real request of the API the tests use, succeeded.
 """
 
 from __future__ import annotations
@@ -17,13 +22,55 @@ import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import requests
 
 from .venvs import ensure_venv
 
 _ATTEMPTS = 3
+# Answers that a server gives while it warms up or is busy, and that the same request
+# may not get a moment later: 429, 5xx, and Polyaxon's 405 to a write (its 500 handler
+# answers GET only: see `polytrack.sync.backends.polyaxon`).
+_RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def transient(response: requests.Response) -> bool:
+    """Whether `response` is a server's passing failure, worth the same request again."""
+    if response.status_code in _RETRIED_STATUSES:
+        return True
+    method = response.request.method if response.request is not None else None
+    return response.status_code == 405 and not response.content and method not in ("GET", "HEAD")
+
+
+def request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    attempts: int = 8,
+    **kwargs: Any,
+) -> requests.Response:
+    """`session.request`, again after a transient answer or a refused connection, with
+    backoff (0.25 s doubling to 4 s: about 20 s in all); the last answer, whatever it is.
+
+    For requests that tests make to set up and read back: their setup must not fail
+    because the server had a bad moment (it is no subject of theirs).
+    """
+    delay = 0.25
+    for attempt in range(attempts):
+        last = attempt == attempts - 1
+        try:
+            response = session.request(method, url, **kwargs)
+        except requests.ConnectionError:
+            if last:
+                raise
+        else:
+            if last or not transient(response):
+                return response
+        time.sleep(delay)
+        delay = min(delay * 2, 4.0)
+    raise AssertionError("unreachable")
 
 
 class ServerStartError(RuntimeError):
@@ -43,8 +90,10 @@ class ServerProcess:
     requirements: ClassVar[tuple[str, ...]]
     """Its cached venv's label and pinned packages (`venvs.ensure_venv`)."""
     health_path: ClassVar[str]
-    """A path that answers 200 once the server is ready."""
-    start_timeout: ClassVar[float] = 60.0
+    """A path that answers 200 once the server process serves (not yet its API: see
+    `api_ready`)."""
+    # Generous: a first start migrates a database, on a CI machine that runs other jobs.
+    start_timeout: ClassVar[float] = 180.0
 
     def __init__(self, process: subprocess.Popen[bytes], *, url: str, directory: Path) -> None:
         self._process, self._url, self._directory = process, url, directory
@@ -149,9 +198,14 @@ class ServerProcess:
     def health(self) -> bool:
         """Whether `health_path` answers 200."""
         try:
-            return requests.get(f"{self._url}{self.health_path}", timeout=2).status_code == 200
+            return requests.get(f"{self._url}{self.health_path}", timeout=5).status_code == 200
         except requests.RequestException:
             return False  # not listening yet, or busy (a store migration)
+
+    def api_ready(self) -> bool:
+        """Whether a real request of the API that the tests use succeeds (by default,
+        `health()`); called only once `health()` is true, until it returns True."""
+        return self.health()
 
     def stop(self, *, grace: float = 10.0) -> None:
         """End the whole process group: SIGTERM, then SIGKILL after `grace` seconds.
@@ -187,14 +241,14 @@ class ServerProcess:
                 raise ServerStartError(
                     f"{self.name} exited {code} before answering; log tail:\n{self.log_tail()}"
                 )
-            if self.health():
+            if self.health() and self.api_ready():
                 return
             if time.monotonic() > deadline:
                 raise ServerStartError(
                     f"{self.name} at {self._url} not ready after {timeout:.0f}s; "
                     f"log tail:\n{self.log_tail()}"
                 )
-            time.sleep(0.1)
+            time.sleep(0.2)
 
 
 def group_alive(pgid: int) -> bool:

@@ -341,8 +341,8 @@ def test_stop_ends_every_thread_even_mid_delay(upstream: _Upstream) -> None:
         time.sleep(0.01)
     started = time.monotonic()
     proxy.stop()
-    client.join(5)
-    assert time.monotonic() - started < 3
+    client.join(10)
+    assert time.monotonic() - started < 10  # not the 60 s of the delay, on a busy machine
     assert len(failures) == 1 and isinstance(failures[0], requests.ConnectionError)
     assert not [t for t in threading.enumerate() if t.name.startswith("faulty-proxy")]
     proxy.stop()

@@ -27,6 +27,8 @@ def test_artifacts_go_to_the_artifact_store_with_their_digests(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto_server.writer.secret_key)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.url)
     monkeypatch.setenv("AWS_REGION", REGION)
+    # What is asserted is where the files go, not how soon: finish() waits for them.
+    monkeypatch.setenv("POLYTRACK_SYNC_TIMEOUT", "120")
     weights = tmp_path / "weights.bin"
     weights.write_bytes(bytes(range(256)) * 4096)
     backend = InMemoryBackend("with-store")

@@ -93,8 +93,9 @@ def test_faults_in_flight_lose_and_duplicate_nothing(
         import polytrack
         run = polytrack.init(project="faults", params={"lr": 0.01})
         print(run.id, flush=True)
-        for step in range(30_000):
-            run.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 30_000}, step=step)
+        # 24,000 points: two batches, 24 requests of 1,000 points, for six faults to hit.
+        for step in range(12_000):
+            run.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 12_000}, step=step)
         run.finish()
         """,
     )
@@ -130,12 +131,11 @@ def test_kill_9_in_mid_sync_then_polytrack_sync(
         import polytrack
         run = polytrack.init(project="killed")
         print(run.id, flush=True)
-        step = 0
-        while True:  # until killed
+        # Enough for batches to be in flight when it is killed, and no more: every point
+        # logged goes to MLflow afterwards, and a run logging until killed logs millions.
+        for step in range(40_000):
             run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
-            step += 1
-            if step % 1000 == 0:
-                time.sleep(0.01)
+        time.sleep(3600)  # until killed, its sync in mid-batch
         """,
     )
     uri = f"mlflow+{proxy.url}"

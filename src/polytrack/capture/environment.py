@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from polytrack.models import EnvironmentState
-from polytrack.redact import is_secret_name, redact_url
+from polytrack.redact import is_secret_name, redact_value
 from polytrack.store.liveness import hostname
 
 __all__ = ["capture_environment", "installed_packages", "selected_variables"]
@@ -69,16 +69,17 @@ def _platform() -> str:
 
 
 def selected_variables(environ: Mapping[str, str], allowlist: Sequence[str]) -> dict[str, str]:
-    """The variables whose names match `allowlist`, minus secret-looking names; URL
-    credentials in values are stripped."""
+    """The variables whose names match `allowlist`, minus secret-looking names (strictly:
+    `OPENAI_KEY`, `*_USERNAME` too); a value holding a secret's shape is recorded as
+    REDACTED, URL credentials in values are stripped. Even with the allowlist `*` no
+    secret is recorded that `polytrack.redact` can recognise."""
     chosen: dict[str, str] = {}
     for name in sorted(environ):
         if not any(fnmatch.fnmatchcase(name, pattern) for pattern in allowlist):
             continue
-        if is_secret_name(name):
+        if is_secret_name(name, strict=True):
             continue
-        value = environ[name]
-        chosen[name] = redact_url(value) if "://" in value else value
+        chosen[name] = str(redact_value(name, environ[name], strict=True))
     return chosen
 
 

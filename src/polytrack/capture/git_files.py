@@ -16,7 +16,7 @@ from typing import Final
 from attrs import evolve, frozen
 
 from polytrack.models import GitState
-from polytrack.redact import redact_url
+from polytrack.redact import redact_remote
 
 __all__ = ["NOT_A_REPOSITORY", "Head", "read_head", "read_head_details"]
 
@@ -259,4 +259,4 @@ def _remote(config: _Config) -> str | None:
         if sec == "remote" and key == "url"
     }
     url = urls.get("origin") or next(iter(urls.values()), None)
-    return redact_url(url) if url else None
+    return redact_remote(url) if url else None

@@ -49,12 +49,21 @@ lines is one `os.write`, in the page cache when it returns); the partial line no
 ended by a newline; and in redirect mode whatever was still in the pipes, not yet read
 by the thread, which the terminal never gets either (usually nothing; at most a pipe's
 worth). The same holds for an exit that skips `stop()`: the run's `finish()` must stop
-the capture, at exit too. After `stop()`, a child still writing to the captured
-descriptors (a daemon it started) gets `EPIPE`: the pipe's reader is gone.
+the capture, at exit too.
+
+Children outlive the run: after `stop()`, a subprocess or a fork-pool worker started
+during the run still writes into the pipe it inherited. The reader thread goes on
+forwarding that to the real terminal (recording nothing) until the last such writer
+closes the pipe, so none of them dies of `EPIPE` (`SIGPIPE` for a shell) or blocks on a
+full pipe. It is a daemon thread, so it never keeps the process from exiting: a child
+that writes after the process itself has exited gets `EPIPE`, as it would writing into
+any closed pipe. Forked children close their copies of the pipes' read ends (else a pipe
+outliving the parent would still have a reader and fill up).
 """
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import contextlib
 import errno
@@ -75,6 +84,7 @@ from typing import Any, Final, TextIO
 from attrs import frozen
 
 from polytrack.errors import InvalidInputError, StoreError, TrackingWarning
+from polytrack.redact import redact_lines
 
 __all__ = ["STREAMS", "LogCapture", "LogLine", "LogWriter", "read_log"]
 
@@ -175,6 +185,10 @@ class LogCapture:
         self._wake: tuple[int, int] | None = None
         self._faulthandler = False
         self._stopping = False
+        self._drained = threading.Event()  # set by the reader: what the run wrote is read
+        self._lingering = False  # children still hold the pipes: the reader forwards on
+        self._fds_closed = False  # the pipes' read ends, closed (here, or in a forked child)
+        self._wake_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     @property
@@ -321,9 +335,16 @@ class LogCapture:
             target=self._read_loop, name=f"polytrack-logs-{self._run_id}", daemon=True
         )
         self._thread.start()
+        atexit.register(self._drain_at_exit)
 
     def _stop_redirect(self) -> bool:
-        """Restore fds 1 and 2, drain the pipes, close them; False if the reader hangs."""
+        """Restore fds 1 and 2 and drain the pipes; False if the reader hangs.
+
+        Children that still hold a pipe (a subprocess, a fork-pool worker started during
+        the run) are not cut off: the reader goes on forwarding what they write to the
+        terminal, recording nothing, until the last of them closes it, and then closes the
+        pipes itself (see `_read_loop`).
+        """
         # Whatever the program wrote before this point goes into the pipes, then the
         # descriptors are the terminal again; only then is the reader told to drain.
         _flush_python()
@@ -331,55 +352,67 @@ class LogCapture:
         for redirect in self._redirects:
             redirect.restore()
         if self._faulthandler:
-            faulthandler.enable(file=2)  # before its saved descriptor is closed below
+            faulthandler.enable(file=2)  # before the reader closes its saved descriptor
         self._stopping = True
-        assert self._wake is not None
-        with contextlib.suppress(OSError):
-            os.write(self._wake[1], b"x")
+        self._poke(b"s")
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(_DRAIN_MAX + 4.0)
-            if thread.is_alive():
+            if not self._drained.wait(_DRAIN_MAX + 4.0):
                 # Blocked writing to a terminal that does not read (^S, a stuck pipe):
                 # leave it its descriptors rather than close them under it.
                 _warn("polytrack's log reader did not stop; leaving it behind")
                 return False
-        for redirect in self._redirects:
-            redirect.close()
-        for fd in self._wake:
-            os.close(fd)
+            if not self._lingering:
+                thread.join()  # it only closes the pipes now
         return True
 
+    def _poke(self, why: bytes) -> None:
+        """Wake the reader: b"s" stop() was called, b"e" the process exits."""
+        with self._wake_lock:  # never write to a descriptor the reader closed
+            if self._wake is not None:
+                with contextlib.suppress(OSError):
+                    os.write(self._wake[1], why)
+
+    def _drain_at_exit(self) -> None:
+        """At exit, with children still holding the pipes: forward what they wrote so far
+        before the reader dies with the process, for at most `_DRAIN_MAX` seconds.
+
+        Registered at start, so that it runs after the run's own exit hook, which
+        finishes the run and so stops this capture (hooks run last registered first).
+        """
+        thread = self._thread
+        if thread is None or not thread.is_alive() or not self._lingering:
+            return
+        self._poke(b"e")
+        thread.join(_DRAIN_MAX + 1.0)
+
     def _read_loop(self) -> None:
-        """Forward the pipes to the terminal and record them, until stop() and drained.
+        """Forward the pipes to the terminal and record them, until stop() and drained;
+        then forward only, for children that outlive the run, until they close the pipes.
 
         poll(), not select(): a process with over 1,024 open files gets descriptors that
         select() cannot take.
         """
+        open_fds = {redirect.read_fd: redirect for redirect in self._redirects}
+        poller = select.poll()
+        ptys = [redirect for redirect in self._redirects if redirect.pty]
+        timeout = _WINSIZE_POLL * 1000 if ptys else None
+        assert self._wake is not None
+        wake, wake_write = self._wake
         try:
-            open_fds = {redirect.read_fd: redirect for redirect in self._redirects}
-            assert self._wake is not None
-            wake = self._wake[0]
-            poller = select.poll()
             for fd in (*open_fds, wake):
                 poller.register(fd, select.POLLIN)
-            ptys = [redirect for redirect in self._redirects if redirect.pty]
-            timeout = _WINSIZE_POLL * 1000 if ptys else None
             while open_fds and not self._stopping:
                 for fd, _ in poller.poll(timeout):
-                    if fd in open_fds:
+                    if fd == wake:
+                        os.read(wake, 64)  # stop() sets _stopping before it pokes
+                    elif fd in open_fds:
                         self._pump(open_fds, fd, poller)
                 for redirect in ptys:
                     with contextlib.suppress(OSError):
                         redirect.follow_winsize()
             poller.unregister(wake)
-            deadline = time.monotonic() + _DRAIN_MAX
-            while open_fds and time.monotonic() < deadline:
-                ready = poller.poll(_DRAIN_IDLE * 1000)
-                if not ready:
-                    break  # quiet: a child that still holds the pipe writes nothing
-                for fd, _ in ready:
-                    self._pump(open_fds, fd, poller)
+            self._drain(open_fds, poller)
         except BaseException as exc:
             # Should never happen; if it does, put the terminal back at once, or the
             # program blocks as soon as the pipe is full.
@@ -387,6 +420,50 @@ class LogCapture:
                 with contextlib.suppress(OSError):
                     redirect.restore()
             _warn(f"polytrack stopped capturing stdout and stderr: {exc!r}")
+            open_fds.clear()
+        finally:
+            self._lingering = bool(open_fds)
+            self._drained.set()
+        try:
+            # The run is over and its file closed (stop() does that once _drained is
+            # set): what children that outlive the run write goes on to the terminal
+            # only. Read it all the same, or they die of EPIPE, or block once the pipe
+            # is full (a pool worker holds the read end too).
+            if open_fds:
+                poller.register(wake, select.POLLIN)
+            while open_fds:
+                for fd, _ in poller.poll(timeout):
+                    if fd != wake:
+                        self._pump(open_fds, fd, poller)
+                    elif b"e" in os.read(wake, 64):  # the process exits: a last drain
+                        poller.unregister(wake)
+                        self._drain(open_fds, poller)
+                        return
+                for redirect in ptys:
+                    with contextlib.suppress(OSError):
+                        redirect.follow_winsize()
+        except Exception:
+            pass  # a reader that cannot read: the children get EPIPE, as with no reader
+        finally:
+            self._fds_closed = True  # first: a fork in between keeps its copies open
+            with self._wake_lock:
+                self._wake = None
+            for fd in (wake, wake_write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            for redirect in self._redirects:
+                redirect.close()
+            atexit.unregister(self._drain_at_exit)
+
+    def _drain(self, open_fds: dict[int, _Redirect], poller: select.poll) -> None:
+        """Read until the pipes are quiet for `_DRAIN_IDLE`, for `_DRAIN_MAX` at most."""
+        deadline = time.monotonic() + _DRAIN_MAX
+        while open_fds and time.monotonic() < deadline:
+            ready = poller.poll(_DRAIN_IDLE * 1000)
+            if not ready:
+                break  # quiet: a child that still holds the pipe writes nothing
+            for fd, _ in ready:
+                self._pump(open_fds, fd, poller)
 
     def _pump(self, open_fds: dict[int, _Redirect], fd: int, poller: select.poll) -> None:
         redirect = open_fds[fd]
@@ -627,13 +704,24 @@ def _forked(ref: weakref.ref[LogCapture]) -> None:
     """In a forked child, the parent's capture lets go: the child's fds 1 and 2 (redirect)
     still lead to the parent's reader; its wrap proxies forward without teeing."""
     capture = ref()
-    if capture is None or capture._state != "started":
+    if capture is None:
         return
-    capture._state = "stopped"
-    capture._lock = threading.RLock()
-    capture._file = None
-    for proxy in capture._proxies.values():
-        proxy._polytrack_detach()
+    if capture._state == "started":
+        capture._state = "stopped"
+        capture._lock = threading.RLock()
+        capture._file = None
+        for proxy in capture._proxies.values():
+            proxy._polytrack_detach()
+    if capture._redirects and not capture._fds_closed:
+        # The pipes' read ends are the parent's reader's. A child holding copies would
+        # keep its own pipe "read" once the parent is gone, and block forever when it
+        # fills, where it should get EPIPE. Its saved terminal stays: faulthandler may
+        # write a fatal error's traceback there.
+        capture._fds_closed = True
+        wake = capture._wake or ()
+        for fd in (*(redirect.read_fd for redirect in capture._redirects), *wake):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 # -- lines and the file ---------------------------------------------------------------------
@@ -730,6 +818,7 @@ class _LogFile:
         """Append `lines` in one system call (the caller holds the capture's lock)."""
         if not self.active:
             return
+        lines = redact_lines(lines)  # a token printed is no more recorded than one logged
         ms = int(t * 1000)
         if ms != self._stamp_ms:  # formatting a float costs more than the rest of a line
             self._stamp_ms = ms

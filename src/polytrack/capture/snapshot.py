@@ -20,6 +20,7 @@ from typing import Final
 
 import attrs
 
+from polytrack.capture import forkgate
 from polytrack.capture.code import capture_code
 from polytrack.capture.git_files import read_head
 from polytrack.errors import StoreError
@@ -146,27 +147,33 @@ class SnapshotCapture:
         self._settled.wait(settings.capture_budget + _SETTLE_WAIT)
         if self._cancel.is_set():
             return  # the run finished first: what would be captured now is dropped anyway
-        from polytrack.capture import environment, hardware
+        # All of it inside the fork gate: the imports (of these modules, and the lazy ones
+        # of importlib.metadata, platform and psutil) and psutil's and NVML's own locks.
+        with forkgate.held():
+            from polytrack.capture import environment, hardware
 
-        if settings.capture_environment:
-            cache_dir = settings.cache_dir or default_cache_dir(self._environ)
-            self._safely(
-                "environment",
-                lambda: self._save(
-                    environment.capture_environment(
-                        allowlist=settings.env_allowlist,
-                        cache_dir=cache_dir,
-                        environ=self._environ,
-                    )
-                ),
-            )
-        if settings.capture_hardware:
-            self._safely("hardware", lambda: self._save(hardware.capture_hardware()))
+            if settings.capture_environment:
+                cache_dir = settings.cache_dir or default_cache_dir(self._environ)
+                self._safely(
+                    "environment",
+                    lambda: self._save(
+                        environment.capture_environment(
+                            allowlist=settings.env_allowlist,
+                            cache_dir=cache_dir,
+                            environ=self._environ,
+                        )
+                    ),
+                )
+            if settings.capture_hardware:
+                self._safely("hardware", lambda: self._save(hardware.capture_hardware()))
 
     def _capture_git(self) -> None:
-        # Imported on this thread: subprocess and selectors are not init()'s to load.
-        from polytrack.capture.git import capture_git
-
+        # Imported on this thread (subprocess and selectors are not init()'s to load), and
+        # inside the fork gate. Git itself runs outside it: waiting on a subprocess holds
+        # no lock a child could need, and running it imports nothing more (a test in
+        # tests/test_fork.py keeps it so).
+        with forkgate.held():
+            from polytrack.capture.git import capture_git
         settings = self._settings
         result = capture_git(
             self._cwd,

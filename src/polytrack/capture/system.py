@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 if TYPE_CHECKING:
     import psutil
 
+from polytrack.capture import forkgate
 from polytrack.errors import TrackingWarning
 
 __all__ = ["PREFIX", "Nvml", "SystemSampler"]
@@ -196,7 +197,8 @@ class SystemSampler:
             self._close_gpus()
 
     def _sample_and_write(self) -> None:
-        values = self.sample()
+        with forkgate.held():  # psutil's import and locks, NVML's: never held at a fork
+            values = self.sample()
         try:
             self._write(values, self._step)
         except Exception as exc:  # a full disk, a closed journal: training goes on

@@ -7,7 +7,8 @@ Every error becomes an exit code here, in `main()`, and nowhere else:
 | 0    | success (also `--help`, `--version`, and a query that matches no run)       |
 | 1    | a `PolytrackError` at runtime (the store cannot be read, ...), or an OSError |
 | 2    | a usage error: bad options or arguments, or a `--where`/`--order-by` that    |
-|      | does not parse (`QueryError`; its message points at the token)              |
+|      | does not parse (`QueryError`; its message points at the token), or a home   |
+|      | that holds another tool's files (`NotAStoreError`)                          |
 | 3    | no run matches RUN, or several do (`RunNotFoundError`, `AmbiguousRunError`) |
 | 130  | interrupted (Ctrl-C)                                                        |
 | 141  | stdout was closed early (`polytrack runs ls | head`), as if killed by SIGPIPE |
@@ -24,7 +25,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final, NoReturn, TextIO
 
-from polytrack.errors import ArtifactNotFoundError, PolytrackError, QueryError, RunNotFoundError
+from polytrack.errors import (
+    ArtifactNotFoundError,
+    NotAStoreError,
+    PolytrackError,
+    QueryError,
+    RunNotFoundError,
+)
 
 if TYPE_CHECKING:
     from polytrack.cli._parser import Parser
@@ -91,7 +98,7 @@ def main(
         return _run(arguments, out, err, environ)
     except ParserExit as exc:
         return exc.status
-    except QueryError as exc:
+    except (QueryError, NotAStoreError) as exc:
         return _fail(err, exc, EXIT_USAGE)
     except (RunNotFoundError, ArtifactNotFoundError) as exc:  # AmbiguousRunError included
         return _fail(err, exc, EXIT_NOT_FOUND)

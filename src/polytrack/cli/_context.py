@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
 from attrs import field, frozen
+
+from polytrack.errors import TrackingWarning
 
 __all__ = ["Context"]
 
@@ -34,3 +38,24 @@ class Context:
     def note(self, text: str) -> None:
         """Write `text` plus a newline to stderr: for people, never for pipes."""
         self.stderr.write(text + "\n")
+
+    @contextmanager
+    def warnings_as_notes(self) -> Iterator[None]:
+        """Show each `TrackingWarning` raised meanwhile as a note (`polytrack: warning:
+        ...`), as it comes: what a reader says about the store (a busy or damaged index)
+        belongs on this command's stderr, without Python's `file:line:` prefix."""
+
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
+            self.note(f"polytrack: warning: {message}")
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", TrackingWarning)
+            warnings.showwarning = show
+            yield

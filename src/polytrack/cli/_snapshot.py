@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Final
 
 from polytrack.cli._format import MISSING, format_number, printable
 from polytrack.cli._table import Cell, Column, render
-from polytrack.models import MetricSummary, Snapshot
+from polytrack.models import CodeState, GitState, MetricSummary, Snapshot
 
 __all__ = [
     "LOG_TAIL",
@@ -47,6 +48,29 @@ def _section(title: str, rows: Sequence[tuple[str, str | None]]) -> list[str]:
     return lines
 
 
+def untracked_entrypoint(git: GitState, code: CodeState | None) -> str | None:
+    """How the run's script (or notebook) stands outside the recorded commit: its path
+    in the repository when git did not track it, or the path and "(outside the
+    repository)"; None when it is tracked, or when the record cannot tell (`-m module`,
+    a REPL, a truncated list of untracked files)."""
+    if code is None or git.root is None:
+        return None
+    script = code.notebook or code.entrypoint
+    if not script or script.startswith("-m ") or not os.path.isabs(script):
+        return None
+    # git reports its root with symbolic links resolved; the script's path may hold some.
+    candidates = {os.path.relpath(script, git.root)}
+    candidates.add(os.path.relpath(os.path.realpath(script), git.root))
+    if all(rel == ".." or rel.startswith(".." + os.sep) for rel in candidates):
+        return f"{script} (outside the repository)"
+    for rel in candidates:
+        rel = rel.replace(os.sep, "/")
+        for entry in git.untracked:  # a wholly untracked directory is one "dir/" entry
+            if rel == entry or (entry.endswith("/") and rel.startswith(entry)):
+                return rel
+    return None
+
+
 def describe_snapshot(snapshot: Snapshot) -> list[str]:
     """Sections git, code, environment, hardware, seeds and data, as text lines."""
     lines: list[str] = []
@@ -58,6 +82,9 @@ def describe_snapshot(snapshot: Snapshot) -> list[str]:
         else:
             state = "detached HEAD" if git.branch is None else f"branch {git.branch}"
             dirty = {True: "uncommitted changes", False: "clean", None: "status unknown"}[git.dirty]
+            loose = untracked_entrypoint(git, snapshot.code)
+            if loose is not None:  # "clean" alone would promise the commit holds the code
+                dirty += f"; the entrypoint {loose} is not in the commit"
             rows += [
                 ("commit", git.commit or "no commits yet"),
                 ("state", f"{state}, {dirty}" + (" (partial)" if git.partial else "")),

@@ -75,6 +75,7 @@ _ATTRIBUTES: Final[dict[str, tuple[_Getter, int | None]]] = {
     "updated": (_text(lambda i: format_time(i.updated_at)), None),
     "duration": (lambda i: Cell(format_duration(_duration(i)), numeric=True), None),
     "host": (_text(lambda i: i.host), 20),
+    "user": (_text(lambda i: i.user), 16),
     "pid": (lambda i: Cell(str(i.pid), numeric=True), None),
     "attempts": (lambda i: Cell(str(i.attempts), numeric=True), None),
     "tags": (_text(lambda i: ", ".join(i.tags)), 30),
@@ -82,7 +83,7 @@ _ATTRIBUTES: Final[dict[str, tuple[_Getter, int | None]]] = {
     "message": (_text(lambda i: i.message), 40),
     "path": (_text(lambda i: i.path), None),
 }
-DEFAULT_COLUMNS: Final = ("id", "name", "project", "status", "created", "duration")
+DEFAULT_COLUMNS: Final = ("id", "name", "project", "user", "status", "created", "duration")
 
 
 @frozen
@@ -238,14 +239,15 @@ def list_runs(args: argparse.Namespace, ctx: Context) -> int:
     from polytrack.history.runs import runs  # numpy and SQLite: only when reading
 
     limit: int | None = args.limit or None
-    infos: Sequence[RunInfo] = runs(
-        project=args.project,
-        where=args.where,
-        order_by=args.order_by,
-        # One more than shown, to tell whether --limit cut the list.
-        limit=None if limit is None else limit + 1,
-        home=ctx.home,
-    )
+    with ctx.warnings_as_notes():  # a busy or damaged index: answered all the same
+        infos: Sequence[RunInfo] = runs(
+            project=args.project,
+            where=args.where,
+            order_by=args.order_by,
+            # One more than shown, to tell whether --limit cut the list.
+            limit=None if limit is None else limit + 1,
+            home=ctx.home,
+        )
     truncated = limit is not None and len(infos) > limit
     infos = infos[:limit]
 
@@ -276,7 +278,10 @@ def _default_fields(infos: Sequence[RunInfo]) -> tuple[list[Field], list[Field]]
     params and metrics take turns for the room left, so neither crowds the other out.
     Shown, params come first, then metrics, each sorted by key.
     """
-    fields = [Field("attr", name) for name in DEFAULT_COLUMNS]
+    # Who ran them is worth a column where more than one person did; a home of one user's
+    # runs would repeat the name on every row (`--columns user` shows it anyway).
+    several = len({info.user for info in infos}) > 1
+    fields = [Field("attr", name) for name in DEFAULT_COLUMNS if name != "user" or several]
     width = table_width([field.column(infos) for field in fields])
     params, sparse_params = _varying(infos, "param")
     metrics, sparse_metrics = _varying(infos, "metric")
@@ -329,11 +334,12 @@ def _alternate(first: Sequence[Field], second: Sequence[Field]) -> Iterator[Fiel
 
 def show_run(args: argparse.Namespace, ctx: Context) -> int:
     """`polytrack runs show RUN`: one run's whole record, readably or as JSON."""
-    if not ctx.home.is_dir():
+    if not ctx.home.exists():  # a file is not a store: get_run says so (exit 2)
         raise RunNotFoundError(f"no run {args.run!r}: there is no store at {ctx.home}")
     from polytrack.history.runs import get_run  # numpy and SQLite: only when reading
 
-    info = get_run(args.run, project=args.project, home=ctx.home)
+    with ctx.warnings_as_notes():
+        info = get_run(args.run, project=args.project, home=ctx.home)
     ctx.out(to_json(_full_record(info)) if args.json else describe_run(info))
     return 0
 
@@ -370,6 +376,7 @@ def describe(info: RunInfo) -> str:
         ("finished", format_time(info.finished_at, seconds=True)),
         ("duration", format_duration(_duration(info))),
         ("updated", format_time(info.updated_at, seconds=True)),
+        ("user", info.user),
         ("host", f"{info.host} (pid {info.pid})"),
         ("path", info.path),
         ("tags", ", ".join(info.tags)),

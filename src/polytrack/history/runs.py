@@ -16,7 +16,7 @@ from polytrack.capture.logs import LogLine, read_log
 from polytrack.errors import ArtifactNotFoundError
 from polytrack.models import OutputsSet, RunInfo, Snapshot
 from polytrack.settings import Settings
-from polytrack.store.local import LocalStore
+from polytrack.store.local import LocalStore, read_settled
 from polytrack.store.reader import _list, _read_all_events, read_series, read_snapshot
 
 __all__ = ["RunView", "get_run", "runs"]
@@ -44,10 +44,15 @@ class RunView(RunInfo):
         With `with_time=True`, also the wall-clock time of each point (unix seconds).
         Reads the run's files, so it includes points not yet indexed.
 
+        Raises:
+            StoreError: the run's directory was deleted.
+
         Example:
             >>> steps, values = polytrack.runs(project="mnist")[0].history("loss")
         """
-        series = read_series(Path(self.path), key, with_times=with_time)
+        series = read_settled(
+            Path(self.path), lambda directory: read_series(directory, key, with_times=with_time)
+        )
         if series.times is not None:
             return series.steps, series.values, series.times
         return series.steps, series.values
@@ -59,7 +64,7 @@ class RunView(RunInfo):
         Example:
             >>> polytrack.get_run("a1b2").snapshot().git.commit
         """
-        return read_snapshot(Path(self.path))
+        return read_settled(Path(self.path), read_snapshot)
 
     def diff(self) -> bytes | None:
         """The uncommitted changes the run started from (a patch for `git apply`), if any."""
@@ -100,8 +105,9 @@ class RunView(RunInfo):
         Example:
             >>> polytrack.get_run("a1b2").outputs["accuracy"]
         """
-        directory = Path(self.path)
-        events, _ = _read_all_events(directory, _list(directory), [])
+        events, _ = read_settled(
+            Path(self.path), lambda directory: _read_all_events(directory, _list(directory), [])
+        )
         outputs: dict[str, Any] = {}
         for _, event in events:
             if isinstance(event, OutputsSet):

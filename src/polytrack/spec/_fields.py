@@ -98,7 +98,11 @@ def parse_number(value: Any) -> int | float:
     """A finite int or float, kept as written: ranges of ints stay ints."""
     native = _native(value)
     if isinstance(native, int | float) and not isinstance(native, bool):
-        if math.isfinite(native):  # YAML's .inf and .nan would make a space endless or empty
+        try:
+            finite = math.isfinite(native)  # .inf and .nan would make a space endless or empty
+        except OverflowError:  # an int beyond the largest float: no space can use it
+            finite = False
+        if finite:
             return native
         raise FieldError(f"expected a finite number, got {got(value)}")
     raise FieldError(f"expected a number, got {got(value)}")

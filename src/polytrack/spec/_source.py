@@ -12,14 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 import yaml
 from attrs import frozen
 
 from polytrack.errors import SpecError
+from polytrack.spec._yaml import Document
 
 __all__ = [
+    "MAX_COPIED",
     "Key",
     "Located",
     "Origin",
@@ -29,6 +31,12 @@ __all__ = [
 
 Key: TypeAlias = str | int
 PatchStrategy: TypeAlias = Literal["post_merge", "pre_merge", "replace", "isnull"]
+
+MAX_COPIED: Final = 2_000_000
+"""The most values one load may copy. Each DAG operation copies its component (about
+three times, for patches and templates): 100 operations over a component of 1,000 values
+copy 300,000, a second's work. A 1 MiB file with a 900 KiB component and a thousand
+operations naming it would copy 75 million: minutes of work and gigabytes held."""
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 
@@ -55,16 +63,6 @@ class Origin:
     path: tuple[Key, ...]
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that leaves timestamps as text: `startAt: 2024-01-01` stays a string."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 class Located:
     """Origins of the values in documents, kept per container and carried through copies.
 
@@ -76,6 +74,7 @@ class Located:
         self._entries: dict[int, dict[Key, Origin]] = {}
         self._starts: dict[int, Origin] = {}
         self._alive: list[object] = []
+        self._copied = 0
 
     # -- reading -----------------------------------------------------------------------
 
@@ -84,64 +83,73 @@ class Located:
 
         Raises:
             SpecError: the file cannot be read, is not YAML, holds several documents or
-                repeats a key.
+                repeats a key, or is refused as hostile (too large, nested too deep,
+                aliases that repeat too much or contain themselves: see `_yaml`).
         """
+        document = Document.read(path, display)
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise SpecError(f"cannot read the file: {exc.strerror or exc}", file=display) from exc
-        except UnicodeDecodeError as exc:
-            raise SpecError("cannot read the file: it is not UTF-8 text", file=display) from exc
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                raise SpecError("the file is empty", file=display, line=1)
-            return self._build(loader, node, display, ())
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else None
-            reason = exc.problem or exc.context or "not valid YAML"
-            raise SpecError(f"invalid YAML: {reason}", file=display, line=line) from exc
-        except yaml.YAMLError as exc:
-            raise SpecError(f"invalid YAML: {exc}", file=display) from exc
+            with document.reading():
+                return self._build(document, document.root, ())
         finally:
-            loader.dispose()
+            document.close()
 
-    def _build(self, loader: _Loader, node: yaml.Node, file: str, path: tuple[Key, ...]) -> Any:
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
-            mapping: dict[Any, Any] = {}
-            self.begin(mapping, Origin(file, line, path))
-            for key_node, value_node in node.value:
-                key = loader.construct_object(key_node, deep=True)
-                key_line = key_node.start_mark.line + 1
-                if not isinstance(key, str | int) or isinstance(key, bool):
-                    where = format_path(path) or "the document"
-                    raise SpecError(
-                        f"keys must be text, got {key!r} in {where}", file=file, line=key_line
+    def _build(
+        self,
+        document: Document,
+        node: yaml.Node,
+        path: tuple[Key, ...],
+        parent: yaml.Node | None = None,
+        index: Any = None,
+    ) -> Any:
+        file = document.display
+        with document.entering(node, len(path) + 1, parent, index):
+            line = node.start_mark.line + 1
+            if isinstance(node, yaml.MappingNode):
+                mapping: dict[Any, Any] = {}
+                self.begin(mapping, Origin(file, line, path))
+                for key_node, value_node in document.entries(node):
+                    key_line = key_node.start_mark.line + 1
+                    key = self._key(document, key_node, path)
+                    if key in mapping:
+                        first = self.entry(mapping, key)
+                        again = f" (first at line {first.line})" if first is not None else ""
+                        raise SpecError(
+                            f'duplicate key "{key}"{again}',
+                            file=file,
+                            line=key_line,
+                            path=format_path(path),
+                        )
+                    mapping[key] = self._build(document, value_node, (*path, key), node, key_node)
+                    self.note(mapping, key, Origin(file, key_line, (*path, key)))
+                return mapping
+            if isinstance(node, yaml.SequenceNode):
+                items: list[Any] = []
+                self.begin(items, Origin(file, line, path))
+                for position, item_node in enumerate(node.value):
+                    items.append(
+                        self._build(document, item_node, (*path, position), node, position)
                     )
-                if key in mapping:
-                    first = self.entry(mapping, key)
-                    again = f" (first at line {first.line})" if first is not None else ""
-                    raise SpecError(
-                        f'duplicate key "{key}"{again}',
-                        file=file,
-                        line=key_line,
-                        path=format_path(path),
-                    )
-                mapping[key] = self._build(loader, value_node, file, (*path, key))
-                self.note(mapping, key, Origin(file, key_line, (*path, key)))
-            return mapping
-        if isinstance(node, yaml.SequenceNode):
-            items: list[Any] = []
-            self.begin(items, Origin(file, line, path))
-            for index, item_node in enumerate(node.value):
-                items.append(self._build(loader, item_node, file, (*path, index)))
-                self.note(items, index, Origin(file, item_node.start_mark.line + 1, (*path, index)))
-            return items
-        return loader.construct_object(node, deep=True)
+                    item_line = item_node.start_mark.line + 1
+                    self.note(items, position, Origin(file, item_line, (*path, position)))
+                return items
+            assert isinstance(node, yaml.ScalarNode)
+            return document.scalar(node)
+
+    def _key(self, document: Document, node: yaml.Node, path: tuple[Key, ...]) -> Key:
+        """The key written at `node`, which must be text (or an int: list-like keys)."""
+        key = document.scalar(node) if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(key, str | int) and not isinstance(key, bool):
+            return key
+        if isinstance(node, yaml.ScalarNode):
+            shown = repr(key)
+        else:  # not constructed: through an alias it could be an alias bomb
+            shown = "a mapping" if isinstance(node, yaml.MappingNode) else "a list"
+        where = format_path(path) or "the document"
+        raise SpecError(
+            f"keys must be text, got {shown} in {where}",
+            file=document.display,
+            line=node.start_mark.line + 1,
+        )
 
     # -- origins -----------------------------------------------------------------------
 
@@ -203,7 +211,15 @@ class Located:
     # -- copies and merges --------------------------------------------------------------
 
     def copy(self, value: Any) -> Any:
-        """A deep copy of `value` whose containers keep the origins of the originals."""
+        """A deep copy of `value` whose containers keep the origins of the originals.
+
+        Raises:
+            SpecError: this load has copied more than `MAX_COPIED` values (see there).
+        """
+        if isinstance(value, Mapping | list):
+            self._copied += len(value) + 1
+            if self._copied > MAX_COPIED:
+                raise self._too_many_copies(value)
         if isinstance(value, Mapping):
             mapping = {key: self.copy(item) for key, item in value.items()}
             self._inherit(mapping, value)
@@ -213,6 +229,16 @@ class Located:
             self._inherit(items, value)
             return items
         return value
+
+    def _too_many_copies(self, value: Any) -> SpecError:
+        origin = self.start(value)
+        reason = (
+            f"resolving this Polyaxonfile copies more than {MAX_COPIED:,} values: its DAG "
+            f"repeats large components (dagRef, pathRef) too often"
+        )
+        if origin is None:
+            return SpecError(reason)
+        return SpecError(reason, file=origin.file, line=origin.line, path=format_path(origin.path))
 
     def without(self, container: Mapping[Any, Any], *keys: Key) -> dict[Any, Any]:
         """A shallow copy of `container` lacking `keys`, keeping the origins of the rest."""

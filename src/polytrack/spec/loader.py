@@ -71,6 +71,9 @@ _CONSUMED = ("params", "matrix", "joins", "component", "runPatch", "patchStrateg
 _OPERATION_UNRENDERED = ("params", "joins", "hooks", "component", "matrix", "conditions", "events")
 _COMPONENT_UNRENDERED = (("inputs",), ("outputs",), ("hooks",))
 _DAG_PARTS = ("operations", "components")
+# pathRef files inside pathRef files: each level is a DAG inside a DAG, so 8 is plenty,
+# and each costs a few dozen stack frames.
+_MAX_PATH_REFS = 8
 
 
 def load(
@@ -119,6 +122,8 @@ class _Loading:
     def __init__(self, globals: dict[str, Any] | None) -> None:
         self.located = Located()
         self.globals = globals
+        # The files being resolved, outermost first: (real path, name as given).
+        self.including: list[tuple[str, str]] = []
 
     def load(
         self,
@@ -128,6 +133,7 @@ class _Loading:
         matrix_run: Mapping[str, Any] | None,
     ) -> Operation:
         main = self.located.read(paths[0], names[0])
+        self.including.append((os.path.realpath(paths[0]), names[0]))
         kind = self._header(main, names[0], preset=False)
         operation = self._as_operation(main) if kind == "component" else main
         presets = []
@@ -253,6 +259,30 @@ class _Loading:
         template: bool = False,
         presets: Sequence[Mapping[Any, Any]] = (),
         matrix_run: Mapping[str, Any] | None = None,
+    ) -> Operation:
+        """`raw` resolved; a `pathRef` file it reads stays on `including` until then."""
+        depth = len(self.including)
+        try:
+            return self._resolve(
+                raw,
+                cli=cli,
+                dag_components=dag_components,
+                template=template,
+                presets=presets,
+                matrix_run=matrix_run,
+            )
+        finally:
+            del self.including[depth:]
+
+    def _resolve(
+        self,
+        raw: Mapping[Any, Any],
+        *,
+        cli: Mapping[str, Any],
+        dag_components: Mapping[str, Any] | None,
+        template: bool,
+        presets: Sequence[Mapping[Any, Any]],
+        matrix_run: Mapping[str, Any] | None,
     ) -> Operation:
         ref = self._reference(raw, in_dag=dag_components is not None)
         strategy = self._strategy(raw)
@@ -382,6 +412,7 @@ class _Loading:
             shown = os.path.join(os.path.dirname(origin.file), path_ref) if origin else path_ref
             if not Path(shown).is_file():
                 raise self.located.error(raw, (ref,), f"no component file at {shown}")
+            self._include(raw, shown)
             doc = self.located.read(Path(shown), shown)
             if self._header(doc, shown, preset=False) != "component":
                 raise self.located.error(
@@ -390,6 +421,10 @@ class _Loading:
             return doc  # type: ignore[no-any-return]
         if ref == "dagRef":
             name = raw[ref]
+            if not isinstance(name, str):
+                raise self.located.error(
+                    raw, (ref,), f"expected the name of a dag component, got {describe(name)}"
+                )
             if dag_components is None:
                 raise self.located.error(
                     raw, (ref,), "dagRef names a component of the enclosing dag; there is none"
@@ -411,6 +446,28 @@ class _Loading:
                 component, ("kind",), f"expected component, got {describe(component['kind'])}"
             )
         return component
+
+    def _include(self, raw: Mapping[Any, Any], shown: str) -> None:
+        """Note that `shown` is being read for a pathRef; refuse a cycle or a long chain.
+
+        A DAG operation may itself point at a component file with a DAG: a file that
+        leads back to one being read would be read forever.
+        """
+        real = os.path.realpath(shown)
+        reals = [path for path, _ in self.including]
+        if real in reals:
+            names = [name for _, name in self.including[reals.index(real) :]]
+            chain = " -> ".join([*names, shown])
+            raise self.located.error(
+                raw, ("pathRef",), f"pathRef leads back to a file that refers to it: {chain}"
+            )
+        if len(self.including) > _MAX_PATH_REFS:
+            raise self.located.error(
+                raw,
+                ("pathRef",),
+                f"pathRef components nested more than {_MAX_PATH_REFS} files deep",
+            )
+        self.including.append((real, shown))
 
     def _run_patch(
         self, raw: Mapping[Any, Any], component: Mapping[Any, Any], strategy: PatchStrategy

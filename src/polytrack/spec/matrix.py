@@ -13,6 +13,12 @@ Spaces give floats (ints for a `range` of ints), rounded to 15 significant digit
 seeded with `seed`: the same seed gives the same runs.
 A space's value is a list (`[0.01, 0.1, 5]`), a mapping (`{start: 0.01, stop: 0.1,
 num: 5}`) or a string (`"0.01:0.1:5"`).
+
+A matrix that loads can be expanded: a space gives at most `MAX_VALUES` values, a grid or
+a random search at most `MAX_RUNS` runs (a list of dicts in memory, and as many runs to
+launch), and no draw or grid point overflows a float. `range: 0:1e12:1` or a lognormal
+of mean 1e30 is refused when the Polyaxonfile is read, not when a launch runs out of
+memory or raises `OverflowError`.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import sys
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Final, Literal, TypeAlias
 
 from attrs import frozen
 
@@ -37,12 +44,44 @@ __all__ = [
     "HpParam",
     "Hyperband",
     "Hyperopt",
+    "MAX_RUNS",
+    "MAX_VALUES",
     "Iterative",
     "MappingMatrix",
     "Matrix",
     "RandomSearch",
     "expand_matrix",
 ]
+
+MAX_VALUES: Final = 100_000
+"""The most values a `range`, `linspace`, `logspace` or `geomspace` may give."""
+MAX_RUNS: Final = 100_000
+"""The most runs a grid or a random search may expand to."""
+
+# The largest x whose exp(x) is a float.
+_MAX_EXP: Final = math.log(sys.float_info.max)
+# Python's gauss() and normalvariate() turn a uniform draw of at least 2**-53 into a
+# deviation, so no draw lies 13 standard deviations or more from the mean.
+_DEVIATIONS: Final = 13
+
+
+def _exp(x: float) -> float:
+    return math.exp(x) if x <= _MAX_EXP else math.inf
+
+
+def _within_floats(largest: float, what: str, subpath: tuple[str | int, ...]) -> None:
+    """Refuse a space or distribution whose values can reach `largest`, if that is no float."""
+    if not math.isfinite(largest):
+        raise FieldError(f"{what} overflows a float", subpath=subpath)
+
+
+def _at_most_values(count: float, what: str, subpath: tuple[str | int, ...] = ()) -> None:
+    if count > MAX_VALUES:
+        shown = f"{count:,.0f}" if math.isfinite(count) else "endlessly many"
+        raise FieldError(
+            f"{what} gives {shown} values; a space gives at most {MAX_VALUES:,}", subpath=subpath
+        )
+
 
 # -- values of the spaces and distributions --------------------------------------------
 
@@ -60,6 +99,7 @@ class RangeValue:
             raise FieldError(f"stop must be greater than start, got {self.start}:{self.stop}")
         if self.step <= 0:
             raise FieldError(f"step must be positive, got {self.step}", subpath=("step",))
+        _at_most_values((float(self.stop) - float(self.start)) / float(self.step), "the range")
 
     def values(self) -> list[int | float]:
         count = math.ceil((self.stop - self.start) / self.step)
@@ -79,6 +119,8 @@ class SpaceValue:
     def __attrs_post_init__(self) -> None:
         if self.start >= self.stop:
             raise FieldError(f"stop must be greater than start, got {self.start}:{self.stop}")
+        _at_most_values(self.num, "the space", ("num",))
+        _within_floats(float(self.stop) - float(self.start), "stop - start", ())
 
     def fractions(self) -> list[float]:
         if self.num == 1:
@@ -98,6 +140,15 @@ class LogSpaceValue:
     def __attrs_post_init__(self) -> None:
         if self.start >= self.stop:
             raise FieldError(f"stop must be greater than start, got {self.start}:{self.stop}")
+        _at_most_values(self.num, "the space", ("num",))
+        if self.base <= 0:
+            # A negative base to a fractional power is a complex number.
+            raise FieldError(f"base must be positive, got {self.base}", subpath=("base",))
+        for end in ("start", "stop"):
+            try:
+                float(self.base) ** float(getattr(self, end))
+            except OverflowError:
+                raise FieldError(f"base ** {end} overflows a float", subpath=(end,)) from None
 
 
 @frozen
@@ -317,6 +368,8 @@ class HpGeomSpace:
             raise FieldError(
                 f"geomspace needs a positive start, got {self.value.start}", subpath=("value",)
             )
+        ratio = float(self.value.stop) / float(self.value.start)
+        _within_floats(ratio, "stop / start", ("value",))
 
     def values(self) -> list[Any]:
         start, stop = self.value.start, self.value.stop
@@ -330,6 +383,10 @@ class HpUniform:
     value: Dist
     kind: Literal["uniform"] = "uniform"
 
+    def __attrs_post_init__(self) -> None:
+        low, high = float(self.value.low), float(self.value.high)
+        _within_floats(high - low, "high - low", ("value",))
+
     def sample(self, rng: random.Random) -> Any:
         return rng.uniform(self.value.low, self.value.high)
 
@@ -340,6 +397,11 @@ class HpQUniform:
 
     value: QDist
     kind: Literal["quniform"] = "quniform"
+
+    def __attrs_post_init__(self) -> None:
+        low, high = float(self.value.low), float(self.value.high)
+        _within_floats(high - low, "high - low", ("value",))
+        _within_floats(max(abs(low), abs(high)) / self.value.q, "a draw divided by q", ("value",))
 
     def sample(self, rng: random.Random) -> Any:
         return _quantize(rng.uniform(self.value.low, self.value.high), self.value.q)
@@ -352,6 +414,9 @@ class HpLogUniform:
     value: Dist
     kind: Literal["loguniform"] = "loguniform"
 
+    def __attrs_post_init__(self) -> None:
+        _within_floats(_exp(max(self.value.low, self.value.high)), "exp(high)", ("value",))
+
     def sample(self, rng: random.Random) -> Any:
         return math.exp(rng.uniform(self.value.low, self.value.high))
 
@@ -362,6 +427,11 @@ class HpQLogUniform:
 
     value: QDist
     kind: Literal["qloguniform"] = "qloguniform"
+
+    def __attrs_post_init__(self) -> None:
+        largest = _exp(max(self.value.low, self.value.high))
+        _within_floats(largest, "exp(high)", ("value",))
+        _within_floats(largest / self.value.q, "a draw divided by q", ("value",))
 
     def sample(self, rng: random.Random) -> Any:
         drawn = math.exp(rng.uniform(self.value.low, self.value.high))
@@ -375,6 +445,9 @@ class HpNormal:
     value: Normal
     kind: Literal["normal"] = "normal"
 
+    def __attrs_post_init__(self) -> None:
+        _within_floats(_farthest(self.value), "a draw", ("value",))
+
     def sample(self, rng: random.Random) -> Any:
         return rng.gauss(self.value.loc, self.value.scale)
 
@@ -385,6 +458,11 @@ class HpQNormal:
 
     value: QNormal
     kind: Literal["qnormal"] = "qnormal"
+
+    def __attrs_post_init__(self) -> None:
+        largest = _farthest(self.value)
+        _within_floats(largest, "a draw", ("value",))
+        _within_floats(largest / self.value.q, "a draw divided by q", ("value",))
 
     def sample(self, rng: random.Random) -> Any:
         return _quantize(rng.gauss(self.value.loc, self.value.scale), self.value.q)
@@ -397,6 +475,9 @@ class HpLogNormal:
     value: Normal
     kind: Literal["lognormal"] = "lognormal"
 
+    def __attrs_post_init__(self) -> None:
+        _within_floats(_exp(_highest(self.value)), "exp of a draw", ("value",))
+
     def sample(self, rng: random.Random) -> Any:
         return rng.lognormvariate(self.value.loc, self.value.scale)
 
@@ -408,9 +489,24 @@ class HpQLogNormal:
     value: QNormal
     kind: Literal["qlognormal"] = "qlognormal"
 
+    def __attrs_post_init__(self) -> None:
+        largest = _exp(_highest(self.value))
+        _within_floats(largest, "exp of a draw", ("value",))
+        _within_floats(largest / self.value.q, "a draw divided by q", ("value",))
+
     def sample(self, rng: random.Random) -> Any:
         drawn = rng.lognormvariate(self.value.loc, self.value.scale)
         return _quantize(drawn, self.value.q)
+
+
+def _farthest(value: NormalValue | QNormalValue) -> float:
+    """The largest magnitude a normal draw can have."""
+    return abs(float(value.loc)) + _DEVIATIONS * float(value.scale)
+
+
+def _highest(value: NormalValue | QNormalValue) -> float:
+    """The largest normal draw, the exponent of the largest lognormal one."""
+    return float(value.loc) + _DEVIATIONS * float(value.scale)
 
 
 HpParam: TypeAlias = (
@@ -511,6 +607,13 @@ class GridSearch:
                     f"got {param.kind}; use kind: random for distributions",
                     subpath=("params", name, "kind"),
                 )
+        runs = math.prod(len(_discrete(param).values()) for param in self.params.values())
+        if min(runs, self.num_runs or runs) > MAX_RUNS:
+            raise FieldError(
+                f"the grid has {runs:,} runs; a matrix expands to at most {MAX_RUNS:,} "
+                f"(set numRuns to run the first ones)",
+                subpath=("params",),
+            )
 
 
 @frozen
@@ -523,6 +626,13 @@ class RandomSearch:
     seed: int | None = None
     concurrency: PositiveInt | None = None
     early_stopping: tuple[EarlyStopping, ...] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.num_runs > MAX_RUNS:
+            raise FieldError(
+                f"numRuns is {self.num_runs:,}; a matrix expands to at most {MAX_RUNS:,} runs",
+                subpath=("numRuns",),
+            )
 
 
 @frozen
@@ -628,8 +738,8 @@ def expand_matrix(matrix: Matrix, *, seed: int | None = None) -> list[dict[str, 
     if isinstance(matrix, GridSearch):
         names = list(matrix.params)
         spaces = [_discrete(param).values() for param in matrix.params.values()]
-        runs = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*spaces)]
-        return runs[: matrix.num_runs] if matrix.num_runs is not None else runs
+        combos = itertools.islice(itertools.product(*spaces), matrix.num_runs)
+        return [dict(zip(names, combo, strict=True)) for combo in combos]
     if isinstance(matrix, RandomSearch):
         return _random_runs(matrix, seed if seed is not None else matrix.seed)
     raise UnsupportedMatrixError(
@@ -651,13 +761,25 @@ def _random_runs(matrix: RandomSearch, seed: int | None) -> list[dict[str, Any]]
         wanted = min(wanted, space)
     samplers = {name: _sampler(param) for name, param in matrix.params.items()}
     runs: list[dict[str, Any]] = []
+    seen: set[Any] = set()  # `run not in runs` would take time quadratic in numRuns
     attempts = 0
     while len(runs) < wanted and attempts < 100 * matrix.num_runs:
         attempts += 1
         run = {name: sample(rng) for name, sample in samplers.items()}
-        if run not in runs:
+        key = _hashable(run)
+        if key not in seen:
+            seen.add(key)
             runs.append(run)
     return runs
+
+
+def _hashable(value: Any) -> Any:
+    """`value` as something hashable that is equal where `value` is (1 == 1.0 included)."""
+    if isinstance(value, Mapping):
+        return frozenset((key, _hashable(item)) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return (type(value) is tuple, tuple(_hashable(item) for item in value))
+    return value
 
 
 def _sampler(param: HpParam) -> Callable[[random.Random], Any]:

@@ -252,6 +252,8 @@ def _render_whole(text: str, context: Context) -> str:
         names = jinja2.meta.find_undeclared_variables(_ENVIRONMENT.parse(text))
     except jinja2.TemplateSyntaxError as exc:
         raise FieldError(f"invalid template: {exc.message}") from None
+    except RecursionError:
+        raise FieldError(f"invalid template: {_TOO_DEEP}") from None
     unknown = sorted(set(names) - set(context.values) - context.deferred)
     if unknown:
         raise FieldError(f'unknown name "{unknown[0]}" (known: {", ".join(context.names())})')
@@ -274,6 +276,8 @@ def _names(expression: str) -> frozenset[str]:
         return frozenset(jinja2.meta.find_undeclared_variables(tree))
     except jinja2.TemplateSyntaxError as exc:  # TemplateAssertionError too: unknown filters
         raise FieldError(f"invalid template {{{{{expression}}}}}: {exc.message}") from None
+    except RecursionError:
+        raise FieldError(f"invalid template {{{{{expression}}}}}: {_TOO_DEEP}") from None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -287,6 +291,46 @@ def _finalize(value: Any) -> Any:
     return _text(value)
 
 
-_ENVIRONMENT = ImmutableSandboxedEnvironment(
+# Jinja2 parses and compiles recursively, several frames per bracket or operator.
+_TOO_DEEP = "nested too deeply (brackets, operators or attributes)"
+# The longest text or list `*` may make, and the largest integer `**` may: enough for any
+# argument, far below what would exhaust memory or time (`{{ 9 ** 999999999 }}`).
+_MAX_REPEATED = 1_000_000
+_MAX_POWER_BITS = 4_096
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, with `*` and `**` bounded (its documented hook for it).
+
+    The sandbox keeps templates from Python internals, not from one operator that asks
+    for gigabytes; intercepted operators are also exempt from constant folding, which
+    would otherwise compute them while compiling.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                repeated = isinstance(sequence, str | list | tuple) and isinstance(count, int)
+                if repeated and len(sequence) * count > _MAX_REPEATED:
+                    raise FieldError(
+                        f"* would make {len(sequence) * count:,} characters or items; "
+                        f"templates make at most {_MAX_REPEATED:,}"
+                    )
+        powers = operator == "**" and _int(left) and _int(right) and abs(left) > 1 and right > 0
+        if powers and right * (abs(left).bit_length() - 1) > _MAX_POWER_BITS:
+            raise FieldError(
+                f"{left} ** {right} is too large; templates compute integers of at most "
+                f"{_MAX_POWER_BITS:,} bits"
+            )
+        return super().call_binop(context, operator, left, right)
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_ENVIRONMENT = _Sandbox(
     undefined=_Strict, finalize=_finalize, autoescape=False, keep_trailing_newline=True
 )

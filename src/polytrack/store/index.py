@@ -9,14 +9,23 @@ step range, min, max, last), never a row per point; the points stay in the run f
 
 An index written by another `SCHEMA_VERSION` is emptied and rebuilt on open: its rows may
 lack what this version fills (the lineage tables of runs indexed before they existed).
+
+Because it is a cache, every way it can fail is reported as an `IndexUnusableError`, which
+`LocalStore` works around rather than passes on: `IndexCorruptError` (a damaged file, or
+one whose tables are not exactly ours) is set aside with `set_aside` and made anew;
+`IndexBusyError` (another process held the write lock past the busy timeout) and any
+other failure to write it are answered from the run files instead.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,10 +42,22 @@ from polytrack.models import (
 )
 from polytrack.store.reader import SegmentTotals
 
-__all__ = ["REF_TYPES", "SCHEMA", "SCHEMA_VERSION", "Index", "RunLink", "RunRef", "param_columns"]
+__all__ = [
+    "REF_TYPES",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "Index",
+    "IndexBusyError",
+    "IndexCorruptError",
+    "IndexUnusableError",
+    "RunLink",
+    "RunRef",
+    "param_columns",
+    "set_aside",
+]
 
 # 2: run_refs and run_links (lineage).
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3  # 3: runs.user
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,7 +65,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
     notes TEXT, host TEXT, created_at REAL NOT NULL, finished_at REAL, updated_at REAL,
     pid INTEGER, path TEXT NOT NULL, message TEXT, attempts INTEGER NOT NULL DEFAULT 1,
-    complete INTEGER NOT NULL DEFAULT 0, signature TEXT NOT NULL DEFAULT ''
+    complete INTEGER NOT NULL DEFAULT 0, signature TEXT NOT NULL DEFAULT '', user TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_project ON runs (project, created_at);
 CREATE INDEX IF NOT EXISTS runs_name ON runs (project, name);
@@ -91,6 +112,41 @@ _TABLES: Final = (
 )  # fmt: skip
 
 REF_TYPES: Final = ("data", "artifact", "model")
+
+# How long a statement waits for another connection's write lock, by default: the
+# transactions of the index last milliseconds, so waiting longer only means that another
+# process holds it for good (a debugger, a hung notebook), and readers do better to
+# answer from the run files (issue 12).
+BUSY_TIMEOUT: Final = 0.5
+
+# SQLite's primary result codes (the low byte of `sqlite_errorcode`), by what they mean
+# for a cache. https://www.sqlite.org/rescode.html
+_BUSY: Final = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
+_CORRUPT: Final = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+# SQLITE_PERM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL
+_UNWRITABLE: Final = frozenset({3, 8, 10, 13, 14, 15})
+_SQLITE_ERROR: Final = 1  # "no such table" and other errors in a statement
+
+
+class IndexUnusableError(StoreError):
+    """The index cannot answer now (not writable, say). Never reaches a caller of
+    `LocalStore`, which answers from the run files instead: the index is a cache."""
+
+
+class IndexBusyError(IndexUnusableError):
+    """Another process held the index's write lock for longer than the busy timeout."""
+
+
+class IndexCorruptError(IndexUnusableError):
+    """The index file is damaged, or its tables are not the ones polytrack makes.
+
+    `identity` is (device, inode) of the file found so, for `set_aside` to move only that
+    file and never a fresh index that another process put in its place meanwhile.
+    """
+
+    def __init__(self, message: str, *, identity: tuple[int, int] | None = None) -> None:
+        super().__init__(message)
+        self.identity = identity
 
 
 @frozen
@@ -144,54 +200,108 @@ def _nan_to_none(value: float) -> float | None:
 
 
 class Index:
-    """One SQLite database file; every method opens a short transaction."""
+    """One SQLite database file; every method opens a short transaction.
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    Every method raises `IndexUnusableError` (or a subclass) when the file fails it.
+    """
+
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        path: Path,
+        *,
+        identity: tuple[int, int] | None = None,
+        timeout: float = BUSY_TIMEOUT,
+    ) -> None:
         self._db = connection
         self.path = path
+        self._identity = identity
+        self._timeout = timeout
 
     @classmethod
-    def open(cls, path: Path, *, timeout: float = 10.0) -> Index:
+    def open(cls, path: Path, *, timeout: float = BUSY_TIMEOUT) -> Index:
         """Open (creating if needed) the index at `path`; one of another schema version is
-        emptied and made anew (readers then index every run again)."""
+        emptied and made anew (readers then index every run again).
+
+        Raises:
+            IndexCorruptError: the file is damaged, or holds tables that are not ours.
+            IndexBusyError: another process held the write lock for over `timeout` s.
+            IndexUnusableError: the file cannot be created, opened or written.
+        """
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            if _schema_version(db) != SCHEMA_VERSION:
-                _recreate(db)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the index {path}: {exc}") from exc
-        return cls(db, path)
+        except (OSError, sqlite3.Error) as exc:
+            raise IndexUnusableError(f"cannot open the index {path}: {exc}") from exc
+        identity = _identity(path)
+        index = cls(db, path, identity=identity, timeout=timeout)
+        try:
+            with index._errors():
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                if not _prepare(db):
+                    raise IndexCorruptError(
+                        f"the index {path} holds tables but no schema version", identity=identity
+                    )
+                if _objects(db) != _expected_objects():
+                    raise IndexCorruptError(
+                        f"the index {path} holds tables that polytrack did not make",
+                        identity=identity,
+                    )
+        except BaseException:
+            db.close()
+            raise
+        return index
 
     @classmethod
     def in_memory(cls) -> Index:
         """An index that lives only as long as this object: for a home we cannot write."""
         db = sqlite3.connect(":memory:", isolation_level=None)
-        _recreate(db)
+        _prepare(db)
         return cls(db, Path(":memory:"))
+
+    @property
+    def in_memory_only(self) -> bool:
+        """Whether this index lives in memory (`in_memory`), not in a file."""
+        return self.path == Path(":memory:")
 
     def close(self) -> None:
         self._db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _errors(self) -> Iterator[None]:
+        """Translate SQLite's errors, and rows that are not what we wrote, into the
+        `IndexUnusableError` that says what a reader should do about them."""
         try:
+            yield
+        except sqlite3.Error as exc:
+            raise _unusable(self.path, exc, self._identity, self._timeout) from exc
+        except (ValueError, TypeError, KeyError) as exc:
+            # Only rows we wrote are read here: SQLite keeps no checksum of its pages,
+            # so a damaged byte may reach us as a value that does not decode.
+            raise IndexCorruptError(
+                f"the index {self.path} holds a row that does not decode: {exc!r}",
+                identity=self._identity,
+            ) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._errors():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # A damaged file may fail the rollback too; the first error is the news.
+                with suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"index {self.path}: {exc}") from exc
 
     def signatures(self) -> dict[str, tuple[int, str]]:
         """id -> (complete, signature) of every indexed run."""
-        rows = self._db.execute("SELECT id, complete, signature FROM runs")
-        return {run_id: (complete, signature) for run_id, complete, signature in rows}
+        with self._errors():
+            rows = self._db.execute("SELECT id, complete, signature FROM runs")
+            return {run_id: (complete, signature) for run_id, complete, signature in rows}
 
     def replace_run(
         self,
@@ -208,7 +318,7 @@ class Index:
         with self._transaction() as db:
             self._delete(db, [info.id])
             db.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     info.id,
                     info.project,
@@ -225,6 +335,7 @@ class Index:
                     info.attempts,
                     int(complete),
                     signature,
+                    info.user,
                 ),
             )
             db.executemany(
@@ -274,10 +385,11 @@ class Index:
 
     def sealed(self, run_id: str) -> dict[str, SegmentTotals]:
         """The kept totals of a run's sealed segments, by file name."""
-        rows = self._db.execute(
-            "SELECT file, totals FROM sealed_segments WHERE run_id = ?", (run_id,)
-        )
-        return {file: json.loads(totals) for file, totals in rows}
+        with self._errors():
+            rows = self._db.execute(
+                "SELECT file, totals FROM sealed_segments WHERE run_id = ?", (run_id,)
+            )
+            return {file: json.loads(totals) for file, totals in rows}
 
     def keep_sealed(self, run_id: str, sealed: Mapping[str, SegmentTotals]) -> None:
         """Keep the totals of sealed segments: they never change, so are read only once."""
@@ -302,6 +414,14 @@ class Index:
         ):
             db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i in run_ids])
 
+    def keys(self) -> dict[str, set[str]]:
+        """"metric" and "param" -> every key some indexed run has (for typo checks)."""
+        with self._errors():
+            return {
+                "metric": {key for (key,) in self._db.execute("SELECT DISTINCT key FROM metrics")},
+                "param": {key for (key,) in self._db.execute("SELECT DISTINCT key FROM params")},
+            }
+
     def query_ids(
         self,
         where_sql: str,
@@ -322,19 +442,21 @@ class Index:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        try:
+        with self._errors():
             return [row[0] for row in self._db.execute(sql, params)]
-        except sqlite3.Error as exc:
-            raise StoreError(f"index {self.path}: {exc}") from exc
 
     def load(self, run_ids: Sequence[str]) -> list[RunInfo]:
         """RunInfo of the given runs, in the given order."""
         if not run_ids:
             return []
+        with self._errors():
+            return self._load(run_ids)
+
+    def _load(self, run_ids: Sequence[str]) -> list[RunInfo]:
         found: dict[str, dict[str, Any]] = {}
         names = [
             "id", "project", "name", "status", "notes", "host", "created_at", "finished_at",
-            "updated_at", "pid", "path", "message", "attempts",
+            "updated_at", "pid", "path", "message", "attempts", "user",
         ]  # fmt: skip
         columns = ", ".join(names)
         for chunk in _batches(run_ids, 500):
@@ -367,6 +489,10 @@ class Index:
 
     def resolve(self, ref: str, *, project: str | None) -> list[str]:
         """Ids of runs whose id equals or starts with `ref`, or whose name is `ref`."""
+        with self._errors():
+            return self._resolve(ref, project=project)
+
+    def _resolve(self, ref: str, *, project: str | None) -> list[str]:
         in_project, scope = ("", []) if project is None else (" AND project = ?", [project])
         exact = self._db.execute(
             f"SELECT id FROM runs WHERE id = ?{in_project}", [ref, *scope]
@@ -414,7 +540,7 @@ class Index:
         column, values = ("run_id", run_ids) if run_ids is not None else ("digest", digests)
         batches: Iterable[list[str] | None] = [None] if values is None else _batches(values, 500)
         found: list[RunRef] = []
-        try:
+        with self._errors():
             for batch in batches:
                 where, args = list(conditions), list(params)
                 if batch is not None:
@@ -422,8 +548,6 @@ class Index:
                     args += batch
                 sql = f"SELECT {_REF_COLUMNS} FROM run_refs WHERE {' AND '.join(where) or '1'}"
                 found += [RunRef(*row) for row in self._db.execute(sql, args)]
-        except sqlite3.Error as exc:
-            raise StoreError(f"index {self.path}: {exc}") from exc
         return sorted(found, key=lambda ref: (ref.run_id, ref.seq))
 
     def links(self, run_id: str) -> list[RunLink]:
@@ -432,41 +556,138 @@ class Index:
         Raises:
             StoreError: the index cannot be read.
         """
-        try:
+        with self._errors():
             rows = self._db.execute(
                 "SELECT run_id, other_run_id, relation FROM run_links"
                 " WHERE run_id = ? OR other_run_id = ? ORDER BY run_id, other_run_id",
                 (run_id, run_id),
             )
             return [RunLink(*row) for row in rows]
-        except sqlite3.Error as exc:
-            raise StoreError(f"index {self.path}: {exc}") from exc
 
 
 def _schema_version(db: sqlite3.Connection) -> int | None:
     try:
         row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-    except sqlite3.OperationalError:
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF != _SQLITE_ERROR:
+            raise  # busy, say: not a sign that the table is missing
         return None  # a new file: no meta table yet
-    return None if row is None else int(row[0])
+    try:
+        return None if row is None else int(row[0])
+    except (TypeError, ValueError):
+        return None
 
 
-def _recreate(db: sqlite3.Connection) -> None:
-    """Drop every table and create them anew, under the write lock: of two processes
-    opening an old index at once, the second finds the work done."""
+def _prepare(db: sqlite3.Connection) -> bool:
+    """Make the tables of this `SCHEMA_VERSION` where the file has another version's
+    (dropping them) or none, under the write lock: of two processes opening an old index
+    at once, the second finds the work done.
+
+    Returns False, changing nothing, for a file with tables but no version: not an index
+    we wrote, to be set aside whole rather than dropped table by table.
+    """
+    if _schema_version(db) == SCHEMA_VERSION:
+        return True  # the usual case: no write lock taken
     db.execute("BEGIN IMMEDIATE")
     try:
-        if _schema_version(db) != SCHEMA_VERSION:
+        version = _schema_version(db)
+        if version is None and _objects(db):
+            db.execute("ROLLBACK")
+            return False
+        if version != SCHEMA_VERSION:
             for table in _TABLES:
                 db.execute(f"DROP TABLE IF EXISTS {table}")
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            for statement in _statements():
+                db.execute(statement)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
     except BaseException:
-        db.execute("ROLLBACK")
+        with suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+    return True
+
+
+def _statements() -> list[str]:
+    return [statement for statement in SCHEMA.split(";") if statement.strip()]
+
+
+_SchemaObjects = frozenset[tuple[str, str, str, str | None]]
+
+
+def _objects(db: sqlite3.Connection) -> _SchemaObjects:
+    """The tables and indexes of a database, with the SQL that made them."""
+    rows = db.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+    )
+    return frozenset(rows)
+
+
+@functools.cache
+def _expected_objects() -> _SchemaObjects:
+    """What `_objects` finds in an index this version made: what `open` checks a file
+    against, so that a file with our version but other tables is found out on open."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        _prepare(db)
+        return _objects(db)
+    finally:
+        db.close()
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _unusable(
+    path: Path, exc: sqlite3.Error, identity: tuple[int, int] | None, timeout: float
+) -> StoreError:
+    """The error that says what a reader should do about `exc` from the index at `path`."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    if primary in _BUSY:
+        return IndexBusyError(
+            f"the index {path} is busy: another process has held its write lock for over"
+            f" {timeout:g} s"
+        )
+    if primary in _CORRUPT:
+        return IndexCorruptError(f"the index {path} is damaged: {exc}", identity=identity)
+    if primary in _UNWRITABLE:
+        return IndexUnusableError(f"the index {path} cannot be used: {exc}")
+    return StoreError(f"index {path}: {exc}")
+
+
+# The files SQLite keeps beside a database; they belong to it and move with it.
+_COMPANIONS: Final = ("-wal", "-shm", "-journal")
+
+
+def set_aside(path: Path, identity: tuple[int, int] | None) -> Path | None:
+    """Move a damaged index and its companion files out of the way, for a fresh index to
+    be made at `path`; returns where it went (`index.sqlite3.corrupt-<time>-<pid>`, kept
+    for whoever wants to know what happened).
+
+    Returns None, moving nothing, where `path` is no longer the file found damaged (of
+    `identity`): another process set it aside first and may be using a fresh one there.
+
+    Raises:
+        OSError: the files could not be moved (a read-only home, say).
+    """
+    if identity is not None and _identity(path) != identity:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}-{os.getpid()}")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        return None
+    for suffix in _COMPANIONS:
+        with suppress(FileNotFoundError):
+            os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+    return aside
 
 
 def _unique_refs(run_id: str, events: Sequence[DataRef | ArtifactLogged]) -> list[RunRef]:

@@ -20,6 +20,24 @@ both every `fsync_interval`, so a power loss costs at most that interval; once a
 full (or the run finishes) its bytes get a CRC32, recorded as an event, so a page torn by a
 power loss is detected and dropped, never returned.
 
+What a damaged byte costs (a bad disk sector, a bit flip, a torn page) is kept small, and
+readers report every loss:
+
+- The `Checksum` of a segment also holds one CRC32 per `BLOCK` (4 KiB, a page: what a power
+  loss tears) of its range, cut at file offsets that are multiples of `BLOCK`: a damaged
+  byte drops the records that overlap its block (at most 172 single points, or 44 rows of
+  10 keys), not the range. The CRC of the segment's header is in it too. Files written
+  before there were blocks have the whole-range CRC alone: a damaged byte there still
+  costs the range.
+- A damaged frame of an events log costs that frame: readers scan on (8-byte aligned) for
+  the next frame whose length fits and whose CRC matches, and go on from there. An empty
+  frame header (8 zero bytes) with no valid frame after it is the end of the log: a frame
+  being written (its header goes last) or torn by a crash. A reader of a log that is being
+  written reads it again before it calls a gap damage: a frame whose header was not yet
+  there when a later one was is filled in by then.
+- A finished attempt writes its key ids and row schemas again, as one `KeyTable` record at
+  the end of its log: a damaged `KeyDefined` or `SchemaDefined` frame costs no points.
+
 Segments are allocated with `posix_fallocate` before they are mapped: a full disk is then an
 error at allocation time, never a SIGBUS on a store from the training loop.
 
@@ -28,6 +46,8 @@ error at allocation time, never a SIGBUS on a store from the training loop.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import errno
 import itertools
 import json
@@ -44,17 +64,25 @@ from typing import Any, Final
 
 import attrs
 
-from polytrack.errors import StoreError
+from polytrack._text import escape_surrogates
+from polytrack.errors import CorruptRecordError, StoreError
 from polytrack.models import EVENT_TYPE_NAMES, Checksum, Event
 
 __all__ = [
+    "BLOCK",
     "EVENTS_RE",
     "HEADER_SIZE",
     "KIND_POINT",
     "KIND_ROW",
     "SEGMENT_RE",
+    "block_bounds",
+    "block_crcs",
+    "checksum_of",
+    "decode_event",
     "event_to_dict",
     "frames",
+    "stable_frames",
+    "torn_tail",
 ]
 
 SEGMENT_MAGIC: Final = b"PTSEG\x00\x00\x01"
@@ -65,6 +93,9 @@ SEGMENT_HEADER: Final = struct.Struct("<8sIIIIq")
 FRAME: Final = struct.Struct("<II")
 POINT_RECORD: Final = struct.Struct("<qdfHH")
 POINT_SIZE: Final = 24
+
+# Bytes per checksummed block of a segment: a page, the unit a power loss tears.
+BLOCK: Final = 4096
 
 KIND_POINT: Final = 0x5450  # "PT"
 KIND_ROW: Final = 0x5752  # "RW"
@@ -87,24 +118,168 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     return data
 
 
+def _escape_strings(data: Any) -> Any:
+    """`data` with lone surrogates escaped in every string (`polytrack._text`): the API
+    refuses or escapes them, and this net keeps any that slip through (an exception's
+    message, a file name) from reaching a reader that cannot decode them."""
+    if isinstance(data, str):
+        return escape_surrogates(data)
+    if isinstance(data, list):
+        return [_escape_strings(item) for item in data]
+    if isinstance(data, dict):
+        return {escape_surrogates(key): _escape_strings(item) for key, item in data.items()}
+    return data
+
+
+# Where a frame may start again after damage: its JSON payload (always an object).
+_PAYLOAD_START: Final = b'{"'
+_EMPTY_HEADER: Final = bytes(FRAME.size)
+
+
 def frames(
-    data: bytes | mmap.mmap, start: int = HEADER_SIZE
-) -> Iterator[tuple[int, int, bytes]]:
+    data: bytes | mmap.mmap, start: int = HEADER_SIZE, *, resync: bool = False
+) -> Iterator[tuple[int, int, bytes | None]]:
     """(offset, offset after it, payload) of each whole frame of an events log, from
-    offset `start` of `data`. The log ends at its first empty frame, or at one that is cut
-    short or fails its CRC: being written by a live process, or torn by a crash."""
+    offset `start` of `data`.
+
+    The log ends at a frame that is empty, cut short or fails its CRC (being written by a
+    live process, or torn by a crash). With `resync`, such a frame ends it only when no
+    valid frame follows: else the bytes up to the next valid frame come as one
+    (offset, offset after them, None), and the frames after them follow.
+    """
     pos, size = start, len(data)
     while pos + FRAME.size <= size:
         length, crc = FRAME.unpack_from(data, pos)
         end = pos + FRAME.size + length
-        if length == 0 or end > size:
+        if length and end <= size:
+            payload = data[pos + FRAME.size : end]
+            if zlib.crc32(payload) == crc:
+                after = end + (-length % 8)
+                yield pos, after, payload
+                pos = after
+                continue
+        found = _next_frame(data, pos, start) if resync else None
+        if found is None:
             return
-        payload = data[pos + FRAME.size : end]
-        if zlib.crc32(payload) != crc:
-            return
-        after = end + (-length % 8)
-        yield pos, after, payload
-        pos = after
+        yield pos, found, None
+        pos = found
+
+
+def _next_frame(data: bytes | mmap.mmap, bad: int, start: int) -> int | None:
+    """The offset of the first valid frame after the bad one at `bad`, if any.
+
+    A candidate is an 8-aligned offset whose payload opens a JSON object: that search runs
+    in C (`find`), so scanning past the zeros after a log's end costs next to nothing.
+    """
+    size = len(data)
+    found = data.find(_PAYLOAD_START, bad + FRAME.size + 1)
+    while found != -1:
+        pos = found - FRAME.size
+        if (pos - start) % 8 == 0:
+            length, crc = FRAME.unpack_from(data, pos)
+            if 0 < length <= size - found and zlib.crc32(data[found : found + length]) == crc:
+                return pos
+        found = data.find(_PAYLOAD_START, found + 1)
+    return None
+
+
+def stable_frames(
+    read: Callable[[], bytes], start: int = HEADER_SIZE, *, tries: int = 3
+) -> tuple[bytes, list[tuple[int, int, bytes | None]]]:
+    """`frames(read(), start, resync=True)`, read again while its damaged ranges change.
+
+    A log being written can show a frame whose header is not there yet (still zero)
+    beside a later frame whose header is: the second reading has it. Damage stays put.
+    """
+    data = read()
+    found = list(frames(data, start, resync=True))
+    for _ in range(tries - 1):
+        gaps = [(pos, after) for pos, after, payload in found if payload is None]
+        if not gaps:
+            break
+        again = read()
+        refound = list(frames(again, start, resync=True))
+        if [(pos, after) for pos, after, payload in refound if payload is None] == gaps:
+            break
+        data, found = again, refound
+    return data, found
+
+
+def torn_tail(data: bytes | mmap.mmap, stop: int) -> bool:
+    """Whether the log that `frames` ended at `stop` holds a damaged frame there rather than
+    its end: a frame header that is not all zeros, or an empty header over a payload that
+    runs to the end of a closed (trimmed) file, where a frame torn by a crash never
+    reaches."""
+    header = data[stop : stop + FRAME.size]
+    if len(header) < FRAME.size:
+        return bool(header.strip(b"\0"))
+    if header != _EMPTY_HEADER:
+        return True
+    if data[stop + FRAME.size : stop + FRAME.size + 2] != _PAYLOAD_START:
+        return False
+    return bool(data[-8:].strip(b"\0"))  # less than a frame's padding of zeros at the end
+
+
+def decode_event(payload: bytes, structure: Callable[[dict[str, Any]], Event]) -> Event:
+    """The event in a frame's payload, structured by `structure` (`_convert.event_from_dict`:
+    cattrs, which `init()` does not load).
+
+    Raises:
+        CorruptRecordError: the payload is not JSON, not a tagged record, or a record that
+            the models refuse.
+    """
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise CorruptRecordError(f"undecodable record: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise CorruptRecordError(f"not a journal record: {payload[:80]!r}")
+    return structure(data)
+
+
+def block_bounds(start: int, end: int, block: int) -> Iterator[tuple[int, int]]:
+    """The blocks of bytes [start, end) of a file: cut at the multiples of `block`."""
+    lo = start
+    while lo < end:
+        hi = min(end, (lo // block + 1) * block)
+        yield lo, hi
+        lo = hi
+
+
+def checksum_of(
+    file: str, data: bytes | memoryview, *, start: int = HEADER_SIZE, header: int | None = None
+) -> Checksum:
+    """The `Checksum` of `data`, the bytes at [start, start + len(data)) of segment `file`:
+    its CRC32 and that of each `BLOCK`; `header` is the CRC32 of the segment's header."""
+    end = start + len(data)
+    crcs = [zlib.crc32(data[lo - start : hi - start]) for lo, hi in block_bounds(start, end, BLOCK)]
+    packed = struct.pack(f"<{len(crcs)}I", *crcs)
+    return Checksum(
+        file=file,
+        start=start,
+        end=end,
+        crc=zlib.crc32(data),
+        block=BLOCK,
+        blocks=base64.b64encode(packed).decode("ascii"),
+        header=header,
+    )
+
+
+def block_crcs(check: Checksum) -> tuple[int, ...] | None:
+    """The CRC32 of each block of a `Checksum`'s range; None where it has none (written
+    before blocks existed) or holds a list that does not fit its range."""
+    if check.block <= 0 or not check.blocks or check.end <= check.start:
+        return None
+    count = (check.end - 1) // check.block - check.start // check.block + 1
+    if len(check.blocks) != 4 * -(-4 * count // 3):  # base64's length, before decoding
+        return None
+    try:
+        packed = base64.b64decode(check.blocks, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(packed) != 4 * count:
+        return None
+    return struct.unpack(f"<{count}I", packed)
 
 
 def allocate(fd: int, size: int) -> None:
@@ -202,10 +377,12 @@ class Segment:
         """A Checksum event for the bytes written since the last one, if any."""
         if self.committed <= self.checked:
             return None
-        # Through a view, not a slice: no copy of up to a segment, and crc32 drops the GIL.
+        header = zlib.crc32(self.mm[:HEADER_SIZE])
+        # Through a view, not a slice: no copy of up to a segment. The whole-range CRC drops
+        # the GIL; the 4 KiB blocks' CRCs hold it (zlib drops it above 5 KiB only), about
+        # 4 ms per 8 MiB segment on the flusher thread, measured as no loss to a log loop.
         with memoryview(self.mm) as whole, whole[self.checked : self.committed] as written:
-            crc = zlib.crc32(written)
-        event = Checksum(file=self.path.name, start=self.checked, end=self.committed, crc=crc)
+            event = checksum_of(self.path.name, written, start=self.checked, header=header)
         self.checked = self.committed
         return event
 
@@ -260,12 +437,14 @@ class Events:
     ) -> tuple[Events, list[Event]]:
         """Map an events file written before, to append to it; with the events it keeps.
 
-        The log ends at its first empty frame, or at one that fails its CRC (torn by a
-        crash). With `complete`, it is also cut back to just after the last event for which
-        `complete` is true: what follows belongs to a group of events whose writer died
-        before finishing it. Everything past the end is zeroed, the first frame header
-        first, so a reader sees a valid log at every moment. For appenders that own the
-        file (one process at a time), like `HomeBackend`.
+        The log ends where `frames` ends it with `resync`: damaged frames (and records
+        that do not decode) in between are skipped, not taken for the end, so nothing valid
+        after them is cut. With `complete`, it is also cut back to just after the last
+        event for which `complete` is true: what follows belongs to a group of events whose
+        writer died before finishing it. Everything past the end is zeroed, the first frame
+        header first, so a reader sees a valid log at every moment. A damaged magic is
+        written again when valid frames follow it. For appenders that own the file (one
+        process at a time), like `HomeBackend`.
 
         Raises:
             StoreError: the file is not an events log, or cannot be mapped.
@@ -285,21 +464,25 @@ class Events:
         except OSError as exc:
             os.close(fd)
             raise StoreError(f"cannot map {path}: {exc}") from exc
+        found = list(frames(mm, resync=True))
         magic = bytes(mm[: len(EVENTS_MAGIC)])
         if magic != EVENTS_MAGIC:
-            if magic.strip(b"\x00"):
+            if magic.strip(b"\x00") and all(payload is None for _, _, payload in found):
                 mm.close()
                 os.close(fd)
                 raise StoreError(f"{path} is not an events file")
-            mm[: len(EVENTS_MAGIC)] = EVENTS_MAGIC  # a create() that died before its magic
+            # A create() that died before its magic, or a damaged one over valid frames.
+            mm[: len(EVENTS_MAGIC)] = EVENTS_MAGIC
         kept: list[Event] = []
         pending: list[Event] = []
         cut = HEADER_SIZE
-        for _, after, payload in frames(mm):
+        for _, after, payload in found:
+            if payload is None:
+                continue  # damaged frames: the ones after them are kept
             try:
-                event = event_from_dict(json.loads(payload))
-            except (ValueError, StoreError):
-                break  # unreadable: treated as the end, like a torn frame
+                event = decode_event(payload, event_from_dict)
+            except CorruptRecordError:
+                continue  # a record this version cannot read: skipped, like readers do
             pending.append(event)
             if complete is None or complete(event):
                 kept.extend(pending)
@@ -315,7 +498,10 @@ class Events:
         return events, kept
 
     def append(self, event: Event) -> None:
-        payload = json.dumps(event_to_dict(event), separators=(",", ":")).encode()
+        data = event_to_dict(event)
+        payload = json.dumps(data, separators=(",", ":")).encode()
+        if b"\\ud" in payload:  # an emoji's surrogate pair, or a lone surrogate to escape
+            payload = json.dumps(_escape_strings(data), separators=(",", ":")).encode()
         length = len(payload)
         frame = FRAME.size + length + (-length % 8)
         with self._lock:

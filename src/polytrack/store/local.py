@@ -10,19 +10,35 @@ Writers never take a cross-process lock: each run writes its own directory, so p
 runs and distributed ranks can share a home, also on a shared volume. Readers bring the
 index up to date (`refresh`) before they answer, so they see every run and every point the
 files hold, also those of a run killed before anything was indexed.
+
+The index never breaks or blocks a reader (issue 12): a damaged one is set aside and made
+anew, and while another process holds its write lock, or it cannot be written, readers
+answer from the run files through an index in memory. Readers never write into a folder
+that nothing was recorded into, and refuse one that holds another tool's files
+(`check_home`, issue 13). Files that a live run removes while they are read (its spare
+segment, when it closes) are read again (`read_settled`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Concatenate, Final, ParamSpec, TypeVar
 
 import attrs
 
-from polytrack.errors import AmbiguousRunError, RunNotFoundError, StoreError
+from polytrack.errors import (
+    AmbiguousRunError,
+    NotAStoreError,
+    RunNotFoundError,
+    StoreError,
+    TrackingWarning,
+)
 from polytrack.models import (
     FINAL_STATUSES,
     ArtifactLogged,
@@ -36,7 +52,16 @@ from polytrack.models import (
     TagsAdded,
 )
 from polytrack.store import query
-from polytrack.store.index import Index, RunLink, RunRef
+from polytrack.store.index import (
+    BUSY_TIMEOUT,
+    Index,
+    IndexBusyError,
+    IndexCorruptError,
+    IndexUnusableError,
+    RunLink,
+    RunRef,
+    set_aside,
+)
 from polytrack.store.liveness import owner_alive
 from polytrack.store.reader import (
     MetricSeries,
@@ -46,9 +71,12 @@ from polytrack.store.reader import (
     summarize_run_files,
 )
 
-__all__ = ["LocalStore", "RunRead"]
+__all__ = ["INDEX_FILE", "LocalStore", "RunRead", "check_home", "read_settled"]
 
 INDEX_FILE: Final = "index.sqlite3"
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 @attrs.define
@@ -85,28 +113,138 @@ class RunRead:
     links: tuple[RunLinked, ...] = ()
 
 
-class LocalStore:
-    """Run directories under `home` plus their SQLite index."""
+def _recovering(
+    method: Callable[Concatenate[LocalStore, _P], _T],
+) -> Callable[Concatenate[LocalStore, _P], _T]:
+    """Run a `LocalStore` method again, from the start, on another index where the index
+    failed it (`LocalStore._replace_index` says which): the index is a cache, so no
+    failure of it is the caller's. Calls from one such method to another recover in
+    the outer one only, which starts over whole: a refresh half done on a busy file
+    and half in memory would leave runs out of the memory index."""
 
-    def __init__(self, home: Path, index: Index, *, stale_after: float = 60.0) -> None:
+    @functools.wraps(method)
+    def recovering(self: LocalStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        if self._recovering:
+            return method(self, *args, **kwargs)
+        self._recovering = True
+        try:
+            for attempt in range(_RECOVERIES):
+                try:
+                    return method(self, *args, **kwargs)
+                except IndexUnusableError as exc:
+                    if self._index.in_memory_only:
+                        raise  # nothing left to fall back on
+                    self._replace_index(exc, reopen=attempt == 0)
+            return method(self, *args, **kwargs)
+        finally:
+            self._recovering = False
+
+    return recovering
+
+
+# A damaged index is set aside and opened anew once; if that fails too, memory.
+_RECOVERIES: Final = 2
+
+
+class LocalStore:
+    """Run directories under `home` plus their SQLite index.
+
+    `busy_timeout` is how long an index statement waits for another process's write lock.
+    A damaged index is set aside and made anew when `repair_index`; one that is busy, or
+    cannot be written, is replaced by an index in memory when `memory_fallback`, which
+    answers from the run files. Either way a `TrackingWarning` says so (not for a
+    read-only home, where an index in memory is the normal way to read). Where the
+    index cannot be repaired or replaced, its `StoreError` is raised.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        index: Index,
+        *,
+        stale_after: float = 60.0,
+        busy_timeout: float = BUSY_TIMEOUT,
+        repair_index: bool = True,
+        memory_fallback: bool = True,
+    ) -> None:
         self.home = home
         self.runs_dir = home / "runs"
         self._index = index
         self._stale_after = stale_after
+        self._busy_timeout = busy_timeout
+        self._repair_index = repair_index
+        self._memory_fallback = memory_fallback
+        self._recovering = False
 
     @classmethod
-    def open(cls, home: Path, *, stale_after: float = 60.0, create: bool = True) -> LocalStore:
-        """Open the store at `home`. A read-only or locked index falls back to memory.
+    def open(
+        cls,
+        home: Path,
+        *,
+        stale_after: float = 60.0,
+        create: bool = True,
+        busy_timeout: float = BUSY_TIMEOUT,
+        repair_index: bool = True,
+        memory_fallback: bool = True,
+    ) -> LocalStore:
+        """Open the store at `home` (see the class for the keywords on the index).
 
-        With `create=False` (readers), a missing home is an empty store, not created.
+        With `create=False` (readers), nothing is written to a home that nothing was
+        recorded into: a missing or empty one is an empty store, indexed in memory.
+
+        Raises:
+            NotAStoreError: with `create=False`, `home` holds another tool's files.
+            StoreError: the index can be neither used nor worked around (as asked).
         """
+        if not create:
+            check_home(home)
+            if not (home / "runs").is_dir():
+                return cls(home, Index.in_memory(), stale_after=stale_after)
+        store = cls(
+            home,
+            Index.in_memory(),  # until the file is open
+            stale_after=stale_after,
+            busy_timeout=busy_timeout,
+            repair_index=repair_index,
+            memory_fallback=memory_fallback,
+        )
+        path = home / INDEX_FILE
         try:
-            if not create and not home.is_dir():
-                raise StoreError(f"there is no store at {home}")
-            index = Index.open(home / INDEX_FILE)
-        except StoreError:
-            index = Index.in_memory()
-        return cls(home, index, stale_after=stale_after)
+            store._index = Index.open(path, timeout=busy_timeout)
+        except IndexUnusableError as exc:
+            store._index = store._usable_index(path, exc, reopen=True)
+        return store
+
+    def _replace_index(self, exc: IndexUnusableError, *, reopen: bool) -> None:
+        """Put a usable index in place of the one that failed with `exc`."""
+        self._index.close()
+        self._index = self._usable_index(self._index.path, exc, reopen=reopen)
+
+    def _usable_index(self, path: Path, exc: IndexUnusableError, *, reopen: bool) -> Index:
+        """An index to use instead of the one at `path`, which failed with `exc`: the
+        same file made anew if it was damaged, else one in memory (as the store allows).
+
+        Raises:
+            IndexUnusableError: `exc`, or the failure of the new file, where the store
+                may not repair or fall back.
+        """
+        if isinstance(exc, IndexCorruptError) and self._repair_index and reopen:
+            try:
+                aside = set_aside(path, exc.identity)
+            except OSError as move:
+                exc = IndexCorruptError(f"{exc}; it cannot be set aside ({move})")
+            else:
+                moved = f"set aside as {aside.name}" if aside else "set aside by another process"
+                _warn(f"{exc}; {moved}, and it is rebuilt from the run files")
+                try:
+                    return Index.open(path, timeout=self._busy_timeout)
+                except IndexUnusableError as again:
+                    exc = again
+        if not self._memory_fallback:
+            raise exc
+        if isinstance(exc, IndexBusyError | IndexCorruptError):
+            _warn(f"{exc}; answered from the run files instead")
+        return Index.in_memory()
 
     def close(self) -> None:
         self._index.close()
@@ -122,6 +260,7 @@ class LocalStore:
 
     # -- indexing -------------------------------------------------------------------------
 
+    @_recovering
     def refresh(self) -> None:
         """Index new runs, live runs and runs whose files changed; forget deleted ones."""
         known = self._index.signatures()
@@ -139,27 +278,38 @@ class LocalStore:
             if previous is not None and previous[0] and previous[1] == _signature(entry):
                 continue
             try:
-                self.index_run(entry.name)
+                read = self.read_run(entry.name)
+            except IndexUnusableError:
+                raise  # the index failed, not the run: see `_recovering`
             except StoreError:
-                continue  # a directory that is not (yet) a run
+                if not os.path.isdir(entry.path):
+                    seen.discard(entry.name)  # deleted while read: forget it below
+                continue  # a directory that is not (yet) a run, or no longer one
+            self._keep(read)
         gone = [run_id for run_id in known if run_id not in seen]
         if gone:
             self._index.delete_runs(gone)
 
+    @_recovering
     def rebuild(self) -> int:
         """Drop everything indexed and index every run directory again; returns the count."""
         self._index.delete_runs(list(self._index.signatures()))
         self.refresh()
         return len(self._index.signatures())
 
+    @_recovering
     def read_run(self, run_id: str) -> RunRead:
         """Fold a run's files into its record, deriving `crashed` for a dead owner.
 
         Sealed segments whose totals the index kept are not read again. Also returns the
         totals of the sealed segments read this time, for the index to keep.
+
+        Raises:
+            StoreError: the directory holds no run, or is gone.
         """
         directory = self.run_dir(run_id)
-        files = summarize_run_files(directory, sealed=self._index.sealed(run_id))
+        sealed = self._index.sealed(run_id)
+        files = read_settled(directory, lambda d: summarize_run_files(d, sealed=sealed))
         folded = _Folded()
         for attempt, event in files.events:
             if isinstance(event, RunStarted):
@@ -216,6 +366,7 @@ class LocalStore:
             metrics={key: s.summary for key, s in files.metrics.items()},
             message=folded.message,
             attempts=folded.attempts,
+            user=folded.first.user,
         )
         return RunRead(
             info,
@@ -231,10 +382,17 @@ class LocalStore:
         and no process has attached to it since; None otherwise."""
         return self.read_run(run_id).handed_over
 
+    @_recovering
     def index_run(self, run_id: str) -> RunInfo:
         """Re-read one run's files into the index."""
         read = self.read_run(run_id)
+        self._keep(read)
+        return read.info
+
+    def _keep(self, read: RunRead) -> None:
+        """Index what `read_run` read."""
         info, metrics, sealed = read.info, read.metrics, read.sealed
+        run_id = info.id
         complete = info.status in FINAL_STATUSES or info.status == "crashed"
         chunks = {key: s.chunks for key, s in metrics.items()}
         self._index.replace_run(
@@ -246,10 +404,10 @@ class LocalStore:
             links=read.links,
         )
         self._index.keep_sealed(run_id, sealed)
-        return info
 
     # -- reading --------------------------------------------------------------------------
 
+    @_recovering
     def query(
         self,
         *,
@@ -258,15 +416,22 @@ class LocalStore:
         order_by: str | Sequence[str] | None = None,
         limit: int | None = None,
     ) -> list[RunInfo]:
-        """Runs matching `where` (see `polytrack.store.query`), ordered and limited."""
+        """Runs matching `where` (see `polytrack.store.query`), ordered and limited.
+
+        A metric or param key in `where` that no run of the store has is a `QueryError`
+        naming the closest keys: a typo would otherwise match nothing, silently.
+        """
         where_sql, where_params = query.compile_where(where)
         order_sql, order_params = query.compile_order_by(order_by)
         self.refresh()
+        if where is not None and where.strip():
+            query.check_keys(where, self._index.keys())
         ids = self._index.query_ids(
             where_sql, where_params, order_sql, order_params, project=project, limit=limit
         )
         return self._index.load(ids)
 
+    @_recovering
     def resolve(self, ref: str, *, project: str | None = None) -> str:
         """The id of the run named by an id, a unique id prefix, or a name in `project`."""
         if not ref:
@@ -283,6 +448,7 @@ class LocalStore:
             )
         return matches[0]
 
+    @_recovering
     def get(self, ref: str, *, project: str | None = None) -> RunInfo:
         """The record of one run, read fresh from its files."""
         run_id = self.resolve(ref, project=project)
@@ -290,14 +456,18 @@ class LocalStore:
 
     def history(self, run_id: str, key: str, *, with_times: bool = False) -> MetricSeries:
         """Every point of one metric, read from the run files."""
-        return read_series(self.run_dir(run_id), key, with_times=with_times)
+        return read_settled(
+            self.run_dir(run_id), lambda d: read_series(d, key, with_times=with_times)
+        )
 
     # -- lineage: answered from the index as of the last `refresh` (or `resolve`) --------
 
+    @_recovering
     def infos(self, run_ids: Sequence[str]) -> list[RunInfo]:
         """The indexed records of these runs, in this order; unknown ids are left out."""
         return self._index.load(run_ids)
 
+    @_recovering
     def refs(
         self,
         *,
@@ -318,6 +488,7 @@ class LocalStore:
             role=role,
         )
 
+    @_recovering
     def links(self, run_id: str) -> list[RunLink]:
         """Links from and to one run ("reproduces")."""
         return self._index.links(run_id)
@@ -337,3 +508,144 @@ def _signature(directory: os.PathLike[str]) -> str:
     except OSError:
         return ""
     return str(stat.st_mtime_ns)
+
+
+def _warn(message: str) -> None:
+    # stacklevel 4: past this function, `_usable_index` and `_replace_index` or `open`.
+    warnings.warn(message, TrackingWarning, stacklevel=4)
+
+
+# -- the files a reader meets ------------------------------------------------------------
+
+# How often a read starts over because a file it listed was gone when it opened it.
+_SETTLE_TRIES: Final = 3
+
+
+def read_settled(directory: Path, read: Callable[[Path], _T]) -> _T:
+    """`read(directory)`, read again from a fresh listing where a file that the listing
+    named was gone when opened.
+
+    Runs change while they are read: a live run removes its spare segment when it closes,
+    and a run's directory may be deleted. Each such change happens once, so a few tries
+    settle it (issue 12: runs ls failed on a segment that rotated away).
+
+    Raises:
+        StoreError: the directory itself is gone (or kept changing for every try).
+    """
+    error: OSError | None = None
+    for _ in range(_SETTLE_TRIES):
+        try:
+            return read(directory)
+        except FileNotFoundError as exc:
+            error = exc
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, FileNotFoundError):
+                raise
+            error = exc
+        if not directory.is_dir():
+            raise StoreError(f"run directory {directory} is gone") from error
+    raise StoreError(f"the files of {directory} kept vanishing while read: {error}") from error
+
+
+# Top-level entries of a home that polytrack makes: runs, artifacts (`blobs`), launched
+# operations (`ops`), the index with its companion files and damaged copies set aside.
+_HOME_ENTRIES: Final = frozenset({"runs", "blobs", "ops"})
+# Files of a run directory, by name alone: damaged bytes leave a run recognisably ours.
+_RUN_FILE: Final = re.compile(
+    r"(events-\d+\.log|points-\d+-\d+-\d+\.seg|heartbeat|sync|output-\d+\.log|git-\d+\.diff"
+    r"|manifest-.*\.json)$"
+)
+
+
+def check_home(home: Path) -> None:
+    """Refuse a folder that holds another tool's files and no run of ours.
+
+    A polytrack home is what `init()` makes: `runs/<id>/` with a run's files, beside the
+    index, `blobs/` and `ops/`. A missing or empty folder is an empty home. A folder with
+    other files is one still, if any run directory in it holds a run's files (a home
+    inside a project folder, say); otherwise it is someone else's (an MLflow `mlruns`, a
+    TensorBoard logdir, a project), and a reader must neither write an index into it nor
+    answer "no runs" as if the user had pointed at an empty store (issue 13). Hidden
+    entries (`.DS_Store`, `.git`) say nothing either way. Only names are looked at, and
+    only until a run of ours turns up: about three directory listings for a real home.
+
+    Raises:
+        NotAStoreError: `home` is a file, or a folder of someone else's files.
+        StoreError: `home` cannot be listed.
+    """
+    try:
+        names = sorted(os.listdir(home))
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise NotAStoreError(f"{home} is a file, not a polytrack store") from None
+    except OSError as exc:
+        raise StoreError(f"cannot read the store {home}: {exc}") from exc
+    strangers = [
+        home / name
+        for name in names
+        if not (name.startswith(".") or name in _HOME_ENTRIES or name.startswith(INDEX_FILE))
+    ]
+    if "runs" in names:
+        ours, foreign = _runs_verdict(home / "runs")
+        if ours:
+            return
+        strangers += foreign
+    if strangers:
+        raise NotAStoreError(_not_a_store(home, strangers))
+
+
+def _runs_verdict(runs: Path) -> tuple[bool, list[Path]]:
+    """(whether `runs` holds a run of ours, what it holds that is not ours), looking no
+    further than the first run of ours."""
+    foreign: list[Path] = []
+    try:
+        entries = sorted(os.scandir(runs), key=lambda entry: entry.name)
+    except NotADirectoryError:
+        return False, [runs]
+    except OSError as exc:
+        raise StoreError(f"cannot read the store {runs.parent}: {exc}") from exc
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir():
+            foreign.append(Path(entry.path))
+            continue
+        try:
+            names = os.listdir(entry.path)
+        except OSError:
+            continue  # deleted meanwhile, or unreadable: says nothing either way
+        if any(_RUN_FILE.match(name) for name in names):
+            return True, []
+        if any(not name.startswith(".") for name in names):
+            foreign.append(Path(entry.path))
+    return False, foreign
+
+
+def _not_a_store(home: Path, strangers: Sequence[Path]) -> str:
+    """Says what `home` looks like instead, and what to do."""
+    what = _whose(strangers)
+    examples = ", ".join(repr(str(path.relative_to(home))) for path in strangers[:3])
+    more = ", ..." if len(strangers) > 3 else ""
+    return (
+        f"{home} is not a polytrack store: {what} ({examples}{more}), and no run that"
+        " polytrack recorded. polytrack cannot import other tools' runs yet; pass the home"
+        " of a polytrack store (--home, home=, or POLYTRACK_HOME). Nothing was written here."
+    )
+
+
+def _whose(strangers: Sequence[Path]) -> str:
+    """A guess at the tool whose files `strangers` are, from their names."""
+
+    def names(path: Path) -> list[str]:
+        try:
+            return [path.name, *os.listdir(path)] if path.is_dir() else [path.name]
+        except OSError:
+            return [path.name]
+
+    found = [name for path in strangers[:20] for name in names(path)]
+    if any(name.startswith("events.out.tfevents") for name in found):
+        return "it holds TensorBoard event files"
+    if "meta.yaml" in found or "mlruns" in (path.name for path in strangers):
+        return "it looks like an MLflow tracking folder (mlruns)"
+    return "it holds files that polytrack did not write"

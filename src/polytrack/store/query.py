@@ -15,7 +15,7 @@ Fields:
 - Keys may contain letters, digits, `_`, `.`, `/` and `-` (`params.net.depth` is the param
   `"net.depth"`, `metrics.train/loss` the metric `"train/loss"`); any other key is written
   in backticks: ``metrics.`val loss` `` (inside backticks, `\` escapes as in strings).
-- Run attributes: `id`, `name`, `project`, `status`, `notes`, `host`, `created`,
+- Run attributes: `id`, `name`, `project`, `status`, `notes`, `host`, `user`, `created`,
   `finished`, `updated` (unix seconds), `duration` (`finished - created`, in seconds).
 - `tags`, the run's set of tags.
 
@@ -41,8 +41,9 @@ Meaning:
 - A metric or param condition is false for a run that lacks the key: `params.lr != 0.1` only
   matches runs that have `lr`. `not (...)` negates the whole condition, so
   `not params.lr == 0.1` also matches runs without `lr`.
-- A run attribute that is empty (`notes`, `host`, `finished`, `updated`) equals `null` and
-  differs from every string or number: `host != "gpu-1"` matches runs with no host.
+- A run attribute that is empty (`notes`, `host`, `user`, `finished`, `updated`) equals
+  `null` and differs from every string or number: `host != "gpu-1"` matches runs with no
+  host.
 - `created`, `finished` and `updated` compare with unix seconds or with a string holding an
   ISO 8601 date or datetime (naive means UTC) or a relative time: `"7d ago"`, `"12h ago"`,
   `"30m ago"`, `"10s ago"`, `"now"`. `duration` compares with seconds or with strings like
@@ -71,10 +72,11 @@ numeric value, then by their string value. The default is newest first.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TypeAlias
 
@@ -82,7 +84,7 @@ from attrs import frozen
 
 from polytrack.errors import QueryError
 
-__all__ = ["compile_order_by", "compile_where"]
+__all__ = ["check_keys", "compile_order_by", "compile_where"]
 
 # A status outside this list is a typo, not an empty result, so queries reject it.
 _STATUSES = ("created", "running", "succeeded", "failed", "stopped", "crashed")
@@ -90,7 +92,7 @@ _STATUSES = ("created", "running", "succeeded", "failed", "stopped", "crashed")
 _DEFAULT_ORDER = "runs.created_at DESC, runs.id"
 _TIE_BREAKER = "runs.id"
 _FIELDS_HELP = (
-    "metrics.<key>, params.<key>, tags, status, name, project, id, notes, host, "
+    "metrics.<key>, params.<key>, tags, status, name, project, id, notes, host, user, "
     "created, finished, updated, duration, min/max/last/count(metrics.<key>)"
 )
 _OPERATORS_HELP = "==, !=, <, <=, >, >=, in, not in, ~"
@@ -99,6 +101,7 @@ _ORDERING = frozenset({"<", "<=", ">", ">="})
 _AGGREGATES = frozenset({"min", "max", "last", "count"})
 _KEYWORDS = frozenset({"and", "or", "not", "in", "exists"})
 _ESCAPES = {"\\": "\\", "'": "'", '"': '"', "`": "`", "n": "\n", "t": "\t", "r": "\r"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _SPAN = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.ASCII)
 _DURATION = re.compile(r"(?:\s*\d+(?:\.\d+)?\s*[smhdw])+\s*", re.ASCII)
@@ -125,6 +128,7 @@ _ATTRS = {
     "status": _Attr("runs.status", "text", nullable=False),
     "notes": _Attr("runs.notes", "text", nullable=True),
     "host": _Attr("runs.host", "text", nullable=True),
+    "user": _Attr("runs.user", "text", nullable=True),
     "created": _Attr("runs.created_at", "time", nullable=False),
     "finished": _Attr("runs.finished_at", "time", nullable=True),
     "updated": _Attr("runs.updated_at", "time", nullable=True),
@@ -174,6 +178,13 @@ def _is_word_char(char: str) -> bool:
 
 def _tokenize(text: str) -> list[_Token]:
     tokens: list[_Token] = []
+    surrogate = _SURROGATE.search(text)
+    if surrogate is not None:  # SQLite (and every reader) takes UTF-8 only
+        raise QueryError(
+            "a lone surrogate is not text (decode the query's bytes with errors='replace')",
+            query=text,
+            position=surrogate.start(),
+        )
     i, n = 0, len(text)
     while i < n:
         char = text[i]
@@ -210,7 +221,14 @@ def _tokenize(text: str) -> list[_Token]:
                     f"invalid number '{text[i:j]}'", query=text, position=i, length=j - i
                 )
             literal = match.group()
-            number: int | float = int(literal) if literal.isdigit() else float(literal)
+            number = _number(literal)
+            if number is None:
+                raise QueryError(
+                    f"number '{literal[:40]}' is out of range (at most about 1.8e308)",
+                    query=text,
+                    position=i,
+                    length=j - i,
+                )
             tokens.append(_Token("number", literal, i, number))
             i = j
         elif _is_word_start(char):
@@ -224,6 +242,16 @@ def _tokenize(text: str) -> list[_Token]:
             raise QueryError(f"unexpected character '{char}'{hint}", query=text, position=i)
     tokens.append(_Token("end", "", n))
     return tokens
+
+
+def _number(literal: str) -> int | float | None:
+    """A numeric literal as SQLite can bind it: an int within 64 bits, else a float
+    (params' and metrics' numbers are compared as floats anyway); None past a float's range.
+    `float()` has no digit limit, where `int()` refuses past 4,300 digits."""
+    if literal.isdigit() and len(literal) <= 18:
+        return int(literal)
+    number = float(literal)
+    return None if number == float("inf") else number
 
 
 def _scan_quoted(text: str, start: int) -> tuple[str, int]:
@@ -837,6 +865,57 @@ def compile_where(where: str | None, *, now: float | None = None) -> tuple[str, 
     except RecursionError:
         # Only thousands of nested "(" or "not" get here; say so instead of crashing.
         raise QueryError("query nests too deeply", query=where, position=0) from None
+
+
+def check_keys(where: str | None, known: Mapping[str, Collection[str]]) -> None:
+    """Refuse a filter that compares a metric or param key no run has: a typo
+    (`metrics.los < 1`) would otherwise match nothing, silently.
+
+    `exists(...)` is left alone: asking whether a key exists is its whole point.
+
+    Args:
+        where: the filter, as for `compile_where`.
+        known: "metric" and "param" -> the keys that some run of the store has.
+
+    Raises:
+        QueryError: the first unknown key, with the closest known ones, pointed at.
+
+    Example:
+        >>> check_keys("metrics.los < 1", {"metric": ["loss"], "param": []})
+        Traceback (most recent call last):
+        polytrack.errors.QueryError: no run has the metric 'los' (did you mean 'loss'?)...
+    """
+    if where is None or not where.strip():
+        return
+    try:
+        tree = _Parser(where).parse_where()
+    except RecursionError:
+        raise QueryError("query nests too deeply", query=where, position=0) from None
+    for field in _compared_fields(tree):
+        if field.kind not in ("metric", "param"):
+            continue
+        keys = known.get(field.kind, ())
+        if field.name in keys:
+            continue
+        close = difflib.get_close_matches(field.name, list(keys), n=3, cutoff=0.6)
+        hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        raise QueryError(
+            f"no run has the {field.kind} {field.name!r}{hint}",
+            query=where,
+            position=field.pos,
+            length=field.length,
+        )
+
+
+def _compared_fields(node: _Node) -> Iterator[_Field]:
+    """The fields a filter compares, in the order written (not those under exists())."""
+    if isinstance(node, _BoolOp):
+        for operand in node.operands:
+            yield from _compared_fields(operand)
+    elif isinstance(node, _Not):
+        yield from _compared_fields(node.operand)
+    elif isinstance(node, _Compare):
+        yield node.field
 
 
 def compile_order_by(order_by: str | Sequence[str] | None) -> tuple[str, list[object]]:

@@ -1,18 +1,20 @@
 """Reading a run directory back: events, and metric points as numpy arrays.
 
-The format is described in `polytrack.store.journal`. Readers never write: records torn by a
-crash are skipped, and ranges whose checksum fails are dropped and reported.
+The format is described in `polytrack.store.journal`. Readers never write, and never trust a
+run's bytes to be well-formed: records torn by a crash are skipped; what is damaged (a block
+that fails its checksum, a frame that fails its CRC, a record that does not decode, a point
+whose key id no event names, a damaged segment header) is skipped, and reported once in
+`corrupt` with its file and byte range; reading goes on after it.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import attrs
 import numpy as np
@@ -29,6 +31,7 @@ from polytrack.models import (
     GitState,
     HardwareState,
     KeyDefined,
+    KeyTable,
     MetricSummary,
     SchemaDefined,
     SeedState,
@@ -37,14 +40,18 @@ from polytrack.models import (
 from polytrack.store.journal import (
     EVENTS_MAGIC,
     EVENTS_RE,
-    FRAME,
     HEADER_SIZE,
     KIND_POINT,
     KIND_ROW,
+    POINT_SIZE,
     SEGMENT_HEADER,
     SEGMENT_MAGIC,
     SEGMENT_RE,
-    frames,
+    block_bounds,
+    block_crcs,
+    decode_event,
+    stable_frames,
+    torn_tail,
 )
 
 __all__ = [
@@ -54,7 +61,10 @@ __all__ = [
     "RunSummary",
     "SegmentTotals",
     "SeriesSummary",
+    "failed_slots",
     "read_run_files",
+    "read_segment_header",
+    "written",
     "read_snapshot",
     "segment_dtype",
     "read_series",
@@ -81,19 +91,30 @@ class RunFiles:
 
 
 def _read_events(path: Path, corrupt: list[str]) -> Iterator[Event]:
-    data = path.read_bytes()
-    if not data.startswith(EVENTS_MAGIC):
-        if data:
-            corrupt.append(f"{path.name}: not an events file")
+    try:
+        data, found = stable_frames(path.read_bytes)
+    except FileNotFoundError:
+        return  # gone since the directory was listed
+    except OSError as exc:
+        corrupt.append(f"{path.name}: cannot be read: {exc}")
         return
+    if not data.startswith(EVENTS_MAGIC):
+        if all(payload is None for _, _, payload in found):
+            if data.strip(b"\0"):  # all zeros: created, magic not written yet
+                corrupt.append(f"{path.name}: not an events file")
+            return
+        corrupt.append(f"{path.name}: bytes 0-8, its magic, are damaged; its frames are read")
     stop = HEADER_SIZE  # where the log ends: an empty frame, or a torn or corrupt one
-    for pos, after, payload in frames(data):
+    for pos, after, payload in found:
         stop = after
+        if payload is None:
+            corrupt.append(f"{path.name}: bytes {pos}-{after} are damaged frames; skipped")
+            continue
         try:
-            yield event_from_dict(json.loads(payload))
-        except (ValueError, CorruptRecordError) as exc:
+            yield decode_event(payload, event_from_dict)
+        except CorruptRecordError as exc:
             corrupt.append(f"{path.name}@{pos}: {exc}")
-    if stop + FRAME.size <= len(data) and FRAME.unpack_from(data, stop)[0] != 0:
+    if torn_tail(data, stop):
         corrupt.append(f"{path.name}@{stop}: torn or corrupt frame; the rest is skipped")
 
 
@@ -140,6 +161,11 @@ def _read_all_events(
             elif isinstance(event, Checksum):
                 layout.checks.setdefault(event.file, []).append(event)
                 continue
+            elif isinstance(event, KeyTable):  # the second copy: either one will do
+                names.update(event.keys)
+                for stream, keys in event.schemas.items():
+                    layout.schemas[attempt, stream] = keys
+                continue
             events.append((attempt, event))
     return events, layout
 
@@ -169,29 +195,29 @@ def _segment_chunks(
     match = SEGMENT_RE.match(name)
     assert match is not None
     attempt, stream = int(match.group(1)), int(match.group(2))
-    read = _read_segment(directory / name, stream, layout.checks.get(name, ()), corrupt)
+    read = _read_segment(directory / name, attempt, stream, layout, corrupt)
     if read is None or not read[0].size:
         return
     records, base = read
     names = layout.names.get(attempt, {})
-    if stream == 0:
+    if stream == 0:  # _read_segment kept the points of named keys only
         present = np.flatnonzero(np.bincount(records["key"]))
         for key_id in present.tolist():
-            key = names.get(key_id)
-            if key is None or (keys is not None and key not in keys):
+            key = names[key_id]
+            if keys is not None and key not in keys:
                 continue
             subset = records if present.size == 1 else records[records["key"] == key_id]
             yield key, _columns(subset, 0, base, with_times)
     else:
-        kids = layout.schemas.get((attempt, stream))
-        if kids is None:
-            corrupt.append(f"{name}: no schema for stream {stream}")
-            return
-        for column, kid in enumerate(kids):
-            key = names.get(kid)
-            if key is None or (keys is not None and key not in keys):
-                continue
-            yield key, _columns(records, column, base, with_times)
+        for column, kid in enumerate(layout.schemas[attempt, stream]):
+            named = names.get(kid)
+            if named is None:
+                corrupt.append(
+                    f"{name}: column {column} holds key id {kid}, which no event names: "
+                    f"{records.size} points skipped"
+                )
+            elif keys is None or named in keys:
+                yield named, _columns(records, column, base, with_times)
 
 
 def read_run_files(
@@ -330,12 +356,14 @@ class _Totals:
         return cls(count, low, high, last_step, last, [tuple(chunk) for chunk in chunks])
 
     def result(self) -> SeriesSummary:
-        nan = math.nan
+        # low > high only while no value but NaN was seen: a series of NaN and inf has
+        # its min and max (inf itself), which a test of low against inf would lose.
+        seen = self.low <= self.high
         return SeriesSummary(
             summary=MetricSummary(
                 last=self.last,
-                min=self.low if self.low != math.inf else nan,
-                max=self.high if self.high != -math.inf else nan,
+                min=self.low if seen else math.nan,
+                max=self.high if seen else math.nan,
                 count=self.count,
                 last_step=self.last_step,
             ),
@@ -344,27 +372,225 @@ class _Totals:
 
 
 def _read_segment(
-    path: Path, stream: int, checks: Iterable[Checksum], corrupt: list[str]
+    path: Path, attempt: int, stream: int, layout: _Layout, corrupt: list[str]
 ) -> tuple[npt.NDArray[Any], float] | None:
-    """The valid records of one segment file, and the wall-clock time its times count from."""
-    with path.open("rb") as file:
-        header = file.read(HEADER_SIZE)
-        if len(header) < HEADER_SIZE:
-            return None
-        magic, _, record_size, _, _, base_ns = SEGMENT_HEADER.unpack_from(header, 0)
-        if magic != SEGMENT_MAGIC or record_size < 16 or record_size % 8:
-            corrupt.append(f"{path.name}: bad segment header")
-            return None
-        records = np.fromfile(file, dtype=segment_dtype(record_size))
-    good = records["kind"] == (KIND_POINT if stream == 0 else KIND_ROW)
-    raw = records.view(np.uint8).data
+    """The valid records of one segment file, and the wall-clock time its times count from.
+
+    Valid: written (not empty), outside any block that fails its checksum, with the kind of
+    its stream and, in stream 0, a key id that an event names. The rest is reported.
+    """
+    name = path.name
+    checks = layout.checks.get(name, ())
+    expected = expected_record_size(stream, layout.schemas.get((attempt, stream)))
+    try:
+        with path.open("rb") as file:
+            header = file.read(HEADER_SIZE)
+            if not written(file, header, expected, checks):
+                return None
+            read = read_segment_header(
+                name,
+                header,
+                attempt=attempt,
+                stream=stream,
+                record_size=expected,
+                checks=checks,
+                corrupt=corrupt,
+            )
+            if read is None:
+                return None
+            record_size, base = read
+            records = np.fromfile(file, dtype=segment_dtype(record_size))
+    except FileNotFoundError:
+        return None  # gone since the directory was listed (a spare segment, say)
+    except OSError as exc:
+        corrupt.append(f"{name}: cannot be read: {exc}")
+        return None
+    kinds = records["kind"]
+    good = kinds == (KIND_POINT if stream == 0 else KIND_ROW)
+    with records.view(np.uint8).data as raw:
+        failed = failed_slots(
+            name,
+            checks,
+            record_size,
+            HEADER_SIZE + len(raw),
+            lambda lo, hi: raw[lo - HEADER_SIZE : hi - HEADER_SIZE],
+        )
+    corrupt.extend(message for _, _, message in failed)
+    checked = np.zeros(records.size, dtype=bool)
+    for first, end, _ in failed:
+        good[first:end] = False
+        checked[first:end] = True
+    if not good.all():
+        # Outside failing blocks, a kind that is neither empty nor this stream's is damage
+        # that no checksum covers (an unsealed segment).
+        damaged = ~good & ~checked & (kinds != 0)
+        if damaged.any():
+            corrupt.append(
+                f"{name}: {int(damaged.sum())} records with a damaged kind field skipped "
+                f"(first at byte {HEADER_SIZE + int(np.argmax(damaged)) * record_size})"
+            )
+        records = records[good]
+    if stream == 0:
+        records = _named_points(name, records, layout.names.get(attempt, {}), corrupt)
+    elif records.size:
+        kids = layout.schemas.get((attempt, stream))
+        stray = records["key"] != stream
+        if kids is None or stray.any():
+            count = records.size if kids is None else int(stray.sum())
+            why = f"no event defines stream {stream}" if kids is None else "damaged stream field"
+            corrupt.append(f"{name}: {count} rows skipped: {why}")
+            records = records[~stray] if kids is not None else records[:0]
+    return records, base
+
+
+def _named_points(
+    name: str, records: npt.NDArray[Any], names: Mapping[int, str], corrupt: list[str]
+) -> npt.NDArray[Any]:
+    """The points whose key id an event names; the others are reported and dropped."""
+    if not records.size:
+        return records
+    present = np.flatnonzero(np.bincount(records["key"])).tolist()
+    unknown = [kid for kid in present if kid not in names]
+    if not unknown:
+        return records
+    stray = np.isin(records["key"], np.array(unknown, dtype=np.uint16))
+    shown = ", ".join(map(str, unknown[:5])) + (", ..." if len(unknown) > 5 else "")
+    corrupt.append(
+        f"{name}: {int(stray.sum())} points of key ids {shown}, which no event names, skipped"
+    )
+    return records[~stray]
+
+
+def expected_record_size(stream: int, schema: Sequence[int] | None) -> int | None:
+    """The record size the events give a stream (None: a row stream with no schema)."""
+    if stream == 0:
+        return POINT_SIZE
+    return None if schema is None else 16 + 8 * len(schema)
+
+
+def written(
+    file: BinaryIO, header: bytes, record_size: int | None, checks: Sequence[Checksum]
+) -> bool:
+    """Whether a segment holds anything to read. One whose header is all zeros is being
+    created (its header comes right after its file), unless records follow it: then the
+    header was damaged. Leaves `file` just after the header."""
+    if len(header) < HEADER_SIZE:
+        return False
+    if header != bytes(HEADER_SIZE) or checks:
+        return True
+    if record_size is None:
+        return False
+    kinds = np.fromfile(file, dtype=segment_dtype(record_size))["kind"]
+    file.seek(HEADER_SIZE)
+    return bool(kinds.any())
+
+
+def read_segment_header(
+    name: str,
+    header: bytes,
+    *,
+    attempt: int,
+    stream: int,
+    record_size: int | None,
+    checks: Sequence[Checksum],
+    corrupt: list[str],
+) -> tuple[int, float] | None:
+    """A segment's record size and the unix time its times count from, from its header
+    checked against its name, its stream's `record_size` and the header CRC its checksums
+    hold. A damaged header is reported and read with what the rest says; None when there
+    is nothing to read (a header not written yet) or no record size to read with."""
+    if len(header) < HEADER_SIZE:
+        return None
+    magic, hstream, hsize, capacity, hattempt, base_ns = SEGMENT_HEADER.unpack_from(header)
+    crc = next((check.header for check in checks if check.header is not None), None)
+    if crc is not None and zlib.crc32(header) == crc:
+        return hsize, base_ns / 1e9
+    problems = [
+        what
+        for what, bad in (
+            ("magic", magic != SEGMENT_MAGIC),
+            ("stream", hstream != stream),
+            ("record size", record_size is not None and hsize != record_size),
+            ("attempt", hattempt != attempt),
+        )
+        if bad
+    ]
+    size = hsize if record_size is None else record_size
+    if size < 16 or size % 8 or (record_size is None and problems):
+        corrupt.append(f"{name}: bad segment header; its records cannot be read")
+        return None
+    if base_ns <= 0:
+        problems.append("start time: its points' times may be off")
+    elif crc is not None:
+        # Rebuilt from what its name and schema say: if that matches its CRC, only those
+        # fields were damaged. Else the capacity or the start time was.
+        rebuilt = bytearray(HEADER_SIZE)
+        SEGMENT_HEADER.pack_into(
+            rebuilt, 0, SEGMENT_MAGIC, stream, size, capacity, attempt, base_ns
+        )
+        if zlib.crc32(rebuilt) != crc:
+            problems.append("capacity or start time: its points' times may be off")
+    if problems:
+        corrupt.append(
+            f"{name}: bytes 0-{HEADER_SIZE}, its header, are damaged ({'; '.join(problems)}); "
+            "read with the layout its name and the events give"
+        )
+    return size, base_ns / 1e9
+
+
+def failed_slots(
+    name: str,
+    checks: Iterable[Checksum],
+    record_size: int,
+    size: int,
+    read: Callable[[int, int], bytes | memoryview],
+) -> list[tuple[int, int, str]]:
+    """The slots [first, end) of a segment of `size` bytes that its checksums reject, each
+    with the message that reports it: the blocks whose CRC fails (the whole range, for a
+    checksum without blocks) and the bytes missing from a file cut short.
+
+    `read(lo, hi)` gives bytes [lo, hi) of the file, for `HEADER_SIZE <= lo <= hi <= size`.
+    """
+    failed: list[tuple[int, int, str]] = []
     for check in checks:
-        lo, hi = check.start - HEADER_SIZE, check.end - HEADER_SIZE
-        if hi > len(raw) or zlib.crc32(raw[lo:hi]) != check.crc:
-            corrupt.append(f"{path.name}: bytes {check.start}-{check.end} fail their checksum")
-            good[lo // record_size : hi // record_size] = False
-    del raw
-    return (records if good.all() else records[good]), base_ns / 1e9
+        start, end = check.start, check.end
+        if (
+            start < HEADER_SIZE
+            or end < start
+            or (start - HEADER_SIZE) % record_size
+            or (end - HEADER_SIZE) % record_size
+        ):
+            failed.append((0, 0, f"{name}: a checksum of bytes {start}-{end} does not fit it"))
+            continue
+        present = max(start, min(end, size))
+        data = read(start, present)
+        if present == end and zlib.crc32(data) == check.crc:
+            continue
+        crcs = block_crcs(check)
+        if crcs is None:
+            spans = [(start, end)]
+        else:
+            spans = []
+            for (lo, hi), crc in zip(block_bounds(start, end, check.block), crcs, strict=True):
+                if hi <= present and zlib.crc32(data[lo - start : hi - start]) == crc:
+                    continue
+                if spans and spans[-1][1] == lo:
+                    spans[-1] = (spans[-1][0], hi)
+                else:
+                    spans.append((lo, hi))
+        for lo, hi in spans:
+            first = (lo - HEADER_SIZE) // record_size
+            stop = -(-(hi - HEADER_SIZE) // record_size)
+            cut = f" (the file ends at byte {present})" if hi > present else ""
+            failed.append(
+                (
+                    first,
+                    stop,
+                    f"{name}: bytes {lo}-{hi} fail their checksum{cut}: "
+                    f"records {first}-{stop} dropped",
+                )
+            )
+    return failed
 
 
 def _columns(

@@ -5,7 +5,9 @@ events file, the next slot of each segment. `JournalTail.read` returns the recor
 position and the position after them, under one rule that makes a slice *repeatable*:
 reading the same range again (after a crash, say) gives exactly the same records.
 
-- A frame of an events file is there once its header is, and never changes.
+- A frame of an events file is there once its header is, and never changes. A damaged
+  frame is skipped, and the frames after it are read (`journal.frames` with `resync`);
+  damage never changes either, so a range read again skips the same bytes.
 - A slot of a segment is final once a `Checksum` covers it (the segment's writers let go
   of it) or once the attempt's process is dead; an empty final slot stays empty (a record
   torn by a crash). While the process lives, slots past the checksummed range may still be
@@ -15,9 +17,7 @@ reading the same range again (after a crash, say) gives exactly the same records
 
 from __future__ import annotations
 
-import json
 import os
-import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -28,24 +28,35 @@ import numpy.typing as npt
 
 from polytrack._convert import event_from_dict
 from polytrack.errors import CorruptRecordError
-from polytrack.models import Checksum, Event, KeyDefined, SchemaDefined, StatusChanged
+from polytrack.models import (
+    Checksum,
+    Event,
+    KeyDefined,
+    KeyTable,
+    SchemaDefined,
+    StatusChanged,
+)
 from polytrack.store.journal import (
-    EVENTS_MAGIC,
     EVENTS_RE,
     HEADER_SIZE,
     KIND_POINT,
     KIND_ROW,
-    SEGMENT_HEADER,
-    SEGMENT_MAGIC,
     SEGMENT_RE,
-    frames,
+    decode_event,
+    stable_frames,
 )
-from polytrack.store.reader import segment_dtype
+from polytrack.store.reader import (
+    expected_record_size,
+    failed_slots,
+    read_segment_header,
+    segment_dtype,
+    written,
+)
 
 __all__ = ["BOOKKEEPING", "Chunk", "JournalTail", "Position", "Slice"]
 
 # Events that describe the journal itself rather than the run: never shipped.
-BOOKKEEPING: Final = (KeyDefined, SchemaDefined, Checksum)
+BOOKKEEPING: Final = (KeyDefined, SchemaDefined, Checksum, KeyTable)
 
 
 @attrs.define
@@ -120,8 +131,15 @@ class JournalTail:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        # What was skipped as damaged, each said once however often it is read again.
         self.corrupt: list[str] = []
+        self._said: set[str] = set()
         self._scanned = _Scanned()
+
+    def _report(self, message: str) -> None:
+        if message not in self._said:
+            self._said.add(message)
+            self.corrupt.append(message)
 
     @property
     def latest_status(self) -> StatusChanged | None:
@@ -209,6 +227,10 @@ class JournalTail:
                     scanned.schemas[attempt, event.stream] = event.keys
                 elif isinstance(event, Checksum):
                     scanned.checks.setdefault(event.file, []).append(event)
+                elif isinstance(event, KeyTable):
+                    names.update(event.keys)
+                    for stream, keys in event.schemas.items():
+                        scanned.schemas[attempt, stream] = keys
                 elif isinstance(event, StatusChanged):
                     scanned.status = event
             scanned.offsets[name] = offset
@@ -232,22 +254,34 @@ class JournalTail:
     def _frames(
         self, name: str, offset: int, upper: int | None
     ) -> Iterator[tuple[Event, int, int]]:
-        """(event, its offset, the offset after it) for each whole frame from `offset`."""
+        """(event, its offset, the offset after it) for each whole frame from `offset`;
+        damaged frames and records that do not decode are skipped and reported."""
         path = self.directory / name
-        with path.open("rb") as file:
-            if offset <= HEADER_SIZE:
-                if not file.read(HEADER_SIZE).startswith(EVENTS_MAGIC):
-                    return
-                offset = HEADER_SIZE
-            file.seek(offset)
-            data = file.read() if upper is None else file.read(max(0, upper - offset))
-        for pos, after, payload in frames(data, 0):  # ends where a frame is being written
+        offset = max(offset, HEADER_SIZE)
+
+        def read() -> bytes:
+            with path.open("rb") as file:
+                file.seek(offset)
+                return file.read() if upper is None else file.read(max(0, upper - offset))
+
+        try:
+            _, found = stable_frames(read, 0)  # ends where a frame is being written
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self._report(f"{name}: cannot be read: {exc}")
+            return
+        for pos, after, payload in found:
+            start, end = offset + pos, offset + after
+            if payload is None:
+                self._report(f"{name}: bytes {start}-{end} are damaged frames; skipped")
+                continue
             try:
-                event = event_from_dict(json.loads(payload))
-            except (ValueError, CorruptRecordError) as exc:
-                self.corrupt.append(f"{name}@{offset + pos}: {exc}")
+                event = decode_event(payload, event_from_dict)
+            except CorruptRecordError as exc:
+                self._report(f"{name}@{start}: {exc}")
             else:
-                yield event, offset + pos, offset + after
+                yield event, start, end
 
     # -- points ---------------------------------------------------------------------------
 
@@ -265,36 +299,62 @@ class JournalTail:
         them, and whether more remain."""
         path = self.directory / name
         stream = int(SEGMENT_RE.match(name).group(2))  # type: ignore[union-attr]
-        with path.open("rb") as file:
-            header = file.read(HEADER_SIZE)
-            if len(header) < HEADER_SIZE:
-                return [], slot, False
-            magic, _, record_size, capacity, _, base_ns = SEGMENT_HEADER.unpack_from(header)
-            if magic != SEGMENT_MAGIC or record_size < 16 or record_size % 8:
-                self.corrupt.append(f"{name}: bad segment header")
-                return [], slot, False
-            width = (record_size - 16) // 8
-            last = capacity if upper is None else min(upper, capacity)
-            count = last - slot
-            more = False
-            if budget is not None and count * width > budget:
-                count, more = max(1, budget // width), True
-            if count <= 0:
-                return [], slot, False
-            file.seek(HEADER_SIZE + slot * record_size)
-            records = np.fromfile(file, dtype=segment_dtype(record_size), count=count)
+        kids = self._key_ids(attempt, stream)
+        expected = expected_record_size(stream, self._scanned.schemas.get((attempt, stream)))
+        checks = self._scanned.checks.get(name, ())
+        try:
+            with path.open("rb") as file:
+                header = file.read(HEADER_SIZE)
+                if not written(file, header, expected, checks):
+                    return [], slot, False
+                said: list[str] = []
+                layout = read_segment_header(
+                    name,
+                    header,
+                    attempt=attempt,
+                    stream=stream,
+                    record_size=expected,
+                    checks=checks,
+                    corrupt=said,
+                )
+                for message in said:
+                    self._report(message)
+                if layout is None:
+                    return [], slot, False
+                record_size, base = layout
+                width = (record_size - 16) // 8
+                # The slots the file holds: its header's capacity may be damaged.
+                capacity = (os.fstat(file.fileno()).st_size - HEADER_SIZE) // record_size
+                last = capacity if upper is None else min(upper, capacity)
+                count = last - slot
+                more = False
+                if budget is not None and count * max(width, 1) > budget:
+                    count, more = max(1, budget // max(width, 1)), True
+                if count <= 0:
+                    return [], slot, False
+                file.seek(HEADER_SIZE + slot * record_size)
+                records = np.fromfile(file, dtype=segment_dtype(record_size), count=count)
+            bad = self._bad_slots(name, record_size)
+        except FileNotFoundError:
+            return [], slot, False
+        except OSError as exc:
+            self._report(f"{name}: cannot be read: {exc}")
+            return [], slot, False
         if not records.size:
             return [], slot, False
-        kids = self._key_ids(attempt, stream)
-        valid = records["kind"] == (KIND_ROW if stream else KIND_POINT)
-        if stream == 0:
-            valid &= np.isin(records["key"], np.fromiter(kids, np.uint16, len(kids)))
-        elif not kids:
-            valid[:] = False
-        final = self._final_slots(name, record_size)
-        for lo, hi in self._bad_slots(name, record_size):
+        kinds = records["kind"]
+        valid = kinds == (KIND_ROW if stream else KIND_POINT)
+        failed = np.zeros(records.size, dtype=bool)
+        for lo, hi in bad:
             a, b = max(lo - slot, 0), max(min(hi - slot, records.size), 0)
-            valid[a:b] = False
+            failed[a:b] = True
+        valid &= ~failed
+        if stream == 0:
+            stray = valid & ~np.isin(records["key"], np.fromiter(kids, np.uint16, len(kids)))
+        else:
+            stray = valid & (records["key"] != stream) if kids else valid.copy()
+        valid &= ~stray
+        final = self._final_slots(name, record_size)
         taken = records.size
         if upper is None:
             if live:
@@ -310,11 +370,33 @@ class JournalTail:
                     taken = int(filled[-1]) + 1 if filled.size else 0
         records, valid = records[:taken], valid[:taken]
         end = slot + taken
+        self._report_skipped(name, slot, records, stray[:taken], failed[:taken], stream)
         if not valid.all():
             records = records[valid]
         if not records.size:
             return [], end, more
-        return self._chunks(records, attempt, stream, base_ns / 1e9), end, more
+        return self._chunks(records, attempt, stream, base), end, more
+
+    def _report_skipped(
+        self,
+        name: str,
+        slot: int,
+        records: npt.NDArray[Any],
+        stray: npt.NDArray[np.bool_],
+        failed: npt.NDArray[np.bool_],
+        stream: int,
+    ) -> None:
+        """Report the records taken past that are neither empty nor in a failed block
+        (reported already): a damaged kind, a key id no event names, a row of no stream."""
+        kind = KIND_ROW if stream else KIND_POINT
+        damaged = ~failed & (records["kind"] != 0) & (records["kind"] != kind)
+        where = f"{name}: records {slot}-{slot + records.size}"
+        if damaged.any():
+            self._report(f"{where}: {int(damaged.sum())} with a damaged kind field skipped")
+        if stray.any():
+            keys = np.unique(records["key"][stray]).tolist()
+            what = f"key ids {keys[:5]}" if stream == 0 else f"stream {stream}"
+            self._report(f"{where}: {int(stray.sum())} of {what}, which no event names, skipped")
 
     def _key_ids(self, attempt: int, stream: int) -> dict[int, str] | tuple[int, ...]:
         if stream == 0:
@@ -345,23 +427,30 @@ class JournalTail:
 
     def _final_slots(self, name: str, record_size: int) -> int:
         checks = self._scanned.checks.get(name, ())
-        end = max((check.end for check in checks), default=HEADER_SIZE)
-        return (end - HEADER_SIZE) // record_size
+        ends = [
+            check.end
+            for check in checks
+            if HEADER_SIZE <= check.start <= check.end
+            and (check.end - HEADER_SIZE) % record_size == 0
+        ]
+        return (max(ends, default=HEADER_SIZE) - HEADER_SIZE) // record_size
 
     def _bad_slots(self, name: str, record_size: int) -> list[tuple[int, int]]:
-        """Slot ranges whose checksum fails (verified once per new checksum)."""
+        """Slot ranges that fail their checksums (verified once per new checksum)."""
         checks = self._scanned.checks.get(name, [])
         done, bad = self._scanned.bad.get(name, (0, []))
         if done < len(checks):
             with (self.directory / name).open("rb") as file:
-                for check in checks[done:]:
-                    file.seek(check.start)
-                    data = file.read(check.end - check.start)
-                    if len(data) != check.end - check.start or zlib.crc32(data) != check.crc:
-                        self.corrupt.append(
-                            f"{name}: bytes {check.start}-{check.end} fail their checksum"
-                        )
-                        first = (check.start - HEADER_SIZE) // record_size
-                        bad.append((first, (check.end - HEADER_SIZE) // record_size))
+                size = os.fstat(file.fileno()).st_size
+
+                def read(lo: int, hi: int) -> bytes:
+                    file.seek(lo)
+                    return file.read(hi - lo)
+
+                for first, end, message in failed_slots(
+                    name, checks[done:], record_size, size, read
+                ):
+                    self._report(message)
+                    bad.append((first, end))
             self._scanned.bad[name] = (len(checks), bad)
         return bad

@@ -18,8 +18,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from polytrack._text import has_surrogates, safe_repr
 from polytrack.errors import InvalidInputError, InvalidMetricError, StoreError, TrackingWarning
-from polytrack.models import Event, KeyDefined, SchemaDefined
+from polytrack.models import Event, KeyDefined, KeyTable, SchemaDefined
 from polytrack.store.journal import (
     HEADER_SIZE,
     KIND_POINT,
@@ -49,7 +50,11 @@ class LogMetrics(Protocol):
     """The signature of `Run.log_metrics`."""
 
     def __call__(
-        self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+        self,
+        metrics: Mapping[str, Any] | None = None,
+        step: int | None = None,
+        epoch: int | None = None,
+        **named: Any,
     ) -> None: ...
 
 
@@ -183,16 +188,28 @@ class JournalWriter:
         POINT, ROW, HS, RS = KIND_POINT, KIND_ROW, HEADER_SIZE, POINT_SIZE
 
         def log_metrics(
-            metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+            metrics: Mapping[str, Any] | None = None,
+            step: int | None = None,
+            epoch: int | None = None,
+            **named: Any,
         ) -> None:
             now = mono()
+            if named:  # Polyaxon's habit: log_metrics(loss=0.5, step=3)
+                metrics = merge_named(metrics, named)
             if step is None:
                 step = last[0] + 1
+            elif type(step) is not int:  # True would pack as 1, 2.0 as 2: refuse as C does
+                step = _check_step(step)
             if epoch is not None:
                 _check_value("epoch", epoch)  # before anything of the call is written
-            if len(metrics) == 1:
+            try:
+                count = len(metrics)  # type: ignore[arg-type]
+            except TypeError:
+                _check_metrics(metrics)  # raises, naming what came instead of a mapping
+                raise
+            if count == 1:
                 try:
-                    for key, value in metrics.items():  # noqa: B007 - the one item, cheaply
+                    for key, value in metrics.items():  # type: ignore[union-attr]  # noqa: B007
                         pass
                 except AttributeError:
                     _check_metrics(metrics)
@@ -259,23 +276,33 @@ class JournalWriter:
         self._write_points(_check_metrics(metrics), _check_step(step), now)
 
     def _write_points(self, values: dict[str, float], step: int, now: float) -> None:
-        """Write validated points one by one; a failing disk warns once and drops the rest."""
+        """Write validated points one by one; a failing disk warns once and drops the rest.
+
+        Every key gets its id first, so a call that would pass the key cap raises before
+        any of it is written.
+        """
+        kids = self._key_ids_of(values)
         for key, value in values.items():
             try:
-                self._write_point(self._key_id(key), value, step, now)
+                self._write_point(kids[key], value, step, now)
             except StoreError as exc:
                 self.warn_once("store", f"polytrack could not record metric {key!r}: {exc}")
                 return
 
     def _log_call(
-        self, metrics: Mapping[str, Any], step: int | None = None, epoch: int | None = None
+        self,
+        metrics: Mapping[str, Any] | None = None,
+        step: int | None = None,
+        epoch: int | None = None,
+        **named: Any,
     ) -> None:
         """What the C appender leaves to Python: new keys, other value types, a full
-        segment, `epoch=`. Validates the whole call before writing any of it."""
+        segment, `epoch=`, metrics as keywords. Validates the whole call before writing
+        any of it."""
         now = time.monotonic()
         fast = self._fast
         assert fast is not None
-        values = _check_metrics(metrics)
+        values = _check_metrics(merge_named(metrics, named) if named else metrics)
         checked = _check_step(fast.last_step + 1 if step is None else step)
         if epoch is not None:
             values["epoch"] = _check_value("epoch", epoch)
@@ -334,21 +361,28 @@ class JournalWriter:
                 continue
 
     def _key_id(self, key: object) -> int:
-        key = _check_key(key)
-        kid = self._key_ids.get(key)
-        if kid is not None:
-            return kid
+        return self._key_ids_of({_check_key(key): 0.0})[key]  # type: ignore[index]
+
+    def _key_ids_of(self, keys: Mapping[str, object]) -> dict[str, int]:
+        """The ids of checked `keys`, defining the new ones: all of them, or none when they
+        would pass the cap of `MAX_KEYS` (a call that raises records nothing)."""
+        key_ids = self._key_ids
+        found = {key: key_ids.get(key, 0) for key in keys}
+        if all(found.values()):
+            return found
         with self._lock:
-            kid = self._key_ids.get(key)
-            if kid is None:
-                if len(self._key_ids) >= MAX_KEYS:
-                    raise InvalidMetricError(
-                        f"metric {key!r}: a run holds at most {MAX_KEYS} metric keys"
-                    )
-                kid = len(self._key_ids) + 1
+            new = [key for key in keys if key not in key_ids]
+            if len(key_ids) + len(new) > MAX_KEYS:
+                raise InvalidMetricError(
+                    f"metric {new[0]!r}: a run holds at most {MAX_KEYS} metric keys "
+                    f"({len(key_ids)} defined, this call adds {len(new)}); nothing of it was "
+                    "recorded"
+                )
+            for key in new:
+                kid = len(key_ids) + 1
                 self.append_event(KeyDefined(id=kid, name=key))
-                self._key_ids[key] = kid
-        return kid
+                key_ids[key] = kid
+            return {key: key_ids[key] for key in keys}
 
     def _define_row(self, names: tuple[str, ...]) -> None:
         """Give a key set logged together its own stream of fixed-size rows."""
@@ -525,24 +559,63 @@ class JournalWriter:
             if stream.spare is not None:
                 stream.spare.close(truncate=False)
                 stream.spare.path.unlink(missing_ok=True)
+        self._copy_key_table()
         self._events.close()
         fsync_dir(self.directory)
+
+    def _copy_key_table(self) -> None:
+        """Write the key ids and row schemas once more, as one record at the end of the
+        log: a damaged frame of either then costs no points."""
+        if not self._key_ids:
+            return
+        schemas = {
+            row[2]: tuple(self._key_ids[name] for name in names)
+            for names, row in list(self._rows.items())
+            if row is not None
+        }
+        keys = {kid: key for key, kid in list(self._key_ids.items())}
+        try:
+            self._events.append(KeyTable(keys=keys, schemas=schemas))
+        except OSError as exc:  # a full disk: the first copy is all there is
+            self.warn_once("store", f"polytrack could not finish the run journal: {exc}")
+
+
+def merge_named(metrics: object, named: dict[str, Any]) -> Mapping[str, Any]:
+    """The metrics of a call that names some (or all) as keywords, beside the mapping."""
+    if metrics is None:
+        return named
+    if not isinstance(metrics, Mapping):
+        _check_metrics(metrics)  # raises, naming what came instead of a mapping
+    both = sorted(set(named).intersection(metrics))  # type: ignore[arg-type]
+    if both:
+        raise InvalidMetricError(
+            f"metric {both[0]!r} is given twice: in the mapping and as a keyword"
+        )
+    return {**metrics, **named}  # type: ignore[dict-item]
 
 
 def _check_metrics(metrics: object) -> dict[str, float]:
     """Every key and value of a log call, validated; raises naming the first bad one."""
     if not isinstance(metrics, Mapping):
         raise InvalidMetricError(
-            f"metrics must be a mapping of names to values; got {type(metrics).__name__}"
+            "metrics must be a mapping of names to values (or names as keywords); "
+            f"got {type(metrics).__name__}"
         )
     return {_check_key(key): _check_value(key, value) for key, value in metrics.items()}
 
 
 def _check_key(key: object) -> str:
     if not isinstance(key, str):
-        raise InvalidMetricError(f"metric keys must be strings; got {type(key).__name__} {key!r}")
+        raise InvalidMetricError(
+            f"metric keys must be strings; got {type(key).__name__} {safe_repr(key)}"
+        )
     if not key or len(key) > 250:
-        raise InvalidMetricError(f"metric key {key!r} must have 1 to 250 characters")
+        raise InvalidMetricError(f"metric key {safe_repr(key)} must have 1 to 250 characters")
+    if has_surrogates(key):  # no UTF-8 reader (SQLite, a terminal, a server) could take it
+        raise InvalidMetricError(
+            f"metric key {key!r} holds a lone surrogate, which is not text: decode the "
+            "name's bytes with errors='replace'"
+        )
     return key
 
 
@@ -559,7 +632,8 @@ def _check_value(key: object, value: object) -> float:
         except (TypeError, ValueError, OverflowError):
             pass
     raise InvalidMetricError(
-        f"metric {key!r}: value must be a real number, got {type(value).__name__} {value!r:.80}"
+        f"metric {safe_repr(key)}: value must be a real number, got {type(value).__name__} "
+        f"{safe_repr(value)}"
     )
 
 
@@ -570,8 +644,8 @@ def _check_step(step: object) -> int:
         value = int(step.__index__())  # type: ignore[attr-defined]
     except (AttributeError, TypeError):
         raise InvalidInputError(
-            f"step must be an integer, got {type(step).__name__} {step!r:.80}"
+            f"step must be an integer, got {type(step).__name__} {safe_repr(step)}"
         ) from None
     if not -(2**63) <= value < 2**63:
-        raise InvalidInputError(f"step {value} does not fit in 64 bits")
+        raise InvalidInputError(f"step {safe_repr(value)} does not fit in 64 bits")
     return value

@@ -3,7 +3,9 @@
 - `engine`: `RunSync`, one run to one backend: the position kept, pending batches, retries;
   what `polytrack sync` runs;
 - `worker`: `SyncWorker`, the thread a live run owns that drives the engine while it
-  records;
+  records, and hands what `finish()` could not send to the uploader;
+- `uploader`: the home's one background uploader: the runs handed to it, its lock and
+  its record (`polytrack sync --uploader`, `--status`, `--stop`);
 - `backends/`: the `Backend` plug point and its implementations (MLflow, Polyaxon, another
   polytrack home, in memory), URI resolution, credentials and artifact stores.
 

@@ -55,11 +55,13 @@ from polytrack.sync.backends.base import Artifact, Backend, Batch, Series
 from polytrack.sync.backends.config import uri_key
 
 __all__ = [
+    "Backlog",
     "Backoff",
     "RunSync",
     "StepResult",
     "SyncBusyError",
     "SyncState",
+    "read_backlog",
     "state_path",
     "target_name",
 ]
@@ -379,6 +381,55 @@ class RunSync:
             if piece.exhausted or piece.end == start:
                 return total
             start = piece.end
+
+
+@attrs.frozen
+class Backlog:
+    """What syncing a run to a backend would send now (`read_backlog`)."""
+
+    points: int
+    events: int
+    bytes: int  # about: 24 per point, the events' bytes, the files not yet uploaded
+    new: bool  # nothing of the run was ever sent there: syncing creates it on the server
+    up_to_date: bool  # all sent, the final status too: syncing would do nothing
+
+
+def read_backlog(directory: Path, key: str, *, live: bool) -> Backlog:
+    """What syncing the run in `directory` to backend `key` would send now.
+
+    Read from disk only: no lock (a process syncing the run meanwhile makes it an
+    estimate) and no network, for `polytrack sync --dry-run` and `--status`.
+
+    Raises:
+        StoreError: the run's journal or sync state cannot be read.
+    """
+    path = state_path(directory, key)
+    state = SyncState.load(path, uri_key(key))
+    tail = JournalTail(directory)
+    start = state.acked
+    points = events = size = 0
+    while True:
+        piece = tail.read(start, live=live, max_points=1_000_000, max_events=100_000)
+        points += piece.points
+        events += len(piece.events)
+        size += 24 * piece.points  # step, value and time: 8 bytes each
+        size += sum(end - start.events.get(name, 0) for name, end in piece.end.events.items())
+        for artifact in _artifacts_of(piece.events, directory):
+            if state.artifacts.get(artifact.name) != artifact.digest:
+                size += artifact.size
+        if piece.exhausted or piece.end == start:
+            break
+        start = piece.end
+    final = state.status is not None and (
+        state.status[0] in FINAL_STATUSES or state.status[0] == "crashed"
+    )
+    return Backlog(
+        points=points,
+        events=events,
+        bytes=size,
+        new=not path.is_file(),
+        up_to_date=final and state.pending is None and points == 0 and events == 0,
+    )
 
 
 def _batch(seq: int, piece: Slice) -> Batch:

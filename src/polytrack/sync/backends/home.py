@@ -73,6 +73,7 @@ from polytrack.store.journal import (
     SEGMENT_HEADER,
     SEGMENT_MAGIC,
     Events,
+    checksum_of,
     fsync_dir,
 )
 from polytrack.sync.backends.base import Artifact, Batch
@@ -209,9 +210,8 @@ class HomeBackend:
             for event in batch.events:
                 if not isinstance(event, KeyDefined | SchemaDefined | Checksum):
                     target.events.append(event)
-            end = HEADER_SIZE + (records.nbytes if records is not None else 0)
-            crc = _crc(records) if records is not None else 0
-            target.events.append(Checksum(file=name, start=HEADER_SIZE, end=end, crc=crc))
+            data = records.array.tobytes() if records is not None else b""
+            target.events.append(checksum_of(name, data))  # a CRC per 4 KiB block too
             target.events.flush()
             _touch(target.directory / "heartbeat")
         except BaseException as exc:
@@ -406,12 +406,6 @@ def _write_segment(path: Path, records: _Records) -> None:
     finally:
         temporary.unlink(missing_ok=True)
     fsync_dir(path.parent)
-
-
-def _crc(records: _Records) -> int:
-    import zlib
-
-    return zlib.crc32(records.array.tobytes())
 
 
 def _touch(path: Path) -> None:

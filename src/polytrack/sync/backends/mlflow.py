@@ -16,6 +16,7 @@ status                         RUNNING / FINISHED / FAILED / KILLED (crashed: FA
                                tag polytrack.status=crashed), end time, polytrack.status_message
 git                            mlflow.source.git.commit / .branch / .repoURL
 code                           mlflow.source.name, mlflow.source.type (LOCAL, NOTEBOOK)
+user                           mlflow.user and the run's user_id (who started it)
 environment, hardware, seeds   polytrack/<kind>.json artifacts plus summary tags
                                (polytrack.python, polytrack.gpus, polytrack.seed, ...)
 data refs                      tag polytrack.data.<name> = digest; inputs also as datasets
@@ -421,18 +422,20 @@ class MlflowBackend:
         }
         if run.notes:
             tags["mlflow.note.content"] = run.notes
+        if run.user:  # as MLflow's own client records who ran it: the tag and user_id
+            tags["mlflow.user"] = run.user
         tags.update(_tag_tags(run.tags))
-        created = self._call(
-            "POST",
-            f"{_API}/runs/create",
-            what="runs/create",
-            body={
-                "experiment_id": experiment_id,
-                "run_name": run.name,
-                "start_time": round(run.created_at * 1000),
-                "tags": [{"key": k, "value": v} for k, v in _clean_tags(tags).items()],
-            },
-        )["run"]["info"]
+        body: dict[str, Any] = {
+            "experiment_id": experiment_id,
+            "run_name": run.name,
+            "start_time": round(run.created_at * 1000),
+            "tags": [{"key": k, "value": v} for k, v in _clean_tags(tags).items()],
+        }
+        if run.user:
+            body["user_id"] = run.user
+        created = self._call("POST", f"{_API}/runs/create", what="runs/create", body=body)[
+            "run"
+        ]["info"]
         # runs/create is not idempotent: processes on two machines opening the run at once
         # may both create one. Each then keeps the same one and deletes its own if not it.
         found = self._search(experiment_id, run.id)

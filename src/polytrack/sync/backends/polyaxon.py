@@ -719,6 +719,9 @@ class PolyaxonBackend:
                     "host": run.host,
                     "pid": run.pid,
                     "version": run.version,
+                    # Polyaxon sets a run's `user` from the token that creates it and takes
+                    # none in the body: who ran it is kept beside the rest of ours.
+                    "user": run.user,
                 }
             },
         }

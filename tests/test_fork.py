@@ -1,0 +1,284 @@
+"""Forks and children around a run: a child forked at any instant after `init()` can start
+its own run, and children that outlive the run (subprocesses, fork-pool workers) go on
+writing to the real terminal unharmed. Each scenario runs as a script in a subprocess,
+whose real stdout the test reads: pytest's own streams are no terminal to redirect."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import polytrack
+from _git import git
+
+# Rounds of (one run in the parent, forks at seeded random instants in its first 0.5 s).
+# Most instants fall in the first 30 ms, one in each of six slices, where the capture
+# threads import (psutil, the capture modules): a fork there used to leave the child an
+# import lock held forever, and its init() waited on it (issue 12, section 4).
+_STORM = textwrap.dedent(
+    r"""
+    import os, random, sys, time
+    import polytrack
+
+    home, seed, rounds, forks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    rng = random.Random(seed)
+    for round_ in range(rounds):
+        early = [(i + rng.random()) * 0.030 / (forks - 2) for i in range(forks - 2)]
+        instants = early + sorted(rng.uniform(0.030, 0.5) for _ in range(2))
+        # A cold cache each round: the environment capture then reads the package list,
+        # importing what importlib.metadata imports on first use.
+        os.environ["POLYTRACK_CACHE_DIR"] = os.path.join(home, f"cache-{round_}")
+        run = polytrack.init(project="storm", dir=home)
+        started = time.monotonic()
+        children = []
+        for at in instants:
+            pause = started + at - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    child = polytrack.init(project="storm-child", dir=home)
+                    child.log_metrics({"x": float(round_)}, step=0)
+                    child.finish()
+                    code = 0
+                finally:
+                    os._exit(code)
+            children.append((pid, at))
+        failure = None
+        for pid, at in children:
+            deadline = time.monotonic() + 30
+            while failure is None:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    if status != 0:
+                        failure = f"ended with status {status}"
+                    break
+                if time.monotonic() > deadline:
+                    failure = "hung"
+                time.sleep(0.005)
+            if failure is not None:
+                for other, _ in children:  # none may hold the test's pipes open
+                    try:
+                        os.kill(other, 9)
+                    except ProcessLookupError:
+                        pass
+                sys.exit(f"round {round_}: the child forked {at * 1000:.1f} ms after init "
+                         f"{failure}")
+        run.finish()
+    """
+)
+
+
+@pytest.mark.parametrize("seed", [12, 34])
+def test_a_fork_storm_after_init_never_hangs_a_child(
+    tmp_path: Path, hot_path: str, seed: int
+) -> None:
+    """Children forked at random instants after init() all start, record and finish a run
+    of their own: no lock a capture thread held at the fork is inherited held."""
+    repo = tmp_path / "repo"  # git in the snapshot: its thread runs git and imports for it
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "train.py").write_text("print('hi')\n")
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "first")
+    script = tmp_path / "storm.py"
+    script.write_text(_STORM)
+    home = tmp_path / "home"
+    rounds, forks = 3, 8
+    done = subprocess.run(
+        [sys.executable, str(script), str(home), str(seed), str(rounds), str(forks)],
+        cwd=repo,
+        capture_output=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    children = polytrack.runs(project="storm-child", home=home)
+    assert len(children) == rounds * forks
+    assert {view.status for view in children} == {"succeeded"}
+    assert sorted(view.history("x")[1].tolist()[0] for view in children) == sorted(
+        float(round_) for round_ in range(rounds) for _ in range(forks)
+    )
+
+
+# -- children that outlive the run ------------------------------------------------------------
+
+# Started during the run, they write only once the run has finished: a Python child and a
+# shell helper (each released by the end of its stdin), and a fork-pool worker that writes
+# more than a pipe holds. Each must reach the real stdout, and none may die or block.
+_CHILDREN = textwrap.dedent(
+    r"""
+    import multiprocessing, subprocess, sys
+    import polytrack
+
+    LINES = 300  # 300 lines of 1 KiB: past the 64 KiB a pipe holds
+
+    def write_much(tag):
+        for i in range(LINES):
+            sys.stdout.write(f"{tag} {i:04d} " + "x" * 1013 + "\n")
+        sys.stdout.flush()
+        return LINES
+
+    if __name__ == "__main__":
+        run = polytrack.init(project="children", dir=sys.argv[1])
+        # The pool first: a worker forked later would hold the children's stdin open.
+        pool = multiprocessing.get_context("fork").Pool(1)
+        assert pool.apply(len, ("warm",)) == 4  # its worker is forked during the run
+        waits = "import sys; sys.stdin.read(); print('python child after finish', flush=True)"
+        python_child = subprocess.Popen([sys.executable, "-c", waits], stdin=subprocess.PIPE)
+        shell = subprocess.Popen(
+            ["sh", "-c", "read line; echo shell helper after finish"], stdin=subprocess.PIPE
+        )
+        print("during the run", flush=True)
+        run.finish()
+        python_child.stdin.close()  # one after the other: their lines must not interleave
+        codes = [python_child.wait(timeout=30)]
+        shell.stdin.close()
+        codes.append(shell.wait(timeout=30))
+        written = pool.apply_async(write_much, ("pool",)).get(timeout=30)
+        pool.close()
+        pool.join()
+        # On stderr: on stdout it could land amid what the reader still forwards.
+        print("exit codes", *codes, "pool wrote", written, file=sys.stderr, flush=True)
+    """
+)
+
+
+def _run_children(tmp_path: Path, *, tty: bool) -> tuple[bytes, bytes]:
+    """Run the script; its real stdout and stderr (pipes, or each a pseudo-terminal)."""
+    script = tmp_path / "children.py"
+    script.write_text(_CHILDREN)
+    argv = [sys.executable, str(script), str(tmp_path / "home")]
+    if not tty:
+        done = subprocess.run(argv, capture_output=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")
+        return done.stdout, done.stderr
+    masters, slaves = zip(*(os.openpty() for _ in range(2)), strict=True)
+    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slaves[0], stderr=slaves[1])
+    for slave in slaves:
+        os.close(slave)
+    got = {fd: b"" for fd in masters}
+    reading = list(masters)
+    deadline = time.monotonic() + 120
+    while reading and time.monotonic() < deadline:
+        ready, _, _ = select.select(reading, [], [], 1.0)
+        for fd in ready:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                data = b""
+            got[fd] += data
+            if not data:
+                reading.remove(fd)
+    returncode = child.wait(timeout=30)
+    for fd in masters:
+        os.close(fd)
+    assert returncode == 0, got[masters[1]].decode(errors="replace")
+    return got[masters[0]], got[masters[1]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tty", [False, True], ids=["pipes", "terminal"])
+def test_children_writing_after_finish_reach_the_real_stdout(tmp_path: Path, tty: bool) -> None:
+    """A subprocess, a shell helper and a fork-pool worker started during the run write after
+    finish(): none dies of a broken pipe nor blocks, and all of it reaches the real stdout."""
+    out, err = _run_children(tmp_path, tty=tty)
+    text = out.decode(errors="replace").replace("\r\n", "\n")
+    assert "python child after finish\n" in text
+    assert "shell helper after finish\n" in text
+    pool_lines = [line for line in text.splitlines() if line.startswith("pool ")]
+    assert pool_lines == [f"pool {i:04d} " + "x" * 1013 for i in range(300)]
+    assert "exit codes 0 0 pool wrote 300\n" in err.decode().replace("\r\n", "\n")
+    assert b"BrokenPipeError" not in err
+    (view,) = polytrack.runs(project="children", home=tmp_path / "home")
+    assert view.status == "succeeded"
+    logged = [line.text for line in view.logs()]
+    assert "during the run" in logged  # the capture itself still works
+
+
+def test_a_forked_child_is_told_its_calls_are_not_recorded(tmp_path: Path) -> None:
+    """In a forked child, log calls warn once that it is a fork of the run's process,
+    that nothing it logs is recorded, and where the docs show how to log from workers."""
+    run = polytrack.init(dir=tmp_path / "home")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the warnings' texts, whatever happens
+        try:
+            import warnings
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                polytrack.log_metrics({"loss": 1.0}, step=0)
+                run.log_metrics({"loss": 1.0}, step=0)
+            os.write(write, "\n".join(str(w.message) for w in caught).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        messages = pipe.read().decode().splitlines()
+    os.waitpid(pid, 0)
+    run.finish()
+    assert len(messages) == 2, messages
+    for message in messages:
+        assert f"forked from run {run.id}" in message
+        assert "records nothing" in message
+        assert "'Logging from workers' in docs/tracking.md" in message
+    assert "before polytrack.init()" not in messages[0]
+
+
+# Every import made by a polytrack thread, and whether it held the fork gate meanwhile.
+_IMPORTS = textwrap.dedent(
+    r"""
+    import os, sys, threading
+    from polytrack.capture import forkgate
+    found = []
+
+    def audit(event, args):
+        if event == "import" and threading.current_thread().name.startswith("polytrack-"):
+            found.append(("in" if forkgate.held_here() else "out", args[0]))
+
+    sys.addaudithook(audit)
+    import polytrack
+
+    os.environ["POLYTRACK_CACHE_DIR"] = os.path.join(sys.argv[1], "cold-cache")
+    polytrack.init(project="imports", dir=sys.argv[1]).finish()  # finish() joins them
+    for where, module in found:
+        print(where, module)
+    """
+)
+
+
+def test_capture_threads_import_only_inside_the_fork_gate(tmp_path: Path) -> None:
+    """A capture thread imports nothing outside the fork gate (git, the package list,
+    hardware and system metrics captured, the package list's cache cold): a fork never
+    finds one of its imports half done."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "train.py").write_text("print('hi')\n")
+    git(repo, "add", "train.py")
+    git(repo, "commit", "-q", "-m", "first")
+    (repo / "train.py").write_text("print('changed')\n")  # a diff for git to capture
+    script = tmp_path / "imports.py"
+    script.write_text(_IMPORTS)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "home")],
+        cwd=repo,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    found = [line.split(" ", 1) for line in done.stdout.decode().splitlines()]
+    assert [module for where, module in found if where == "out"] == []
+    inside = {module for where, module in found if where == "in"}
+    assert {"polytrack.capture.git", "polytrack.capture.environment", "psutil"} <= inside
