@@ -15,6 +15,7 @@ import os
 import random
 import shutil
 import struct
+import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +25,13 @@ import numpy as np
 import pytest
 
 import polytrack
+from polytrack.errors import DamagedRecordsWarning
 from polytrack.models import (
     Checksum,
     Event,
     KeyDefined,
     ParamsSet,
+    RunStarted,
     StatusChanged,
     TagsAdded,
 )
@@ -284,9 +287,10 @@ def test_a_damaged_event_frame_costs_that_frame_and_is_reported(
 
 def test_damaged_files_never_break_the_public_readers(pristine: Pristine, tmp_path: Path) -> None:
     """Whatever file of a run is damaged (segments, events, manifest, captured output,
-    the artifact's blob), `runs()`, `get_run()` and a run's readers answer, with the run's
-    final status and params unless that very record was hit; a damaged blob fails its own
-    download with a StoreError that says it is corrupt."""
+    the artifact's blob), `runs()`, `get_run()` and a run's readers answer, with the run
+    (also when its first record was hit), its final status and params unless that very
+    record was hit, and what was skipped in `damaged`, said once by a warning; a damaged
+    blob fails its own download with a StoreError that says it is corrupt."""
     rng = random.Random(3)
     patterns = ["points-*.seg", "events-*.log", "manifest-*.json", "output-*.log", "blob"]
     for trial in range(30):
@@ -302,23 +306,32 @@ def test_damaged_files_never_break_the_public_readers(pristine: Pristine, tmp_pa
         path.chmod(0o644)  # blobs are read-only
         at, what = damage(path, rng)
         hit = event_at(pristine.run_dir / path.name, at) if pattern.startswith("events") else None
-        listed = polytrack.runs(home=home)
-        if not listed:
-            # Only the loss of the run's first record hides it; the log said so.
-            files = read_run_files(directory)
-            assert files.corrupt and path.name.startswith("events"), what
-            continue
-        (view,) = listed
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            (view,) = polytrack.runs(home=home)  # listed, whatever record was hit
+            view.history("loss")
+            view.history("a", with_time=True)
+            view.snapshot()
+            view.logs()
+            outputs = view.outputs
+            again = polytrack.get_run(pristine.run_id, home=home)
+            polytrack.runs(home=home)
+        assert again.id == view.id == pristine.run_id and again.damaged == view.damaged, what
         assert view.status == "succeeded" or isinstance(hit, StatusChanged), what
         assert view.params == {"lr": 0.1, "late": 1} or isinstance(hit, ParamsSet), what
+        if isinstance(hit, RunStarted):
+            assert view.project == "unknown" and view.name == view.id, what
+            assert any("starts the run" in message for message in view.damaged), what
+        else:
+            assert view.project == "p", what
         lost = 12_000 - view.metrics["loss"].count
         assert lost == 0 or (pattern.startswith("points") and lost <= 172), what
-        view.history("loss")
-        view.history("a", with_time=True)
-        view.snapshot()
-        view.logs()
-        assert view.outputs in ({"accuracy": 0.9}, {}), what
-        assert polytrack.get_run(pristine.run_id, home=home).id == pristine.run_id
+        assert not lost or any(path.name in message for message in view.damaged), what
+        assert outputs in ({"accuracy": 0.9}, {}), what
+        # Every reader's losses are in `damaged`, said in one warning, and never again.
+        told = [w.message for w in said if isinstance(w.message, DamagedRecordsWarning)]
+        assert [warning.messages for warning in told] == ([view.damaged] if view.damaged else [])
+        assert all(w.category is DamagedRecordsWarning for w in said), what
         for artifact in view.artifacts():
             target = tmp_path / f"restored-{trial}"
             try:

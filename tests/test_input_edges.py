@@ -351,3 +351,21 @@ def test_metrics_as_keywords(home: Path) -> None:
     assert view.history("loss")[0].tolist() == [3, 4, 5, 6]
     assert view.history("loss")[1].tolist() == [0.5, 0.4, 0.3, 0.2]
     assert view.history("acc")[1].tolist() == [0.9, 0.8]
+
+
+def test_a_home_written_with_lone_surrogates_reads(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Earlier versions wrote lone surrogates into the events log (as JSON escapes): the
+    readers escape them on the way in, so such a home lists, shows and indexes."""
+    from polytrack.cli import main
+    from polytrack.store import journal
+
+    with monkeypatch.context() as patched:
+        patched.setattr(journal, "_escape_strings", lambda data: data)  # the old writer
+        run = polytrack.init(dir=home, capture=False)
+        run.finish("failed", message="bad \udc80 text")
+    assert b"\\udc80" in next(run.dir.glob("events-*.log")).read_bytes()
+    (view,) = polytrack.runs(home=home)
+    assert view.message is not None and "bad \\udc80 text" in view.message
+    assert main(["--home", str(home), "runs", "show", run.id]) == 0

@@ -23,7 +23,17 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "polytrack"
 
 # The base layer: modules at the package root that everything may import.
 BASE = frozenset(
-    {"errors", "models", "settings", "_convert", "redact", "_text", "_version", "_speedups"}
+    {
+        "errors",
+        "models",
+        "settings",
+        "_convert",
+        "redact",
+        "_text",
+        "_version",
+        "_speedups",
+        "_forkgate",
+    }
 )
 # The face: the run and the module-level API over it, at the package root.
 FACE = frozenset({"run", "artifacts", "tracking", "_state", "_api"})

@@ -3,26 +3,52 @@
 Hooks are installed at the first `init()`, never at import, and each chains to what was
 there before and is put back once no run is left:
 
-- `atexit` finishes a run the script forgot to finish: `succeeded`, or what the exit code
-  given to `sys.exit()` says (see `_ExitWatch`);
+- `atexit` finishes a run the script forgot to finish: `succeeded`, or what the code of
+  the SystemExit that ends the interpreter says (see "Exit codes" below);
 - `sys.excepthook` marks it failed (stopped for `KeyboardInterrupt`);
 - SIGTERM and SIGHUP (how Kubernetes, Slurm and a closed terminal stop a job) mark it
   stopped, naming the signal, and then the process ends as it would have without
   polytrack: the previous Python handler is called, or the default action is taken again;
 - `os.register_at_fork` makes sure a forked child (a DataLoader worker, say) never writes
   into its parent's journal, and tells it why its log calls record nothing.
+
+Exit codes. Python tells an exit hook nothing of how the interpreter ends: an uncaught
+SystemExit is taken apart in C (`_Py_HandleSystemExit`), its code handed to `Py_Exit()`,
+and the exception dropped, all before the exit hooks run. So the code is noted on its way:
+
+- `sys.exit`, and `exit` and `quit` (site's Quitters, in `builtins`), are wrapped while a
+  run lives. The wrapper's frame holds an `_ExitWatch`, which tells an exit that ends the
+  interpreter from one that is caught (argparse's) by when it dies.
+- On Python 3.12+, `sys.monitoring` reports every exception leaving a frame (PY_UNWIND):
+  a SystemExit leaving the main thread's outermost frame is the one that ends the
+  interpreter, however it was raised, `raise SystemExit(2)` included (`_on_unwind`).
+  The event has no per-code-object form: while a run lives, each frame that any
+  exception leaves costs the callback, ~70 ns; code that raises nothing pays nothing.
+  It takes a tool id that no convention claims (4, else 3), or none if both are taken.
+- Before 3.12, a SystemExit raised by hand outside a `with` block ends the script with
+  its code unknown here: the run is recorded `succeeded` (docs/tracking.md says so).
+
+Rejected ways to that last code: putting a subclass of SystemExit that notes its code in
+`builtins` (the name `SystemExit` in `except SystemExit:` would then mean the subclass,
+which a SystemExit raised in C does not match, from a `sys.exit` bound before `init()`
+(`from sys import exit`), say: the handler would be skipped and the script would end,
+changed by polytrack); glibc's `on_exit()` (it gets the real status, but after the
+interpreter is finalized: no Python runs then, and the run's status is written and its
+journal closed by then); `sys.settrace` or `sys.setprofile` (a cost on every call).
 """
 
 from __future__ import annotations
 
 import atexit
+import builtins
+import contextlib
 import os
 import signal
 import sys
 import threading
 import weakref
 from collections.abc import Callable
-from types import FrameType, TracebackType
+from types import CodeType, FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, NoReturn, Union
 
 from polytrack.run import exit_status
@@ -54,8 +80,15 @@ _previous_excepthook = sys.excepthook
 _previous_exit = sys.exit
 # Signal -> the handler polytrack replaced, while polytrack's is installed for it.
 _previous_handlers: dict[int, Callable[[int, FrameType | None], Any] | int] = {}
-# The code of the sys.exit() that is ending the interpreter, in a tuple (it may be None).
+# `exit` and `quit` in builtins -> what polytrack wrapped, while its wrappers are there.
+_previous_quitters: dict[str, Callable[..., object]] = {}
+# The code of the SystemExit that is ending the interpreter, in a tuple (it may be None).
 _exit_code: tuple[object] | None = None
+# Python 3.12+: the sys.monitoring tool id polytrack holds, and the code of the main
+# thread's outermost frame, which the exception that ends the interpreter leaves.
+_MONITORING_TOOLS: Final = (4, 3)  # unclaimed: debuggers 0, coverage 1, profilers 2, JITs 5
+_monitoring_tool: int | None = None
+_bottom_code: CodeType | None = None
 _said: set[str] = set()  # warnings already given once in this process
 
 
@@ -113,6 +146,8 @@ def _install_hooks() -> None:
     if sys.exit is not _exit:
         _previous_exit = sys.exit
         sys.exit = _exit
+    _wrap_quitters()
+    _watch_unwinding()
     atexit.register(_at_exit)
     _install_signal_handlers()
     if not _fork_hook_registered and hasattr(os, "register_at_fork"):
@@ -130,6 +165,8 @@ def _uninstall_hooks() -> None:
         sys.excepthook = _previous_excepthook
     if sys.exit is _exit:
         sys.exit = _previous_exit
+    _unwrap_quitters()
+    _stop_watching_unwinding()
     atexit.unregister(_at_exit)
     _restore_signal_handlers()
 
@@ -146,8 +183,8 @@ def _excepthook(
 
 
 def _at_exit() -> None:
-    # A SystemExit raised by hand (`raise SystemExit(2)`, not `sys.exit(2)`) outside a
-    # `with` block leaves no trace Python shows an exit hook: recorded as succeeded.
+    # No code noted: the script returned, or (before Python 3.12) raised a SystemExit by
+    # hand; see the module docstring.
     status, message = (
         ("succeeded", None) if _exit_code is None else exit_status(SystemExit(_exit_code[0]))
     )
@@ -162,13 +199,46 @@ def _exit(status: str | int | None = None, /) -> NoReturn:
     _previous_exit(status)
 
 
+class _Quitter:
+    """`exit` or `quit` while a run lives: site's Quitter, called and shown the same, with
+    its exit code known at exit as sys.exit's is (see `_ExitWatch`)."""
+
+    __slots__ = ("_quitter",)
+
+    def __init__(self, quitter: Callable[..., object]) -> None:
+        self._quitter = quitter
+
+    def __repr__(self) -> str:
+        return repr(self._quitter)  # what the REPL shows for a bare `exit`
+
+    def __call__(self, code: object = None) -> object:
+        watch = _ExitWatch(code)  # noqa: F841  (held by this frame: see _ExitWatch)
+        return self._quitter(code)
+
+
+def _wrap_quitters() -> None:
+    for name in ("exit", "quit"):  # absent under `python -S`
+        quitter = getattr(builtins, name, None)
+        if callable(quitter) and not isinstance(quitter, _Quitter):
+            _previous_quitters[name] = quitter
+            setattr(builtins, name, _Quitter(quitter))
+
+
+def _unwrap_quitters() -> None:
+    for name, quitter in list(_previous_quitters.items()):
+        if isinstance(getattr(builtins, name, None), _Quitter):  # else someone replaced it
+            setattr(builtins, name, quitter)
+        del _previous_quitters[name]
+
+
 class _ExitWatch:
-    """Held by `_exit`'s frame, which the SystemExit's traceback keeps alive: it dies
-    with that traceback. Caught, the exception dies in the frame that caught it; uncaught,
-    the interpreter drops it once every frame has returned, just before the exit hooks
-    run. So dying with no Python frame left to run means: the interpreter exits with
-    this code. (Python gives an `atexit` hook no exit code; wrapping `sys.exit` alone
-    would take a caught `sys.exit(2)`, argparse's say, for the end of the script.)"""
+    """Held by `_exit`'s frame (or `_Quitter.__call__`'s), which the SystemExit's
+    traceback keeps alive: it dies with that traceback. Caught, the exception dies in the
+    frame that caught it; uncaught, the interpreter drops it once every frame has
+    returned, just before the exit hooks run. So dying with no Python frame left to run
+    means: the interpreter exits with this code. (Python gives an `atexit` hook no exit
+    code; wrapping `sys.exit` alone would take a caught `sys.exit(2)`, argparse's say,
+    for the end of the script.)"""
 
     __slots__ = ("code",)
 
@@ -183,6 +253,58 @@ class _ExitWatch:
             _exit_code = (self.code,)
         except Exception:  # late in the interpreter's shutdown: nothing to record into
             pass
+
+
+def _watch_unwinding() -> None:
+    """Python 3.12+: have `_on_unwind` told of the exceptions that leave a frame, to see
+    the one leaving the main thread's outermost frame (see the module docstring)."""
+    global _monitoring_tool, _bottom_code
+    monitoring: Any = getattr(sys, "monitoring", None)
+    if monitoring is None or _monitoring_tool is not None:
+        return
+    main = threading.main_thread()
+    frame = (
+        sys._getframe()
+        if threading.current_thread() is main
+        else sys._current_frames().get(main.ident or -1)
+    )
+    if frame is None:  # the main thread runs no Python: an embedded interpreter
+        return
+    while frame.f_back is not None:
+        frame = frame.f_back
+    for tool in _MONITORING_TOOLS:
+        try:
+            monitoring.use_tool_id(tool, "polytrack")
+        except ValueError:  # taken: by a debugger, coverage or a profiler of its own
+            continue
+        _bottom_code = frame.f_code
+        monitoring.register_callback(tool, monitoring.events.PY_UNWIND, _on_unwind)
+        monitoring.set_events(tool, monitoring.events.PY_UNWIND)
+        _monitoring_tool = tool
+        return
+
+
+def _stop_watching_unwinding() -> None:
+    global _monitoring_tool, _bottom_code
+    tool, _monitoring_tool, _bottom_code = _monitoring_tool, None, None
+    if tool is None:
+        return
+    monitoring: Any = getattr(sys, "monitoring", None)
+    with contextlib.suppress(ValueError):
+        monitoring.set_events(tool, 0)
+        monitoring.register_callback(tool, monitoring.events.PY_UNWIND, None)
+        monitoring.free_tool_id(tool)
+
+
+def _on_unwind(code: CodeType, offset: int, exc: BaseException) -> None:
+    """An exception leaves a frame: if a SystemExit leaves the main thread's outermost,
+    note its code. Called for every such frame in the process: it must be quick, must
+    never raise (into the frame that the exception leaves), and must return None
+    (`sys.monitoring.DISABLE` is refused for this event, with an error in that frame)."""
+    global _exit_code
+    if code is _bottom_code and isinstance(exc, SystemExit):
+        with contextlib.suppress(Exception):  # a subclass's `code` property may raise
+            _exit_code = (exc.code,)
 
 
 def _install_signal_handlers() -> None:
@@ -263,6 +385,10 @@ def _after_fork_in_child() -> None:
             sys.excepthook = _previous_excepthook
         if sys.exit is _exit:
             sys.exit = _previous_exit
+        _unwrap_quitters()
+        # The child's outermost frame is another (a thread's, if one forked): a new run
+        # there watches its own.
+        _stop_watching_unwinding()
         atexit.unregister(_at_exit)
         # The forking thread is the child's main thread: it may put the handlers back.
         _restore_signal_handlers()

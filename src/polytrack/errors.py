@@ -49,6 +49,7 @@ __all__ = [
     "BackendUnavailableError",
     "CorruptRecordError",
     "DagCycleError",
+    "DamagedRecordsWarning",
     "InvalidInputError",
     "InvalidMetricError",
     "InvalidParamError",
@@ -299,3 +300,19 @@ class KubernetesUnavailableError(KubernetesError):
 
 class TrackingWarning(UserWarning):
     """Tracking failed or degraded; training goes on. Issued once per failure kind."""
+
+
+class DamagedRecordsWarning(TrackingWarning):
+    """A run's files hold damaged records, which readers skipped: said once per run and
+    process (`run_id`, and `messages`, each naming a file and byte range)."""
+
+    def __init__(self, run_id: str, messages: tuple[str, ...]) -> None:
+        self.run_id = run_id
+        self.messages = messages
+        lines = [f"\n  {message}" for message in messages[:5]]
+        if len(messages) > 5:
+            lines.append(f"\n  and {len(messages) - 5} more")
+        super().__init__(
+            f"run {run_id}: damaged records were skipped (`polytrack runs show {run_id}` "
+            f"lists them):{''.join(lines)}"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final, Union
 
 from attrs import field, frozen
@@ -362,6 +363,11 @@ class MetricSummary:
     last_step: int
 
 
+def _messages(messages: Iterable[str]) -> tuple[str, ...]:
+    # A list from JSON compares equal to the tuple a reader made.
+    return tuple(messages)
+
+
 @frozen
 class RunInfo:
     """A run as readers see it: its record merged from every attempt's journal."""
@@ -383,6 +389,9 @@ class RunInfo:
     message: str | None = None
     attempts: int = 1
     user: str | None = None  # who started the run (its first attempt)
+    # What readers skipped as damaged in its files: one message per loss, naming the file
+    # and its byte range (issue 12). Empty for a run whose files read whole.
+    damaged: tuple[str, ...] = field(default=(), converter=_messages)
 
 
 @frozen

@@ -18,7 +18,8 @@ Importing detect-secrets costs ~110 ms (it imports `requests`), more than a whol
 `init()`. So a cheap test (`_may_hold_shape`: long random-looking runs, or one of the
 fixed anchors of the plugins' patterns, such as `eyJ` or `xox`) decides whether a string
 needs the plugins at all; ordinary params (learning rates, paths, model names, hex
-digests, UUIDs) never do, and a run that records only those never imports it.
+digests, UUIDs) never do, and a run that records only those never imports it. The
+import is done inside the fork gate (`polytrack._forkgate`): a fork meanwhile waits for it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
+from polytrack import _forkgate
 from polytrack.errors import TrackingWarning
 
 __all__ = [
@@ -408,10 +410,14 @@ def _detectors() -> tuple[tuple[Any, re.Pattern[str]], ...] | None:
     """Each plugin's instance and patterns; None where detect-secrets cannot be imported
     (a broken install: the caller then redacts every candidate run)."""
     try:
-        plugins = [
-            getattr(importlib.import_module(f"detect_secrets.plugins.{module}"), name)()
-            for module, name in _PLUGINS
-        ]
+        # Inside the fork gate: the first text shaped like a token may come on the output
+        # reader's thread, at the instant a DataLoader forks its workers, and a child must
+        # not inherit detect-secrets' (or requests') import half done.
+        with _forkgate.held():
+            plugins = [
+                getattr(importlib.import_module(f"detect_secrets.plugins.{module}"), name)()
+                for module, name in _PLUGINS
+            ]
     except Exception as exc:  # never raise into the caller: it is recording
         warnings.warn(
             f"polytrack cannot load detect-secrets ({exc!r}): redacting every long "

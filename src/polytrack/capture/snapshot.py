@@ -20,7 +20,7 @@ from typing import Final
 
 import attrs
 
-from polytrack.capture import forkgate
+from polytrack import _forkgate
 from polytrack.capture.code import capture_code
 from polytrack.capture.git_files import read_head
 from polytrack.errors import StoreError
@@ -149,7 +149,7 @@ class SnapshotCapture:
             return  # the run finished first: what would be captured now is dropped anyway
         # All of it inside the fork gate: the imports (of these modules, and the lazy ones
         # of importlib.metadata, platform and psutil) and psutil's and NVML's own locks.
-        with forkgate.held():
+        with _forkgate.held():
             from polytrack.capture import environment, hardware
 
             if settings.capture_environment:
@@ -172,7 +172,7 @@ class SnapshotCapture:
         # inside the fork gate. Git itself runs outside it: waiting on a subprocess holds
         # no lock a child could need, and running it imports nothing more (a test in
         # tests/test_fork.py keeps it so).
-        with forkgate.held():
+        with _forkgate.held():
             from polytrack.capture.git import capture_git
         settings = self._settings
         result = capture_git(

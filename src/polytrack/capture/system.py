@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 if TYPE_CHECKING:
     import psutil
 
-from polytrack.capture import forkgate
+from polytrack import _forkgate
 from polytrack.errors import TrackingWarning
 
 __all__ = ["PREFIX", "Nvml", "SystemSampler"]
@@ -197,7 +197,7 @@ class SystemSampler:
             self._close_gpus()
 
     def _sample_and_write(self) -> None:
-        with forkgate.held():  # psutil's import and locks, NVML's: never held at a fork
+        with _forkgate.held():  # psutil's import and locks, NVML's: never held at a fork
             values = self.sample()
         try:
             self._write(values, self._step)

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from attrs import field, frozen
 
-from polytrack.errors import TrackingWarning
+from polytrack.errors import DamagedRecordsWarning, TrackingWarning
 
 __all__ = ["Context"]
 
@@ -40,10 +40,15 @@ class Context:
         self.stderr.write(text + "\n")
 
     @contextmanager
-    def warnings_as_notes(self) -> Iterator[None]:
+    def warnings_as_notes(self, *, except_damage: bool = False) -> Iterator[None]:
         """Show each `TrackingWarning` raised meanwhile as a note (`polytrack: warning:
         ...`), as it comes: what a reader says about the store (a busy or damaged index)
-        belongs on this command's stderr, without Python's `file:line:` prefix."""
+        belongs on this command's stderr, without Python's `file:line:` prefix.
+
+        With `except_damage`, a `DamagedRecordsWarning` is left out: the command says
+        what runs lost itself, from their records (`RunInfo.damaged`), which the API's
+        once-per-process warning may not repeat.
+        """
 
         def show(
             message: Warning | str,
@@ -57,5 +62,7 @@ class Context:
 
         with warnings.catch_warnings():
             warnings.simplefilter("always", TrackingWarning)
+            if except_damage:
+                warnings.simplefilter("ignore", DamagedRecordsWarning)
             warnings.showwarning = show
             yield

@@ -239,7 +239,8 @@ def list_runs(args: argparse.Namespace, ctx: Context) -> int:
     from polytrack.history.runs import runs  # numpy and SQLite: only when reading
 
     limit: int | None = args.limit or None
-    with ctx.warnings_as_notes():  # a busy or damaged index: answered all the same
+    # A busy or damaged index: answered all the same. Damaged runs: said below, once.
+    with ctx.warnings_as_notes(except_damage=True):
         infos: Sequence[RunInfo] = runs(
             project=args.project,
             where=args.where,
@@ -268,7 +269,22 @@ def list_runs(args: argparse.Namespace, ctx: Context) -> int:
         ctx.note("no runs")
     if truncated:
         ctx.note(f"showing the first {limit} runs; --limit 0 shows all")
+    _note_damaged(ctx, infos)
     return 0
+
+
+def _note_damaged(ctx: Context, infos: Sequence[RunInfo]) -> None:
+    """One note for every listed run whose files hold damaged records: which runs, and
+    where to read what they lost (a note per run would bury the table)."""
+    damaged = [info.id for info in infos if info.damaged]
+    if not damaged:
+        return
+    which = ", ".join(damaged[:5]) + (", …" if len(damaged) > 5 else "")
+    runs = "1 run has" if len(damaged) == 1 else f"{len(damaged)} runs have"
+    ctx.note(
+        f"polytrack: warning: {runs} damaged records, which were skipped ({which}); "
+        "`polytrack runs show RUN` lists what each lost"
+    )
 
 
 def _default_fields(infos: Sequence[RunInfo]) -> tuple[list[Field], list[Field]]:
@@ -338,9 +354,15 @@ def show_run(args: argparse.Namespace, ctx: Context) -> int:
         raise RunNotFoundError(f"no run {args.run!r}: there is no store at {ctx.home}")
     from polytrack.history.runs import get_run  # numpy and SQLite: only when reading
 
-    with ctx.warnings_as_notes():
+    with ctx.warnings_as_notes(except_damage=True):  # damage: in the record, said below
         info = get_run(args.run, project=args.project, home=ctx.home)
     ctx.out(to_json(_full_record(info)) if args.json else describe_run(info))
+    if info.damaged:
+        where = 'its "damaged" field' if args.json else 'under "damaged"'
+        ctx.note(
+            f"polytrack: warning: run {info.id} has damaged records, which were skipped "
+            f"({len(info.damaged)} listed {where})"
+        )
     return 0
 
 
@@ -377,7 +399,8 @@ def describe(info: RunInfo) -> str:
         ("duration", format_duration(_duration(info))),
         ("updated", format_time(info.updated_at, seconds=True)),
         ("user", info.user),
-        ("host", f"{info.host} (pid {info.pid})"),
+        # No host: the run's start record was lost (see "damaged").
+        ("host", f"{info.host} (pid {info.pid})" if info.host else None),
         ("path", info.path),
         ("tags", ", ".join(info.tags)),
         ("notes", info.notes),
@@ -424,6 +447,10 @@ def describe(info: RunInfo) -> str:
         lines += _indent(render(metrics))
     else:
         lines.append("  none")
+
+    if info.damaged:  # what readers skipped: file and byte range, one line per loss
+        lines += ["", "damaged (skipped when read)"]
+        lines += [f"  {printable(message)}" for message in info.damaged]
     return "\n".join(lines)
 
 

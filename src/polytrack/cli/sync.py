@@ -623,7 +623,8 @@ class _Shipper:
 
         info = self._store.read_run(run_id).info
         live = info.status == "running"
-        crashed_at = info.updated_at if info.status == "crashed" else None
+        # A crashed run ended with its last record (issue 13): its end time on the server.
+        crashed_at = info.finished_at if info.status == "crashed" else None
         quiet = self._args.quiet or self._args.uploader  # the uploader writes to a log
         total = sync.state.points + sync.backlog(live=live) if not quiet else 0
         sent = points = artifacts = 0

@@ -1,10 +1,17 @@
-"""Reading recorded runs back: `polytrack.runs()`, `polytrack.get_run()` and `RunView`."""
+"""Reading recorded runs back: `polytrack.runs()`, `polytrack.get_run()` and `RunView`.
+
+What readers skipped as damaged in a run's files (`RunInfo.damaged`) is said with a
+`DamagedRecordsWarning`, once per run and process: a listing that a notebook repeats
+says it the first time, and again only when a run lost more since.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import numpy as np
@@ -13,11 +20,17 @@ from attrs import frozen
 
 from polytrack.artifacts import ArtifactView, check_artifact_name, latest, read_artifacts
 from polytrack.capture.logs import LogLine, read_log
-from polytrack.errors import ArtifactNotFoundError
+from polytrack.errors import ArtifactNotFoundError, DamagedRecordsWarning
 from polytrack.models import OutputsSet, RunInfo, Snapshot
 from polytrack.settings import Settings
 from polytrack.store.local import LocalStore, read_settled
-from polytrack.store.reader import _list, _read_all_events, read_series, read_snapshot
+from polytrack.store.reader import (
+    MetricSeries,
+    _list,
+    _read_all_events,
+    read_run_files,
+    read_snapshot,
+)
 
 __all__ = ["RunView", "get_run", "runs"]
 
@@ -42,7 +55,8 @@ class RunView(RunInfo):
         """Every point of metric `key`, sorted by step: `(steps, values)` numpy arrays.
 
         With `with_time=True`, also the wall-clock time of each point (unix seconds).
-        Reads the run's files, so it includes points not yet indexed.
+        Reads the run's files, so it includes points not yet indexed. Damaged records
+        are left out, and said once (`DamagedRecordsWarning`).
 
         Raises:
             StoreError: the run's directory was deleted.
@@ -50,9 +64,17 @@ class RunView(RunInfo):
         Example:
             >>> steps, values = polytrack.runs(project="mnist")[0].history("loss")
         """
-        series = read_settled(
-            Path(self.path), lambda directory: read_series(directory, key, with_times=with_time)
+        files = read_settled(
+            Path(self.path),
+            lambda directory: read_run_files(
+                directory, keys=frozenset([key]), with_times=with_time
+            ),
         )
+        _say_damaged(self.id, self.path, files.corrupt)
+        series = files.series.get(key)
+        if series is None:
+            empty = np.empty(0, np.float64)
+            series = MetricSeries(np.empty(0, np.int64), empty, empty if with_time else None)
         if series.times is not None:
             return series.steps, series.values, series.times
         return series.steps, series.values
@@ -150,6 +172,10 @@ def runs(
         limit: at most this many runs.
         home: the store; default `POLYTRACK_HOME` or its default.
 
+    Runs whose files hold damaged records are listed with what survives; a
+    `DamagedRecordsWarning` says what was skipped (once per run), and `RunView.damaged`
+    lists it.
+
     Raises:
         QueryError: `where` or `order_by` does not parse; the message points at the token.
 
@@ -159,11 +185,17 @@ def runs(
     store_home = _home(home)
     with LocalStore.open(store_home, create=False) as store:
         infos = store.query(project=project, where=where, order_by=order_by, limit=limit)
+    for info in infos:
+        _say_damaged(info.id, info.path, info.damaged)
     return [RunView.of(info) for info in infos]
 
 
 def get_run(ref: str, *, project: str | None = None, home: str | Path | None = None) -> RunView:
     """One run by id, unique id prefix, or name (within `project` when given).
+
+    A run whose files hold damaged records is read from what survives; a
+    `DamagedRecordsWarning` says what was skipped (once per run), and `RunView.damaged`
+    lists it.
 
     Raises:
         RunNotFoundError: nothing matches. AmbiguousRunError: several runs match.
@@ -171,8 +203,25 @@ def get_run(ref: str, *, project: str | None = None, home: str | Path | None = N
     store_home = _home(home)
     with LocalStore.open(store_home, create=False) as store:
         info = store.get(ref, project=project)
+    _say_damaged(info.id, info.path, info.damaged)
     return RunView.of(info)
 
 
 def _home(home: str | Path | None) -> Path:
     return Path(home).expanduser() if home is not None else Settings.from_env().home
+
+
+# (run directory, message) said already in this process. Only what was said is kept here,
+# not what the run holds: forgetting it (a fork, a reload) costs one warning again.
+_SAID: Final[set[tuple[str, str]]] = set()
+_SAID_LOCK: Final = threading.Lock()
+
+
+def _say_damaged(run_id: str, path: str, messages: Iterable[str]) -> None:
+    """Warn of the damage to a run that this process has not been told of yet."""
+    with _SAID_LOCK:
+        new = tuple(m for m in dict.fromkeys(messages) if (path, m) not in _SAID)
+        _SAID.update((path, m) for m in new)
+    if new:
+        # stacklevel 3: past this function and the reader, at the caller's line.
+        warnings.warn(DamagedRecordsWarning(run_id, new), stacklevel=3)

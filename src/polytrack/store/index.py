@@ -40,7 +40,7 @@ from polytrack.models import (
     RunInfo,
     RunLinked,
 )
-from polytrack.store.reader import SegmentTotals
+from polytrack.store.reader import SealedSegment
 
 __all__ = [
     "REF_TYPES",
@@ -56,8 +56,9 @@ __all__ = [
     "set_aside",
 ]
 
-# 2: run_refs and run_links (lineage).
-SCHEMA_VERSION: Final = 3  # 3: runs.user
+# 2: run_refs and run_links (lineage). 3: runs.user. 4: runs.damaged, and what a sealed
+# segment lost beside its totals (issue 12: readers say what they skipped).
+SCHEMA_VERSION: Final = 4
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,7 +66,8 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
     notes TEXT, host TEXT, created_at REAL NOT NULL, finished_at REAL, updated_at REAL,
     pid INTEGER, path TEXT NOT NULL, message TEXT, attempts INTEGER NOT NULL DEFAULT 1,
-    complete INTEGER NOT NULL DEFAULT 0, signature TEXT NOT NULL DEFAULT '', user TEXT
+    complete INTEGER NOT NULL DEFAULT 0, signature TEXT NOT NULL DEFAULT '', user TEXT,
+    damaged TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_project ON runs (project, created_at);
 CREATE INDEX IF NOT EXISTS runs_name ON runs (project, name);
@@ -126,6 +128,28 @@ _CORRUPT: Final = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 # SQLITE_PERM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL
 _UNWRITABLE: Final = frozenset({3, 8, 10, 13, 14, 15})
 _SQLITE_ERROR: Final = 1  # "no such table" and other errors in a statement
+# Python 3.10's sqlite3 errors carry no code: their messages are SQLite's own texts for
+# these codes (sqlite3_errstr), which tell the same apart.
+_MESSAGES: Final = (
+    ("database is locked", 5),
+    ("database table is locked", 6),
+    ("database disk image is malformed", 11),
+    ("file is not a database", 26),
+    ("attempt to write a readonly database", 8),
+    ("disk I/O error", 10),
+    ("database or disk is full", 13),
+    ("unable to open database file", 14),
+    ("no such table", _SQLITE_ERROR),
+)
+
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    """SQLite's primary result code of `exc` (Python 3.11+ says it; 3.10 only in words)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF
+    text = str(exc)
+    return next((number for words, number in _MESSAGES if words in text), None)
 
 
 class IndexUnusableError(StoreError):
@@ -318,7 +342,7 @@ class Index:
         with self._transaction() as db:
             self._delete(db, [info.id])
             db.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     info.id,
                     info.project,
@@ -336,6 +360,8 @@ class Index:
                     int(complete),
                     signature,
                     info.user,
+                    # JSON, NULL for a run read whole (nearly all): nothing to decode.
+                    json.dumps(list(info.damaged)) if info.damaged else None,
                 ),
             )
             db.executemany(
@@ -383,22 +409,22 @@ class Index:
             self._delete(db, run_ids)
             db.executemany("DELETE FROM sealed_segments WHERE run_id = ?", [(i,) for i in run_ids])
 
-    def sealed(self, run_id: str) -> dict[str, SegmentTotals]:
-        """The kept totals of a run's sealed segments, by file name."""
+    def sealed(self, run_id: str) -> dict[str, SealedSegment]:
+        """What was kept of a run's sealed segments, by file name."""
         with self._errors():
             rows = self._db.execute(
                 "SELECT file, totals FROM sealed_segments WHERE run_id = ?", (run_id,)
             )
-            return {file: json.loads(totals) for file, totals in rows}
+            return {file: SealedSegment.from_json(json.loads(data)) for file, data in rows}
 
-    def keep_sealed(self, run_id: str, sealed: Mapping[str, SegmentTotals]) -> None:
-        """Keep the totals of sealed segments: they never change, so are read only once."""
+    def keep_sealed(self, run_id: str, sealed: Mapping[str, SealedSegment]) -> None:
+        """Keep what sealed segments hold: they never change, so are read only once."""
         if not sealed:
             return
         with self._transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO sealed_segments VALUES (?, ?, ?)",
-                [(run_id, file, json.dumps(totals)) for file, totals in sealed.items()],
+                [(run_id, file, json.dumps(kept.to_json())) for file, kept in sealed.items()],
             )
 
     @staticmethod
@@ -456,7 +482,7 @@ class Index:
         found: dict[str, dict[str, Any]] = {}
         names = [
             "id", "project", "name", "status", "notes", "host", "created_at", "finished_at",
-            "updated_at", "pid", "path", "message", "attempts", "user",
+            "updated_at", "pid", "path", "message", "attempts", "user", "damaged",
         ]  # fmt: skip
         columns = ", ".join(names)
         for chunk in _batches(run_ids, 500):
@@ -569,7 +595,7 @@ def _schema_version(db: sqlite3.Connection) -> int | None:
     try:
         row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
     except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode & 0xFF != _SQLITE_ERROR:
+        if _primary_code(exc) != _SQLITE_ERROR:
             raise  # busy, say: not a sign that the table is missing
         return None  # a new file: no meta table yet
     try:
@@ -647,8 +673,7 @@ def _unusable(
     path: Path, exc: sqlite3.Error, identity: tuple[int, int] | None, timeout: float
 ) -> StoreError:
     """The error that says what a reader should do about `exc` from the index at `path`."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = None if code is None else code & 0xFF
+    primary = _primary_code(exc)
     if primary in _BUSY:
         return IndexBusyError(
             f"the index {path} is busy: another process has held its write lock for over"
@@ -708,6 +733,8 @@ def _none_to_nan(value: float | None) -> float:
 
 def _info(record: dict[str, Any]) -> RunInfo:
     record["tags"] = tuple(record["tags"])
+    damaged = record["damaged"]
+    record["damaged"] = () if damaged is None else tuple(map(str, json.loads(damaged)))
     return RunInfo(**record)
 
 

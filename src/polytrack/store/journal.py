@@ -234,6 +234,8 @@ def decode_event(payload: bytes, structure: Callable[[dict[str, Any]], Event]) -
         raise CorruptRecordError(f"undecodable record: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise CorruptRecordError(f"not a journal record: {payload[:80]!r}")
+    if b"\\ud" in payload:  # lone surrogates, which earlier versions wrote: no reader
+        data = _escape_strings(data)  # downstream (SQLite, a terminal) could hold them
     return structure(data)
 
 

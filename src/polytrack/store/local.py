@@ -43,6 +43,7 @@ from polytrack.models import (
     FINAL_STATUSES,
     ArtifactLogged,
     DataRef,
+    Event,
     HandedOver,
     ParamsSet,
     RunInfo,
@@ -65,7 +66,7 @@ from polytrack.store.index import (
 from polytrack.store.liveness import owner_alive
 from polytrack.store.reader import (
     MetricSeries,
-    SegmentTotals,
+    SealedSegment,
     SeriesSummary,
     read_series,
     summarize_run_files,
@@ -97,17 +98,139 @@ class _Folded:
     # What the run consumed, produced and links to, for the lineage tables of the index.
     refs: list[DataRef | ArtifactLogged] = attrs.field(factory=list)
     links: list[RunLinked] = attrs.field(factory=list)
+    # The earliest and latest time an event carries (None: no event carries one).
+    first_at: float | None = None
+    last_at: float | None = None
+    # An attempt before the first surviving start record left events: its start was lost.
+    lost_start: bool = False
+
+
+def _fold(events: Sequence[tuple[int, Event]]) -> _Folded:
+    """Fold a run's events, in the order written, into its record."""
+    folded = _Folded()
+    for attempt, event in events:
+        folded.attempts = max(folded.attempts, attempt + 1)
+        at = _event_time(event)
+        if at is not None:
+            folded.first_at = at if folded.first_at is None else min(folded.first_at, at)
+            folded.last_at = at if folded.last_at is None else max(folded.last_at, at)
+        if isinstance(event, RunStarted):
+            folded.started = event
+            if folded.first is None:
+                folded.first = event
+                folded.lost_start = any(earlier < attempt for earlier, _ in events)
+            folded.tags.extend(t for t in event.tags if t not in folded.tags)
+            folded.status, folded.status_at, folded.message = "created", event.created_at, None
+            folded.notes = event.notes if event.notes is not None else folded.notes
+            folded.handed_over = None  # a process owns the run again
+        elif isinstance(event, HandedOver):
+            folded.handed_over = event
+        elif isinstance(event, StatusChanged):
+            folded.status, folded.status_at, folded.message = (
+                event.status,
+                event.at,
+                event.message,
+            )
+        elif isinstance(event, ParamsSet):
+            folded.params.update(event.params)
+        elif isinstance(event, TagsAdded):
+            folded.tags.extend(t for t in event.tags if t not in folded.tags)
+        elif isinstance(event, DataRef | ArtifactLogged):
+            folded.refs.append(event)
+        elif isinstance(event, RunLinked):
+            folded.links.append(event)
+    return folded
+
+
+def _event_time(event: Event) -> float | None:
+    """The unix time an event records, if it records one (0 is "not recorded")."""
+    if isinstance(event, RunStarted):
+        at = event.created_at
+    elif isinstance(event, StatusChanged | HandedOver | RunLinked):
+        at = event.at
+    elif isinstance(event, DataRef | ArtifactLogged):
+        at = event.logged_at
+    else:
+        return None
+    return at if at > 0 else None
+
+
+def _latest(*times: float | None) -> float | None:
+    return max((t for t in times if t is not None), default=None)
+
+
+def _earliest(*times: float | None) -> float | None:
+    return min((t for t in times if t is not None), default=None)
+
+
+# What a run whose start record was lost is listed under, where nothing else tells.
+UNKNOWN_PROJECT: Final = "unknown"
+
+
+def _recovered(
+    directory: Path,
+    run_id: str,
+    folded: _Folded,
+    first_point_at: float | None,
+    damaged: list[str],
+) -> RunStarted:
+    """The first start record of a run that lost it, rebuilt from what survives, and a
+    message in `damaged` that says so (issue 12: a damaged first record hid the run).
+
+    Its id is the directory's name. Project, name, host, pid and user come from a later
+    attempt's start record if one survived; else the project is "unknown", the name is
+    the id (what `init()` names an unnamed run), and host and pid are unknown. It was
+    created at the earliest time any surviving record carries (an event's, a point's),
+    else when the oldest of its files was last written.
+    """
+    later = folded.first
+    created_at = _earliest(folded.first_at, first_point_at)
+    when = "its earliest record's time"
+    if created_at is None:
+        created_at, when = _oldest_file(directory), "its files' times"
+    if later is not None:
+        what = f"its project, name and host are attempt {later.attempt}'s"
+        rebuilt = attrs.evolve(later, created_at=min(created_at, later.created_at), attempt=0)
+    else:
+        what = f"its project is {UNKNOWN_PROJECT!r}, its name its id, its host unknown"
+        rebuilt = RunStarted(
+            id=run_id,
+            project=UNKNOWN_PROJECT,
+            name=run_id,
+            created_at=created_at,
+            host="",
+            pid=0,
+            process_started=0.0,
+        )
+    damaged.append(
+        f"events-000.log: the record that starts the run is lost: {what}; its start time is "
+        f"{when}"
+    )
+    return rebuilt
+
+
+def _oldest_file(directory: Path) -> float:
+    """When the least recently written file of `directory` was last written (0: none)."""
+    times = [_mtime(directory / name) for name in _listdir(directory)]
+    return min((t for t in times if t is not None), default=0.0)
+
+
+def _listdir(directory: Path) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except OSError:
+        return []
 
 
 @attrs.frozen
 class RunRead:
-    """A run's files folded: its record, its series summaries, the totals of the sealed
-    segments read this time (for the index to keep), its hand-over if it ended so, and its
+    """A run's files folded: its record, its series summaries, what the sealed segments
+    read this time hold (for the index to keep), its hand-over if it ended so, and its
     data ref, artifact and link events (for the lineage tables)."""
 
     info: RunInfo
     metrics: dict[str, SeriesSummary]
-    sealed: dict[str, SegmentTotals]
+    sealed: dict[str, SealedSegment]
     handed_over: HandedOver | None = None
     refs: tuple[DataRef | ArtifactLogged, ...] = ()
     links: tuple[RunLinked, ...] = ()
@@ -209,10 +332,16 @@ class LocalStore:
             memory_fallback=memory_fallback,
         )
         path = home / INDEX_FILE
+        placeholder = store._index
         try:
             store._index = Index.open(path, timeout=busy_timeout)
         except IndexUnusableError as exc:
             store._index = store._usable_index(path, exc, reopen=True)
+        finally:
+            # Closed here, not left to the garbage collector: a connection is in a cycle
+            # (its statement cache), freed on whatever thread collects it, and a fork
+            # while SQLite closes it there leaves the child's SQLite locked for good.
+            placeholder.close()
         return store
 
     def _replace_index(self, exc: IndexUnusableError, *, reopen: bool) -> None:
@@ -301,64 +430,54 @@ class LocalStore:
     def read_run(self, run_id: str) -> RunRead:
         """Fold a run's files into its record, deriving `crashed` for a dead owner.
 
-        Sealed segments whose totals the index kept are not read again. Also returns the
-        totals of the sealed segments read this time, for the index to keep.
+        Sealed segments that the index kept are not read again. Also returns what the
+        sealed segments read this time hold, for the index to keep. What was damaged is
+        in `RunInfo.damaged`. A run whose start record was lost is read from what
+        survives (`_recovered`). A crashed run ended with the last record it wrote.
 
         Raises:
-            StoreError: the directory holds no run, or is gone.
+            StoreError: the directory holds no run (no record, none damaged), or is gone.
         """
         directory = self.run_dir(run_id)
         sealed = self._index.sealed(run_id)
         files = read_settled(directory, lambda d: summarize_run_files(d, sealed=sealed))
-        folded = _Folded()
-        for attempt, event in files.events:
-            if isinstance(event, RunStarted):
-                folded.started = event
-                folded.first = folded.first or event
-                folded.attempts = max(folded.attempts, attempt + 1)
-                folded.tags.extend(t for t in event.tags if t not in folded.tags)
-                folded.status, folded.status_at, folded.message = "created", event.created_at, None
-                folded.notes = event.notes if event.notes is not None else folded.notes
-                folded.handed_over = None  # a process owns the run again
-            elif isinstance(event, HandedOver):
-                folded.handed_over = event
-            elif isinstance(event, StatusChanged):
-                folded.status, folded.status_at, folded.message = (
-                    event.status,
-                    event.at,
-                    event.message,
-                )
-            elif isinstance(event, ParamsSet):
-                folded.params.update(event.params)
-            elif isinstance(event, TagsAdded):
-                folded.tags.extend(t for t in event.tags if t not in folded.tags)
-            elif isinstance(event, DataRef | ArtifactLogged):
-                folded.refs.append(event)
-            elif isinstance(event, RunLinked):
-                folded.links.append(event)
-        if folded.started is None or folded.first is None:
-            raise StoreError(f"{directory} holds no run")
+        folded = _fold(files.events)
+        damaged = list(files.corrupt)
         heartbeat = _mtime(directory / "heartbeat")
+        now = time.time()
+        # When the run last wrote: its latest point or timed event. The heartbeat is
+        # later only when the run logged nothing for a while: its process lived then.
+        last_record = _latest(folded.last_at, files.last_point_at)
+        started, first = folded.started, folded.first
+        if first is None or folded.lost_start:
+            if first is None and not (files.events or files.metrics or damaged):
+                raise StoreError(f"{directory} holds no run")
+            first = _recovered(directory, run_id, folded, files.first_point_at, damaged)
         status, finished_at = folded.status, None
         if status in FINAL_STATUSES:
             finished_at = folded.status_at
         elif folded.handed_over is not None:
             pass  # its owner is elsewhere (a cluster job): no process here to judge by
-        elif not owner_alive(
-            folded.started, heartbeat, stale_after=self._stale_after, now=time.time()
+        elif not (
+            owner_alive(started, heartbeat, stale_after=self._stale_after, now=now)
+            if started is not None
+            # No start record: no pid to ask. The heartbeat says, or, before the first
+            # beat, the directory's last change (a run being created).
+            else now - (heartbeat or _mtime(directory) or 0.0) < self._stale_after
         ):
             status = "crashed"
-            finished_at = max(heartbeat or 0.0, folded.status_at)
+            finished_at = _latest(last_record, heartbeat, folded.status_at)
+        latest = started or first
         info = RunInfo(
-            id=folded.first.id,
-            project=folded.started.project,
-            name=folded.started.name,
+            id=first.id,
+            project=latest.project,
+            name=latest.name,
             status=status,
-            created_at=folded.first.created_at,
-            updated_at=max(folded.status_at, heartbeat or 0.0),
+            created_at=first.created_at,
+            updated_at=_latest(folded.status_at, heartbeat, last_record) or 0.0,
             finished_at=finished_at,
-            host=folded.started.host,
-            pid=folded.started.pid,
+            host=latest.host,
+            pid=latest.pid,
             path=str(directory),
             notes=folded.notes,
             tags=tuple(folded.tags),
@@ -366,7 +485,8 @@ class LocalStore:
             metrics={key: s.summary for key, s in files.metrics.items()},
             message=folded.message,
             attempts=folded.attempts,
-            user=folded.first.user,
+            user=first.user,
+            damaged=tuple(damaged),
         )
         return RunRead(
             info,

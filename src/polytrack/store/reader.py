@@ -59,6 +59,7 @@ __all__ = [
     "MetricSeries",
     "RunFiles",
     "RunSummary",
+    "SealedSegment",
     "SegmentTotals",
     "SeriesSummary",
     "failed_slots",
@@ -192,13 +193,35 @@ def _segment_chunks(
     keys: frozenset[str] | None,
     with_times: bool,
 ) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    read = _read_named_segment(directory, name, layout, corrupt)
+    if read is not None:
+        yield from _record_chunks(name, *read, layout, corrupt, keys, with_times)
+
+
+def _read_named_segment(
+    directory: Path, name: str, layout: _Layout, corrupt: list[str]
+) -> tuple[npt.NDArray[Any], float] | None:
+    """`_read_segment` of the segment file `name`, None when it holds no valid record."""
     match = SEGMENT_RE.match(name)
     assert match is not None
     attempt, stream = int(match.group(1)), int(match.group(2))
     read = _read_segment(directory / name, attempt, stream, layout, corrupt)
-    if read is None or not read[0].size:
-        return
-    records, base = read
+    return None if read is None or not read[0].size else read
+
+
+def _record_chunks(
+    name: str,
+    records: npt.NDArray[Any],
+    base: float,
+    layout: _Layout,
+    corrupt: list[str],
+    keys: frozenset[str] | None,
+    with_times: bool,
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """(key, (steps, values, times)) per key of one segment's valid records."""
+    match = SEGMENT_RE.match(name)
+    assert match is not None
+    attempt, stream = int(match.group(1)), int(match.group(2))
     names = layout.names.get(attempt, {})
     if stream == 0:  # _read_segment kept the points of named keys only
         present = np.flatnonzero(np.bincount(records["key"]))
@@ -263,55 +286,112 @@ class SeriesSummary:
 SegmentTotals = dict[str, list[Any]]
 
 
+@attrs.frozen
+class SealedSegment:
+    """What summarizing a sealed segment found: its totals per key, the unix times of its
+    first and last points (None: it holds none), and what of it was damaged. A sealed
+    segment never changes, so this stands for it in every later summary, its losses too:
+    a reader that skips the file still says what it lacks."""
+
+    totals: SegmentTotals
+    times: tuple[float, float] | None = None
+    corrupt: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        # json writes inf and NaN as Infinity and NaN, and reads them back.
+        return {"totals": self.totals, "times": self.times, "corrupt": list(self.corrupt)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SealedSegment:
+        """Raises KeyError, TypeError or ValueError for what `to_json` did not write."""
+        times = data["times"]
+        return cls(
+            totals=dict(data["totals"]),
+            times=None if times is None else (float(times[0]), float(times[1])),
+            corrupt=tuple(str(message) for message in data["corrupt"]),
+        )
+
+
 @attrs.define
 class RunSummary:
     """A run directory's events and metric summaries.
 
-    `sealed` holds the totals of the sealed segments read this time: a sealed segment
-    never changes, so a caller may keep them and pass them back instead of re-reading it.
+    `sealed` holds what the sealed segments read this time hold: a sealed segment never
+    changes, so a caller may keep it and pass it back instead of re-reading the file.
+    `first_point_at` and `last_point_at` are the unix times of the earliest and latest
+    point of any segment (None without points): when the run logged.
     """
 
     events: list[tuple[int, Event]]
     metrics: dict[str, SeriesSummary]
     corrupt: list[str]
-    sealed: dict[str, SegmentTotals] = attrs.field(factory=dict)
+    sealed: dict[str, SealedSegment] = attrs.field(factory=dict)
+    first_point_at: float | None = None
+    last_point_at: float | None = None
 
 
 CHUNK: Final = 4096
 
 
 def summarize_run_files(
-    directory: Path, *, sealed: Mapping[str, SegmentTotals] | None = None
+    directory: Path, *, sealed: Mapping[str, SealedSegment] | None = None
 ) -> RunSummary:
     """Events and metric summaries of a run directory, reading one segment at a time.
 
     `last` is the value at the highest step (the latest logged among equals); min and
-    max ignore NaN (NaN when every value is NaN). Segments sealed by a checksum whose
-    totals are in `sealed` are not read again: a live run costs its open segments only.
+    max ignore NaN (NaN when every value is NaN). Segments sealed by a checksum that are
+    in `sealed` are not read again (their losses are reported from it): a live run costs
+    its open segments only.
     """
     corrupt: list[str] = []
     entries = _list(directory)
     events, layout = _read_all_events(directory, entries, corrupt)
     totals: dict[str, _Totals] = {}
-    fresh: dict[str, SegmentTotals] = {}
+    fresh: dict[str, SealedSegment] = {}
+    spans: list[tuple[float, float]] = []
     for name in entries:
         if not SEGMENT_RE.match(name):
             continue
         known = sealed.get(name) if sealed is not None and name in layout.checks else None
-        if known is not None:
-            parts = {key: _Totals.from_json(data) for key, data in known.items()}
-        else:
-            parts = {}
-            for key, (steps, values, _) in _segment_chunks(
-                directory, name, layout, corrupt, None, False
-            ):
-                parts.setdefault(key, _Totals()).add(steps, values)
+        if known is None:
+            said = len(corrupt)
+            known = _summarize_segment(directory, name, layout, corrupt)
             if name in layout.checks:
-                fresh[name] = {key: part.to_json() for key, part in parts.items()}
-        for key, part in parts.items():
-            totals.setdefault(key, _Totals()).merge(part)
+                fresh[name] = attrs.evolve(known, corrupt=tuple(corrupt[said:]))
+        else:
+            corrupt.extend(known.corrupt)
+        if known.times is not None:
+            spans.append(known.times)
+        for key, data in known.totals.items():
+            totals.setdefault(key, _Totals()).merge(_Totals.from_json(data))
     metrics = {key: t.result() for key, t in totals.items() if t.count}
-    return RunSummary(events=events, metrics=metrics, corrupt=corrupt, sealed=fresh)
+    return RunSummary(
+        events=events,
+        metrics=metrics,
+        corrupt=corrupt,
+        sealed=fresh,
+        first_point_at=min((lo for lo, _ in spans), default=None),
+        last_point_at=max((hi for _, hi in spans), default=None),
+    )
+
+
+def _summarize_segment(
+    directory: Path, name: str, layout: _Layout, corrupt: list[str]
+) -> SealedSegment:
+    """One segment's totals per key and the span of its points' times (its losses go to
+    `corrupt`)."""
+    read = _read_named_segment(directory, name, layout, corrupt)
+    if read is None:
+        return SealedSegment(totals={})
+    records, base = read
+    parts: dict[str, _Totals] = {}
+    for key, (steps, values, _) in _record_chunks(
+        name, records, base, layout, corrupt, None, False
+    ):
+        parts.setdefault(key, _Totals()).add(steps, values)
+    seconds = records["t"]
+    times = (base + float(seconds.min()), base + float(seconds.max()))
+    return SealedSegment(totals={key: part.to_json() for key, part in parts.items()}, times=times)
 
 
 @attrs.define

@@ -188,6 +188,7 @@ class RunSync:
         self._max_points = max_points
         self._warn = warn or (lambda message: print(f"polytrack: {message}", file=sys.stderr))
         self._opened = False
+        self._damage_said = 0  # how many of `tail.corrupt` were said
 
     @classmethod
     def open(
@@ -255,8 +256,9 @@ class RunSync:
 
         Args:
             live: the run's latest attempt may still write (see `polytrack.store.tail`).
-            crashed_at: the run's process died without a final status, then (readers
-                derive `crashed`; no event records it): sent as its status.
+            crashed_at: the run's process died without a final status, and its last
+                record was written then (readers derive `crashed` and its end time,
+                `RunInfo.finished_at`; no event records it): sent as its status.
 
         Raises:
             BackendUnavailableError, BackendAuthError: nothing moved; try again later.
@@ -273,10 +275,12 @@ class RunSync:
         else:
             piece = self._tail.read(state.acked, live=live, max_points=self._max_points)
             if piece.empty and piece.end == state.acked:
+                self._say_damaged()
                 return self._finish_step(live, crashed_at)
             seq = state.seq
             state.pending = (seq, piece.end)
             self._save()
+        self._say_damaged()
         batch = _batch(seq, piece)
         uploaded = 0
         try:
@@ -300,6 +304,18 @@ class RunSync:
                 artifacts=uploaded,
             )
         return StepResult(batch.points, len(batch.events), uploaded, caught_up=False)
+
+    def _say_damaged(self) -> None:
+        """Say what the journal's reader skipped as damaged since the last time, each loss
+        once: those records never reach the backend (issue 12)."""
+        found = self._tail.corrupt
+        new, self._damage_said = found[self._damage_said :], len(found)
+        if new:
+            more = f"; and {len(new) - 3} more" if len(new) > 3 else ""
+            self._warn(
+                f"run {self.run_id}: damaged records were skipped, not sent to "
+                f"{self.backend.key}: {'; '.join(new[:3])}{more}"
+            )
 
     def _finish_step(self, live: bool, crashed_at: float | None) -> StepResult:
         """Caught up with the journal: send the latest status, and the logs once final."""
@@ -441,12 +457,18 @@ def _batch(seq: int, piece: Slice) -> Batch:
 
 
 def _first_started(tail: JournalTail, directory: Path) -> RunStarted:
-    """The run's first start; the read also teaches `tail` the key names (reused)."""
+    """The run's first start; the read also teaches `tail` the key names (reused).
+
+    The first event, nearly always; where it was damaged, the first start that survived
+    (a later attempt's), which names the run as well."""
     piece = tail.read(Position(), live=True, max_points=0, max_events=1)
+    if not (piece.events and isinstance(piece.events[0], RunStarted)) and piece.events:
+        piece = tail.read(Position(), live=True, max_points=0, max_events=1 << 30)
     for event in piece.events:
         if isinstance(event, RunStarted):
             return event
-    raise StoreError(f"{directory} holds no run")
+    lost = f": {tail.corrupt[0]}" if tail.corrupt else ""
+    raise StoreError(f"{directory} holds no run{lost}")
 
 
 def _artifacts_of(events: list[Event], directory: Path) -> Iterator[Artifact]:

@@ -14,14 +14,16 @@ home's one background uploader (`polytrack.sync.uploader`).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from polytrack import _forkgate
 from polytrack.errors import (
     BackendAuthError,
     BackendConfigError,
@@ -117,11 +119,11 @@ class SyncWorker:
     # -- the thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
-        from polytrack.sync.engine import Backoff, SyncBusyError
-
         sync: RunSync | None = None
-        backoff = Backoff()
         try:
+            with _forkgate.held():  # see _open
+                from polytrack.sync.engine import Backoff, SyncBusyError
+            backoff = Backoff()
             while not self._abort.is_set():
                 try:
                     if sync is None:
@@ -167,15 +169,24 @@ class SyncWorker:
                     self._store.close()
 
     def _open(self) -> RunSync:
-        from polytrack.sync.engine import RunSync
+        """Open the backend, the artifact store and the run's sync state inside the fork
+        gate: it is imports (the engine, numpy, the backend's HTTP client), constructors
+        that connect to nothing (the built-in backends'; a plug-in's factory that does
+        connect delays a fork by as long, at most `FORK_WAIT`), and small local reads. A
+        fork right after `init()` must find none of them half done. The first request is
+        `step()`'s, outside: the gate never waits on a server."""
+        with _forkgate.held():
+            from polytrack.sync.engine import RunSync
 
-        if self._backend is None:
-            self._backend = self._open_backend()
-        if self._store is None and self._open_store is not None:
-            self._store = self._open_store()
-        return RunSync.open(
-            self.directory, self._backend, artifact_store=self._store, warn=self._say
-        )
+            if self._backend is None:
+                self._backend = self._open_backend()
+            if self._store is None and self._open_store is not None:
+                self._store = self._open_store()
+            sync = RunSync.open(
+                self.directory, self._backend, artifact_store=self._store, warn=self._say
+            )
+            _import_lazy_modules()
+            return sync
 
     def _no_way(self) -> None:
         """No server to connect to, or another process sends the run: once the journal
@@ -316,3 +327,16 @@ _LAUNCHER = (
     " stderr=sys.stderr, pass_fds=(int(sys.argv[1]),))\n"
     "print(p.pid)\n"
 )
+
+
+# What the first `step()` would import on its own, outside the fork gate, unless imported
+# in it first: numpy 2 loads `numpy.ma` at the first `np.unique` (`JournalTail.read`), and
+# requests loads `netrc` (with `shlex`) at its first request, to read ~/.netrc. A test in
+# tests/test_fork.py finds any other.
+_LAZY_IMPORTS: Final = ("numpy.ma", "netrc", "shlex")
+
+
+def _import_lazy_modules() -> None:
+    for name in _LAZY_IMPORTS:
+        with contextlib.suppress(ImportError):  # a warm-up only: the step will say
+            importlib.import_module(name)

@@ -2,21 +2,27 @@
 
 A forked child gets one thread (the one that forked) and a copy of every lock as it was.
 A lock held by another thread at that instant is held forever in the child: nobody there
-will release it. The capture threads start at `init()`, exactly when DataLoader workers
-and multiprocessing pools fork, and what they do first is import (psutil, subprocess, the
-capture modules): an import holds that module's import lock, and the child's own
+will release it. The run's threads start at `init()`, exactly when DataLoader workers and
+multiprocessing pools fork, and what they do first is import: the capture threads psutil,
+subprocess and the capture modules, the sync worker the engine, numpy and its backend's
+client, the output reader detect-secrets (`polytrack.redact`, at the first line shaped
+like a token). An import holds that module's import lock, and the child's own
 `polytrack.init()` then waits on it for good, or finds the module half-initialised.
 psutil and NVML keep locks of their own while they are read.
 
-So a capture thread does that work inside `held()`, and a fork, from any thread, first
+So such a thread does that work inside `held()`, and a fork, from any thread, first
 waits for the gate (`os.register_at_fork(before=...)`), at most `FORK_WAIT` seconds:
 the child is then forked between two pieces of that work, never inside one. What a
-capture thread does outside the gate must take no lock a child could ask for; waiting on
-a subprocess (git) is such work, which is why the gate is not held for a whole capture.
+thread does outside the gate must take no lock a child could ask for; waiting on a
+subprocess (git) or on a server is such work, which is why the gate is never held for a
+whole capture, nor across a request.
+
+This is a module of the base layer (it imports nothing of polytrack), so that `capture`,
+`sync` and `redact` can all hold the one gate.
 
 The wait is bounded because a fork can come from inside an import (a module that starts a
-pool at import time) that a capture thread inside the gate then waits for: after
-`FORK_WAIT` the fork goes on, with the old risk, rather than hang the program.
+pool at import time) that a thread inside the gate then waits for: after `FORK_WAIT` the
+fork goes on, with the old risk, rather than hang the program.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from typing import Final
 
 __all__ = ["FORK_WAIT", "held", "held_here"]
 
-# How long a fork waits for a capture thread to leave the gate (its imports take ~20 ms).
+# How long a fork waits for a thread to leave the gate (the longest hold, the snapshot's
+# imports, takes ~20 ms).
 FORK_WAIT: Final = 5.0
 
 _gate = threading.RLock()  # re-entrant: a capture thread may fork a helper (preexec_fn)
@@ -40,8 +47,9 @@ _register_lock = threading.Lock()
 
 @contextlib.contextmanager
 def held() -> Iterator[None]:
-    """Hold forks off while the body runs: for a capture thread's imports and library
-    calls that take locks. Keep the body short; it may delay a fork by its duration."""
+    """Hold forks off while the body runs: for a thread's imports and library calls that
+    take locks. Keep the body short, and never wait on a server or a subprocess in it:
+    it delays a fork by its duration."""
     _register()
     gate, local = _gate, _local  # the same objects on the way out, even past a fork
     with gate:
@@ -53,7 +61,7 @@ def held() -> Iterator[None]:
 
 
 def held_here() -> bool:
-    """Whether the calling thread is inside `held()` (for tests proving that a capture
+    """Whether the calling thread is inside `held()` (for tests proving that a run's
     thread imports nothing outside it)."""
     return getattr(_local, "depth", 0) > 0
 
