@@ -369,3 +369,13 @@ def test_a_home_written_with_lone_surrogates_reads(
     (view,) = polytrack.runs(home=home)
     assert view.message is not None and "bad \\udc80 text" in view.message
     assert main(["--home", str(home), "runs", "show", run.id]) == 0
+
+
+def test_names_beyond_the_basic_plane_are_kept(home: Path) -> None:
+    """A key outside the BMP is written by JSON as a surrogate *pair*: valid text, kept as
+    it is, in every record that holds it (the key table written at finish included)."""
+    with polytrack.init(dir=home, capture=False, params={"🚀": "𐀀"}, tags=["𓀀"]) as run:
+        run.log_metrics({"𐀀": 0.0, "loss/🚀": 1.0})
+    (view,) = polytrack.runs(home=home)
+    assert sorted(view.metrics) == sorted(["𐀀", "loss/🚀"])
+    assert view.params == {"🚀": "𐀀"} and view.tags == ("𓀀",)

@@ -127,7 +127,10 @@ def _escape_strings(data: Any) -> Any:
     if isinstance(data, list):
         return [_escape_strings(item) for item in data]
     if isinstance(data, dict):
-        return {escape_surrogates(key): _escape_strings(item) for key, item in data.items()}
+        return {
+            escape_surrogates(key) if isinstance(key, str) else key: _escape_strings(item)
+            for key, item in data.items()
+        }
     return data
 
 
