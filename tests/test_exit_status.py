@@ -146,20 +146,29 @@ _OWN_HANDLER = (
 
 def _signalled(script: Path, home: Path, how: str, signum: int) -> tuple[int, bytes]:
     """Start the script, wait until it is ready, send it `signum`: its exit status, stderr."""
-    process = subprocess.Popen(
+    # With each signal's default action, whatever this process inherited: under `nohup`
+    # (how a CI runner may start) SIGHUP is ignored, which the script, plain or tracked,
+    # would inherit, and polytrack rightly never installs a handler over SIG_IGN.
+    with subprocess.Popen(
         [sys.executable, str(script), str(home), how],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline() == b"ready\n"
-        process.send_signal(signum)
-        _, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-        process.wait()
+        preexec_fn=_default_stop_signals,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline() == b"ready\n"
+            process.send_signal(signum)
+            _, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+            process.wait()
     return process.returncode, err
+
+
+def _default_stop_signals() -> None:
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 @pytest.mark.slow
