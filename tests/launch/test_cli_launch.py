@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import json
+import signal
 import subprocess
 import threading
 import time
@@ -287,12 +288,17 @@ def test_ctrl_c_with_watch_cancels_and_records_stopped(
         time.sleep(0.1)
         _thread.interrupt_main()
 
+    # Python's own Ctrl-C handler, whatever this process inherited: a job started in the
+    # background by a non-interactive shell (`cmd &`, as a CI runner may) ignores SIGINT,
+    # and interrupt_main() then does nothing, leaving the watch to wait for good.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     thread = threading.Thread(target=interrupt, name="test-ctrl-c")
     thread.start()
     try:
         result = cli("run", "-f", simple_job(tmp_path), "--watch", environ=environ)
     finally:
         thread.join()
+        signal.signal(signal.SIGINT, previous)
     assert result.code == EXIT_INTERRUPTED
     assert cluster.items(f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs") == []
     (run,) = polytrack.runs(home=home(environ))
