@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import logging
-import os
-import select
-import struct
 import subprocess
 import sys
-import termios
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from _terminal import run_on_terminals
 from polytrack.capture.logs import LogCapture, LogLine, read_log
 from polytrack.errors import InvalidInputError, TrackingWarning
 
@@ -309,30 +305,7 @@ def _run_script(tmp_path: Path, name: str, capture: bool, *, tty: bool) -> tuple
         done = subprocess.run(argv, capture_output=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr.decode()
         return done.stdout, done.stderr
-    # Each stream on its own pseudo-terminal of 24 x 80, read until the child exits.
-    masters, slaves = zip(*(os.openpty() for _ in range(2)), strict=True)
-    for slave in slaves:
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slaves[0], stderr=slaves[1])
-    for slave in slaves:
-        os.close(slave)
-    got = {fd: b"" for fd in masters}
-    reading = list(masters)
-    deadline = time.monotonic() + 60
-    while reading and time.monotonic() < deadline:
-        ready, _, _ = select.select(reading, [], [], 1.0)
-        for fd in ready:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:  # EIO: every writer closed the terminal
-                data = b""
-            got[fd] += data
-            if not data:
-                reading.remove(fd)
-    returncode = child.wait(timeout=30)
-    for fd in masters:
-        os.close(fd)
-    out, err = got[masters[0]], got[masters[1]]
+    returncode, out, err = run_on_terminals(argv, size=(24, 80), timeout=60)
     assert returncode == 0, err.decode(errors="replace")
     return out, err
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 
@@ -11,23 +10,8 @@ import pytest
 from attrs import frozen
 
 import polytrack
-from polytrack.cli import main
+from _cli import cli
 from polytrack.store.blobs import blob_path
-
-
-@frozen
-class Result:
-    """What one `main()` call returned and printed."""
-
-    code: int
-    out: str
-    err: str
-
-
-def cli(*argv: str) -> Result:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err, environ={})
-    return Result(code, out.getvalue(), err.getvalue())
 
 
 @frozen

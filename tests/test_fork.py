@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import gc
 import os
-import select
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 import warnings
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pytest
 
 import polytrack
 from _git import git
+from _terminal import run_on_terminals
 from polytrack.store.local import LocalStore
 
 # Rounds of (one run in the parent, forks at seeded random instants in its first 0.5 s).
@@ -186,28 +185,9 @@ def _run_children(tmp_path: Path, *, tty: bool) -> tuple[bytes, bytes]:
         done = subprocess.run(argv, capture_output=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr.decode(errors="replace")
         return done.stdout, done.stderr
-    masters, slaves = zip(*(os.openpty() for _ in range(2)), strict=True)
-    child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slaves[0], stderr=slaves[1])
-    for slave in slaves:
-        os.close(slave)
-    got = {fd: b"" for fd in masters}
-    reading = list(masters)
-    deadline = time.monotonic() + 120
-    while reading and time.monotonic() < deadline:
-        ready, _, _ = select.select(reading, [], [], 1.0)
-        for fd in ready:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:  # EIO: every writer closed the terminal
-                data = b""
-            got[fd] += data
-            if not data:
-                reading.remove(fd)
-    returncode = child.wait(timeout=30)
-    for fd in masters:
-        os.close(fd)
-    assert returncode == 0, got[masters[1]].decode(errors="replace")
-    return got[masters[0]], got[masters[1]]
+    returncode, out, err = run_on_terminals(argv)
+    assert returncode == 0, err.decode(errors="replace")
+    return out, err
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ nothing into other tools' folders).
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -24,7 +23,8 @@ from attrs import frozen
 
 import polytrack
 import polytrack.cli.index
-from polytrack.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
+from _cli import cli
+from polytrack.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from polytrack.errors import NotAStoreError, TrackingWarning
 from polytrack.store.index import SCHEMA_VERSION
 from polytrack.store.local import INDEX_FILE, LocalStore
@@ -35,19 +35,6 @@ from polytrack.store.local import INDEX_FILE, LocalStore
 PROMPT = 9.0
 
 
-@frozen
-class Result:
-    """What one `main()` call returned and printed."""
-
-    code: int
-    out: str
-    err: str
-
-
-def cli(*argv: str) -> Result:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), stdout=out, stderr=err, environ={})
-    return Result(code, out.getvalue(), err.getvalue())
 
 
 def record(home: Path, count: int, *, project: str = "p") -> list[str]:
