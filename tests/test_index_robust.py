@@ -422,7 +422,7 @@ def test_an_empty_or_missing_home_reads_as_no_runs_and_stays_empty(tmp_path: Pat
     empty = tmp_path / "empty"
     empty.mkdir()
     assert polytrack.runs(home=empty) == []
-    assert cli("--home", str(empty), "runs", "ls").err == "no runs\n"
+    assert cli("--home", str(empty), "runs", "ls").err == f"no runs in the store {empty}\n"
     assert listing(empty) == set()
     assert polytrack.runs(home=tmp_path / "missing") == []
     assert not (tmp_path / "missing").exists()

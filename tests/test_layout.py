@@ -33,10 +33,11 @@ BASE = frozenset(
         "_version",
         "_speedups",
         "_forkgate",
+        "_names",
     }
 )
 # The face: the run and the module-level API over it, at the package root.
-FACE = frozenset({"run", "artifacts", "tracking", "_state", "_api"})
+FACE = frozenset({"run", "artifacts", "tracking", "_state", "_api", "_display"})
 
 # What the readers and everything above them may use.
 _READERS_MAY = frozenset({"base", "store", "capture", "spec", "media", "face", "history"})
@@ -49,17 +50,20 @@ MAY_IMPORT: Mapping[str, frozenset[str]] = {
     "capture": frozenset({"base", "store"}),
     "sync": frozenset({"base", "store"}),
     "spec": frozenset({"base"}),
-    "launch": frozenset({"base", "spec"}),
+    # store: the local runner and the tuners read trials' statuses and outputs back.
+    "launch": frozenset({"base", "spec", "store"}),
     "media": frozenset({"base", "store"}),  # coming: encoders, below the run
     "face": frozenset({"base", "store", "capture", "sync", "media"}),
     "history": _READERS_MAY - {"history"},
     # coming, and like the CLI above the rest: they use the public API as a user would.
     "integrations": _READERS_MAY | {"package"},
     "importers": _READERS_MAY | {"package"},
-    "ui": _READERS_MAY | {"package"},
-    "cli": _READERS_MAY | {"sync", "launch", "integrations", "importers", "ui", "package"},
+    # The dashboard (`polytrack ui`): not `ui/`, which would shadow the `polytrack.ui()`
+    # function once imported (a submodule import sets the package attribute).
+    "dashboard": _READERS_MAY | {"package"},
+    "cli": _READERS_MAY | {"sync", "launch", "integrations", "importers", "dashboard", "package"},
     # `polytrack/__init__.py`: re-exports, imported lazily (its imports are type-only).
-    "package": _READERS_MAY | {"sync", "ui", "integrations"},
+    "package": _READERS_MAY | {"sync", "dashboard", "integrations"},
 }
 
 # The wings that are folders (the others are groups of root modules, or the package).

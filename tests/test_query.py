@@ -433,8 +433,9 @@ def test_order_by_binds_keys_as_parameters() -> None:
             "metric.loss < 1",
             0,
             11,
-            "unknown field 'metric.loss' (fields: metrics.<key>, params.<key>, tags, status, "
-            "name, project, id, notes, host, user, created, finished, updated, duration, "
+            "unknown field 'metric.loss' (fields: metrics.<key>, params.<key>, outputs.<key>, "
+            "tags, status, name, project, id, notes, host, user, created, finished, updated, "
+            "duration, "
             "min/max/last/count(metrics.<key>))",
             id="unknown-field",
         ),
@@ -486,7 +487,7 @@ def test_order_by_binds_keys_as_parameters() -> None:
             10,
             6,
             "unknown status 'done' (statuses: created, running, succeeded, failed, stopped, "
-            "crashed)",
+            "skipped, crashed)",
             id="bad-status",
         ),
         pytest.param(
@@ -494,7 +495,7 @@ def test_order_by_binds_keys_as_parameters() -> None:
             21,
             8,
             "unknown status 'Failed' (statuses: created, running, succeeded, failed, stopped, "
-            "crashed)",
+            "skipped, crashed)",
             id="bad-status-in-list",
         ),
         pytest.param(
@@ -590,7 +591,7 @@ def test_order_by_binds_keys_as_parameters() -> None:
             "exists(min(metrics.a))",
             7,
             3,
-            "exists() takes metrics.<key> or params.<key>",
+            "exists() takes metrics.<key>, params.<key> or outputs.<key>",
             id="exists-aggregate",
         ),
         pytest.param("min(params.a) < 1", 4, 8, "min() takes metrics.<key>", id="min-of-param"),
@@ -646,8 +647,9 @@ def test_error_message_shows_a_caret_under_the_token() -> None:
             "name, -metric.acc",
             7,
             10,
-            "unknown field 'metric.acc' (fields: metrics.<key>, params.<key>, tags, status, "
-            "name, project, id, notes, host, user, created, finished, updated, duration, "
+            "unknown field 'metric.acc' (fields: metrics.<key>, params.<key>, outputs.<key>, "
+            "tags, status, name, project, id, notes, host, user, created, finished, updated, "
+            "duration, "
             "min/max/last/count(metrics.<key>))",
             id="unknown-field",
         ),

@@ -65,13 +65,26 @@ _EXPORTS = {
     "RunView": "polytrack.history.runs",
     "get_run": "polytrack.history.runs",
     "runs": "polytrack.history.runs",
+    "RunList": "polytrack.history.runs",
+    "search_runs": "polytrack.history.runs",
+    "plot": "polytrack.history.plot",
     "Comparison": "polytrack.history.compare",
     "compare": "polytrack.history.compare",
     "LineageGraph": "polytrack.history.lineage",
     "lineage": "polytrack.history.lineage",
+    "GcReport": "polytrack.history.manage",
+    "delete_run": "polytrack.history.manage",
+    "gc": "polytrack.history.manage",
+    "rename_run": "polytrack.history.manage",
+    "restore_run": "polytrack.history.manage",
+    "set_note": "polytrack.history.manage",
+    "tag_run": "polytrack.history.manage",
+    "trashed_runs": "polytrack.history.manage",
+    "untag_run": "polytrack.history.manage",
     "DisabledRun": "polytrack.run",
     "Run": "polytrack.run",
     "Settings": "polytrack.settings",
+    "ui": "polytrack.dashboard.server",
 }
 
 __all__ = [
@@ -90,6 +103,7 @@ __all__ = [
     "DataRef",
     "DisabledRun",
     "EnvironmentState",
+    "GcReport",
     "GitState",
     "GpuInfo",
     "HardwareState",
@@ -104,6 +118,7 @@ __all__ = [
     "QueryError",
     "Run",
     "RunInfo",
+    "RunList",
     "RunNotFoundError",
     "RunStateError",
     "RunView",
@@ -115,7 +130,9 @@ __all__ = [
     "__version__",
     "compare",
     "current_run",
+    "delete_run",
     "finish",
+    "gc",
     "get_run",
     "init",
     "lineage",
@@ -128,8 +145,17 @@ __all__ = [
     "log_outputs",
     "log_params",
     "log_tags",
+    "plot",
+    "rename_run",
+    "restore_run",
     "runs",
+    "search_runs",
     "seed_everything",
+    "set_note",
+    "tag_run",
+    "trashed_runs",
+    "ui",
+    "untag_run",
 ]
 
 if TYPE_CHECKING:  # explicit re-exports (`X as X`) for type checkers
@@ -150,6 +176,7 @@ if TYPE_CHECKING:  # explicit re-exports (`X as X`) for type checkers
     )
     from polytrack.artifacts import ArtifactView as ArtifactView
     from polytrack.capture.logs import LogLine as LogLine
+    from polytrack.dashboard.server import ui as ui
     from polytrack.errors import (
         AmbiguousRunError as AmbiguousRunError,
         ArtifactNotFoundError as ArtifactNotFoundError,
@@ -177,10 +204,24 @@ if TYPE_CHECKING:  # explicit re-exports (`X as X`) for type checkers
         LineageGraph as LineageGraph,
         lineage as lineage,
     )
+    from polytrack.history.manage import (
+        GcReport as GcReport,
+        delete_run as delete_run,
+        gc as gc,
+        rename_run as rename_run,
+        restore_run as restore_run,
+        set_note as set_note,
+        tag_run as tag_run,
+        trashed_runs as trashed_runs,
+        untag_run as untag_run,
+    )
+    from polytrack.history.plot import plot as plot
     from polytrack.history.runs import (
+        RunList as RunList,
         RunView as RunView,
         get_run as get_run,
         runs as runs,
+        search_runs as search_runs,
     )
     from polytrack.models import (
         CodeState as CodeState,

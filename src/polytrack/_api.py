@@ -8,7 +8,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from polytrack import _state
 from polytrack._text import escape_surrogates, has_surrogates, safe_repr
@@ -22,7 +22,7 @@ from polytrack.models import DataRef, ParamsSet, RunLinked, RunStarted, SeedStat
 from polytrack.redact import redact_text
 from polytrack.run import DisabledRun, Run, check_tags, flatten_params, forked_message
 from polytrack.settings import CAPTURES, MODES, Settings, config_path
-from polytrack.store.journal import EVENTS_RE
+from polytrack.store.journal import CHANGES_FILE, EVENTS_RE
 from polytrack.store.liveness import hostname, process_started
 from polytrack.store.writer import JournalWriter
 
@@ -65,6 +65,7 @@ def init(
     user: str | None = None,
     settings: Settings | None = None,
     environ: Mapping[str, str] | None = None,
+    reinit: str = "finish_previous",
 ) -> Run | DisabledRun:
     """Start recording a run and make it the current run.
 
@@ -93,6 +94,14 @@ def init(
             `runs ls`, queryable (`user = 'ana'`), and synced (MLflow's `mlflow.user`).
         settings: a full `Settings`; the arguments above override it.
         environ: read instead of `os.environ` (for tests).
+        reinit: what a call made while a run is current does (W&B's `reinit`), the same
+            in a notebook and in a script: "finish_previous" (the default) finishes that
+            run, succeeded, says so in one line on stderr, and starts a new one; the
+            finished run is deleted if it recorded nothing after `init()` (re-running a
+            notebook's init cell; see docs/tracking.md). "return_previous" returns the
+            current run and ignores the other arguments. "create_new" starts a new run
+            and leaves the previous one recording (each is finished by its own
+            `finish()`, else at exit).
 
     Raises:
         InvalidInputError: an argument cannot be recorded (names it).
@@ -105,6 +114,13 @@ def init(
         >>> with polytrack.init(project="mnist", params={"lr": 0.01}) as run:
         ...     run.log_metrics({"loss": 0.5}, step=0)
     """
+    if reinit not in REINIT:
+        raise InvalidInputError(
+            f"reinit must be one of {', '.join(REINIT)}; got {safe_repr(reinit)}"
+        )
+    previous = _state.current
+    if reinit == "return_previous" and previous is not None:
+        return previous
     settings = settings or Settings.from_env(environ)
     if mode is not None:
         if mode not in MODES:
@@ -135,9 +151,8 @@ def init(
 
     target = _sync_target(backend, settings, os.environ if environ is None else environ)
 
-    previous = _state.current
-    if previous is not None:
-        previous.finish()
+    if previous is not None and reinit == "finish_previous":
+        _finish_previous(previous)
     if settings.mode == "disabled":
         disabled = DisabledRun(on_finish=_state.forget)
         _state.set_current(disabled)
@@ -172,6 +187,61 @@ def init(
     if seeds is not None:
         run.record_seeds(seeds)  # seeded once: recorded by one run
     return run
+
+
+REINIT: Final = ("finish_previous", "return_previous", "create_new")
+
+
+def _finish_previous(previous: Run | DisabledRun) -> None:
+    """Finish the run a new `init()` replaces, say so, and delete it if it holds nothing
+    the user recorded (see `recorded_nothing`)."""
+    # Only a run this process created, under an id of its own, and kept locally only: a
+    # resumed run holds earlier attempts, a launched one (POLYTRACK_RUN_ID) belongs to
+    # its launcher, and a synced one is on its server already.
+    started_here = (
+        isinstance(previous, Run)
+        and previous.attempt == 0
+        and previous.settings.run_id is None
+        and previous._sync is None
+    )
+    previous.finish()
+    if not isinstance(previous, Run) or previous.status != "succeeded":
+        return  # disabled, or finished before (by another init(), its `with` block)
+    if started_here and recorded_nothing(previous.dir):
+        import shutil
+
+        shutil.rmtree(previous.dir, ignore_errors=True)
+        said = f"deleted it: it recorded nothing after init() ({previous.dir})"
+    else:
+        said = f"finished it: {previous.status}"
+    print(
+        f"polytrack: a new init() replaces run {previous.id} ({previous.name}); {said}",
+        file=sys.stderr,
+    )
+
+
+def recorded_nothing(directory: Path) -> bool:
+    """Whether the run in `directory` holds nothing but what `init()` recorded: no
+    metrics (system metrics aside), no params or tags beyond init()'s, no outputs,
+    artifacts, data refs or links. Its snapshot, logs and cells do not count."""
+    from polytrack.capture.system import PREFIX
+    from polytrack.models import ArtifactLogged, OutputsSet, TagsAdded
+    from polytrack.store.reader import read_run_files
+
+    try:
+        files = read_run_files(directory)
+    except (StoreError, OSError):
+        return False
+    if files.corrupt or any(not key.startswith(PREFIX) for key in files.series):
+        return False
+    running = False  # init() writes its params before the run's first "running"
+    for _, event in files.events:
+        if isinstance(event, (TagsAdded, OutputsSet, ArtifactLogged, DataRef, RunLinked)):
+            return False
+        if isinstance(event, ParamsSet) and running:
+            return False
+        running = running or (isinstance(event, StatusChanged) and event.status == "running")
+    return running
 
 
 def _read_or_none(store: LocalStore, run_id: str) -> RunRead | None:
@@ -237,13 +307,21 @@ def _start(
         # One past every attempt on disk, also one that died before its first record.
         directory = settings.home / "runs" / run_id
         attempt = 1 + max(
-            (int(m.group(1)) for p in directory.iterdir() if (m := EVENTS_RE.match(p.name))),
+            (
+                int(m.group(1))
+                for p in directory.iterdir()
+                if (m := EVENTS_RE.match(p.name)) and p.name != CHANGES_FILE
+            ),
             default=-1 if info is None else info.attempts - 1,
         )
     elif settings.run_id is not None:
         run_id = settings.run_id  # launched for a run made elsewhere: its first attempt here
     else:
         run_id = new_run_id()
+    if name is None:  # memorable and unique within the project: `brave-otter-3`
+        from polytrack._names import default_name
+
+        name = default_name(settings.home, project, run_id)
     directory = settings.home / "runs" / run_id
     writer = JournalWriter.create(
         directory,
@@ -333,6 +411,8 @@ def _start_captures(
             ),
             warn,
         )
+    if settings.capture_code and "IPython" in sys.modules:
+        _start_notebook_capture(run, attempt, environ, warn)
     if snapshot is not None:
         snapshot.settle()
     # The sampler after git has answered: its first sample imports psutil, which would
@@ -348,6 +428,22 @@ def _start_captures(
         )
     if snapshot is not None:
         run.own(snapshot)  # stopped first: its records go in before the logs close
+
+
+def _start_notebook_capture(
+    run: Run, attempt: int, environ: Mapping[str, str], warn: Callable[[str, str], None]
+) -> None:
+    """In a notebook: keep the cells the kernel runs, and the `.ipynb` (see
+    `polytrack.capture.notebook`)."""
+    from polytrack.capture.notebook import NotebookCapture, ipython_shell, notebook_path
+
+    shell = ipython_shell()
+    if shell is None or not hasattr(shell, "events"):
+        return
+    path = notebook_path(environ, shell)
+    _start_collaborator(
+        run, "notebook", lambda: NotebookCapture(shell, run.dir, attempt, path), warn
+    )
 
 
 def _sync_target(

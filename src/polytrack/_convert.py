@@ -9,11 +9,13 @@ types and attrs metadata, not the `polytrack.spec` models that use it.
 from __future__ import annotations
 
 import collections.abc
+import contextlib
+import contextvars
 import json
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any, Final, Literal, Union
 
 import attrs
@@ -43,6 +45,8 @@ __all__ = [
     "snake_case",
     "spec_converter",
     "structure_errors",
+    "templates_now",
+    "waits",
     "yaml_key",
 ]
 
@@ -217,6 +221,7 @@ spec_converter: Final = cattrs.Converter(forbid_extra_keys=True, detailed_valida
 
 _SNAKE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _TEMPLATE = "{{"
+_TEMPLATES_WAIT: Final = contextvars.ContextVar("polytrack_templates_wait", default=True)
 
 
 def _unresolved(value: Any) -> str:
@@ -231,7 +236,36 @@ def _structure_str(value: Any, _: Any) -> str:
     raise FieldError(f"expected a string, got {describe(value)}")
 
 
+def waits(value: Any) -> bool:
+    """Whether `value` is a `{{ }}` template left for run time, in a field of another type.
+
+    Polyaxon takes such a template for a number, a bool or an enumerated value
+    (`limit: "{{ top }}"`) and checks what it renders to when the run starts; so does
+    polytrack: the field keeps the text, and the run's own load, with every value known,
+    renders and checks it. Not inside `templates_now()`.
+    """
+    return (
+        isinstance(value, str)
+        and not isinstance(value, Rendered)
+        and _TEMPLATE in value
+        and _TEMPLATES_WAIT.get()
+    )
+
+
+@contextlib.contextmanager
+def templates_now() -> Iterator[None]:
+    """Structure values that are used before any run starts (a matrix, expanded when the
+    runs are planned): there, a template in a typed field is an error, not text to keep."""
+    token = _TEMPLATES_WAIT.set(False)
+    try:
+        yield
+    finally:
+        _TEMPLATES_WAIT.reset(token)
+
+
 def _structure_int(value: Any, _: Any) -> int:
+    if waits(value):
+        return typing.cast(int, str(value))
     native = value.native if isinstance(value, Rendered) else value
     if isinstance(native, int) and not isinstance(native, bool):
         return native
@@ -239,6 +273,8 @@ def _structure_int(value: Any, _: Any) -> int:
 
 
 def _structure_float(value: Any, _: Any) -> float:
+    if waits(value):
+        return typing.cast(float, str(value))
     native = value.native if isinstance(value, Rendered) else value
     if isinstance(native, int | float) and not isinstance(native, bool):
         return float(native)
@@ -246,6 +282,8 @@ def _structure_float(value: Any, _: Any) -> float:
 
 
 def _structure_bool(value: Any, _: Any) -> bool:
+    if waits(value):
+        return typing.cast(bool, str(value))
     native = value.native if isinstance(value, Rendered) else value
     if isinstance(native, bool):
         return native
@@ -260,6 +298,8 @@ def _literal_hook(type_: Any) -> Callable[[Any, Any], Any]:
     allowed = typing.get_args(type_)
 
     def structure(value: Any, _: Any) -> Any:
+        if waits(value):
+            return str(value)
         for option in allowed:
             if type(option) is type(plain(value)) and option == value:
                 return option
@@ -277,7 +317,9 @@ def _is_parse(type_: Any) -> bool:
 
 def _parse_hook(type_: Any) -> Callable[[Any, Any], Any]:
     parse = next(meta for meta in type_.__metadata__ if isinstance(meta, Parse))
-    return lambda value, _: parse.fn(value)
+    if typing.get_origin(typing.get_args(type_)[0]) is tuple:
+        return lambda value, _: parse.fn(value)  # lists parse a template item by item
+    return lambda value, _: str(value) if waits(value) else parse.fn(value)
 
 
 def _is_sequence(type_: Any) -> bool:

@@ -9,6 +9,7 @@ from attrs import field, frozen
 from attrs.validators import ge, in_, matches_re
 
 __all__ = [
+    "CHANGE_EVENTS",
     "FINAL_STATUSES",
     "STATUSES",
     "EVENT_TYPES",
@@ -32,21 +33,30 @@ __all__ = [
     "KeyDefined",
     "KeyTable",
     "MetricSummary",
+    "NoteSet",
     "OutputsSet",
     "ParamValue",
     "ParamsSet",
     "RunInfo",
     "RunLinked",
+    "RunRenamed",
+    "RunRestored",
     "RunStarted",
+    "RunTrashed",
     "SchemaDefined",
     "StatusChanged",
     "TagsAdded",
+    "TagsChanged",
 ]
 
-STATUSES: Final = ("created", "running", "succeeded", "failed", "stopped", "crashed")
-FINAL_STATUSES: Final = frozenset({"succeeded", "failed", "stopped"})
+STATUSES: Final = (
+    "created", "running", "succeeded", "failed", "stopped", "skipped", "crashed"
+)  # fmt: skip
+# `skipped`: a DAG operation whose trigger or conditions did not hold (Polyaxon's status
+# of the same name); its run is made and finished at once, and never judged crashed.
+FINAL_STATUSES: Final = frozenset({"succeeded", "failed", "stopped", "skipped"})
 # Statuses a process writes itself; "crashed" is only ever derived by readers.
-_WRITTEN_STATUSES: Final = ("created", "running", "succeeded", "failed", "stopped")
+_WRITTEN_STATUSES: Final = ("created", "running", "succeeded", "failed", "stopped", "skipped")
 
 ParamValue = Union[str, int, float, bool, None, list["ParamValue"]]
 
@@ -307,6 +317,55 @@ class RunLinked:
     at: float = 0.0
 
 
+# -- changes made to a recorded run afterwards (`polytrack.history.manage`): each says who
+# made it (`by`: Settings.user) and when (`at`), in the run's changes log
+# (`polytrack.store.changes`), so the index and a synced server can replay them.
+
+
+@frozen
+class RunRenamed:
+    """The run's name was changed (`polytrack runs rename`)."""
+
+    name: str
+    at: float
+    by: str | None = None
+
+
+@frozen
+class TagsChanged:
+    """Tags were added to or removed from the run (`polytrack runs tag` / `untag`)."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    at: float = 0.0
+    by: str | None = None
+
+
+@frozen
+class NoteSet:
+    """The run's notes were replaced (`polytrack runs note`); None clears them."""
+
+    notes: str | None
+    at: float
+    by: str | None = None
+
+
+@frozen
+class RunTrashed:
+    """The run was moved to the home's trash (`polytrack runs rm`)."""
+
+    at: float
+    by: str | None = None
+
+
+@frozen
+class RunRestored:
+    """The run was brought back from the trash (`polytrack runs restore`)."""
+
+    at: float
+    by: str | None = None
+
+
 Event = Union[
     RunStarted,
     ParamsSet,
@@ -326,7 +385,15 @@ Event = Union[
     ArtifactLogged,
     RunLinked,
     OutputsSet,
+    RunRenamed,
+    TagsChanged,
+    NoteSet,
+    RunTrashed,
+    RunRestored,
 ]
+
+# The changes above, which readers apply after every attempt's own records.
+CHANGE_EVENTS: Final = (RunRenamed, TagsChanged, NoteSet, RunTrashed, RunRestored)
 
 # The `type` tag of each event in the journal.
 EVENT_TYPES: Final[dict[str, type[Event]]] = {
@@ -348,6 +415,11 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "artifact": ArtifactLogged,
     "link": RunLinked,
     "outputs": OutputsSet,
+    "renamed": RunRenamed,
+    "retagged": TagsChanged,
+    "note": NoteSet,
+    "trashed": RunTrashed,
+    "restored": RunRestored,
 }
 EVENT_TYPE_NAMES: Final[dict[type[Event], str]] = {cls: name for name, cls in EVENT_TYPES.items()}
 

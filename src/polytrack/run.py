@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from polytrack import _display
 from polytrack._text import escape_surrogates, has_surrogates, safe_repr
 from polytrack.errors import (
     ArtifactNotFoundError,
@@ -31,6 +32,7 @@ from polytrack.models import (
     OutputsSet,
     ParamsSet,
     ParamValue,
+    RunInfo,
     SeedState,
     StatusChanged,
     TagsAdded,
@@ -110,6 +112,48 @@ class Run:
 
     def __repr__(self) -> str:
         return f"<polytrack.Run {self.id} {self.project}/{self.name} {self._status}>"
+
+    # -- display (notebooks, IPython) -------------------------------------------------
+
+    def _read_info(self) -> RunInfo | None:
+        """The run as a reader sees it now, from its files; None where they cannot be
+        read (a display never raises)."""
+        from polytrack.store.local import LocalStore
+
+        try:
+            with LocalStore.open(
+                self.settings.home, create=False, busy_timeout=0.05, repair_index=False
+            ) as store:
+                return store.read_run(self.id).info
+        except (PolytrackError, OSError):
+            return None
+
+    def _repr_html_(self) -> str:
+        """The run's card in a notebook: status, params, last metrics, sparklines."""
+        info = self._read_info()
+        if info is None:
+            return f"<code>{_display.e(repr(self))}</code>"
+        keys = [k for k in info.metrics if not k.startswith("system/")][: _display.MAX_METRICS]
+        return _display.run_html(info, _display.read_sparks(self.dir, keys))
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        info = None if cycle else self._read_info()
+        printer.text(repr(self) if info is None else _display.run_text(info))
+
+    def plot(self, key: str, *, ax: Any | None = None) -> Any:
+        """Draw metric `key` against the step with matplotlib (the `plot` extra); returns
+        the Axes.
+
+        Raises:
+            ImportError: matplotlib is not installed (names the extra).
+
+        Example:
+            >>> run.plot("loss")
+        """
+        from polytrack.store.reader import read_series
+
+        series = read_series(self.dir, key)
+        return _display.draw([(self.name, series.steps, series.values)], key, ax)
 
     @property
     def status(self) -> str:
@@ -502,7 +546,7 @@ class Run:
         """Close the run with a final status; a second call does nothing.
 
         Args:
-            status: succeeded, failed or stopped.
+            status: succeeded, failed, stopped or skipped (a DAG operation not run).
             message: why (an exception's text, say), shown by `polytrack runs show`.
         """
         if status not in FINAL_STATUSES:

@@ -58,6 +58,8 @@ CASES: dict[str, tuple[list[str], dict[str, str]]] = {
     "mpijob": (["mpijob.yaml"], {}),
     "dag": (["dag.yaml"], {}),
     "matrix": (["matrix-mapping.yaml"], {}),
+    "daskcluster": (["../../spec/fixtures/conformance/daskcluster.yaml"], {}),
+    "raycluster": (["../../spec/fixtures/conformance/raycluster.yaml"], {}),
 }
 
 

@@ -297,6 +297,18 @@ def test_statuses_and_end_time(backend: MlflowBackend, mlflow: Mlflow, tmp_path:
     assert (tags["polytrack.status"], tags["polytrack.status_message"]) == ("succeeded", "done")
 
 
+def test_skipped_is_killed_with_the_tag(
+    backend: MlflowBackend, mlflow: Mlflow, tmp_path: Path
+) -> None:
+    """MLflow has no skipped: KILLED, with its end time, and polytrack.status=skipped."""
+    run, run_id = opened(backend, tmp_path)
+    backend.set_status(run.id, "skipped", at=T0 + 3, message="conditions are false")
+    info, tags = mlflow.run(run_id)["info"], mlflow.tags(run_id)
+    assert (info["status"], info["end_time"]) == ("KILLED", round((T0 + 3) * 1000))
+    assert tags["polytrack.status"] == "skipped"
+    assert tags["polytrack.status_message"] == "conditions are false"
+
+
 def test_status_changes_in_a_batch_are_left_to_set_status(
     backend: MlflowBackend, mlflow: Mlflow, tmp_path: Path
 ) -> None:

@@ -350,6 +350,21 @@ def test_statuses_become_conditions(sandbox: PolyaxonSandbox, project: str, tmp_
     ]
 
 
+def test_skipped_is_polyaxons_skipped(
+    sandbox: PolyaxonSandbox, project: str, tmp_path: Path
+) -> None:
+    """A run finished skipped is Polyaxon's skipped, saying why."""
+    client = backend(sandbox, project)
+    client.open_run(started("run-k"), workdir=tmp_path)
+    client.set_status("run-k", "skipped", at=CREATED + 1, message="trigger all_succeeded: a failed")
+    client.close()
+
+    statuses = sandbox.statuses(project, run_uuid(OWNER, project, "run-k"))
+    assert statuses["status"] == "skipped"
+    last = statuses["status_conditions"][-1]
+    assert (last["type"], last["message"]) == ("skipped", "trigger all_succeeded: a failed")
+
+
 def test_artifacts_round_trip(sandbox: PolyaxonSandbox, project: str, tmp_path: Path) -> None:
     """An uploaded file downloads byte for byte under its name; a new digest replaces it."""
     client = backend(sandbox, project)

@@ -50,7 +50,7 @@ ERRORS: dict[str, tuple[type[SpecError], str]] = {
     "unknown-run-kind.yaml": (
         SpecError,
         "unknown-run-kind.yaml:4 run.kind: expected one of job, service, tfjob, pytorchjob, "
-        'mpijob, dag, got "sparkjob"',
+        'mpijob, daskcluster, raycluster, dag, got "sparkjob"',
     ),
     "tfjob-no-replicas.yaml": (
         SpecError,
@@ -165,11 +165,6 @@ ERRORS: dict[str, tuple[type[SpecError], str]] = {
         "template-syntax.yaml:9 run.container.args[0]: invalid template {{ lr + }}: "
         "unexpected 'end of print statement'",
     ),
-    "unresolved-template-int.yaml": (
-        SpecError,
-        "unresolved-template-int.yaml:5 run.replicas: expected an integer of at least 1, "
-        'got "{{ globals.replicas }}" (a template that can only be rendered at run time)',
-    ),
     "grid-distribution.yaml": (
         SpecError,
         "grid-distribution.yaml:6 matrix.params.lr.kind: a grid search takes discrete values "
@@ -207,7 +202,7 @@ ERRORS: dict[str, tuple[type[SpecError], str]] = {
     "two-refs.yaml": (
         SpecError,
         "two-refs.yaml:1: set exactly one of component, pathRef, dagRef, hubRef, urlRef "
-        "(got component, hubRef)",
+        "(got component, pathRef)",
     ),
     "operation-without-component.yaml": (
         SpecError,

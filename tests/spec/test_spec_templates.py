@@ -39,12 +39,16 @@ def test_param_views_give_value_and_as_arg() -> None:
 
 
 def test_a_lone_expression_keeps_its_value_type() -> None:
-    """A string that is one expression gives its value: a Rendered number, a list, None."""
+    """A string that is one expression gives its value: a Rendered number, a list, text."""
     number = render("{{ n }}", context(n=3))
     assert isinstance(number, Rendered) and number == "3" and number.native == 3
     assert render("{{ items }}", context(items=[1, 2])) == [1, 2]
-    assert render("{{ missing }}", context(missing=None)) is None
     assert render("{{ name }}", context(name="adam")) == "adam"
+
+
+def test_an_unset_input_waits_for_run_time() -> None:
+    """An input without a value (a hub component's connection) leaves its template alone."""
+    assert render("{{ missing }}", context(missing=None)) == "{{ missing }}"
 
 
 def test_run_time_values_are_left_as_written() -> None:

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from types import ModuleType
 
+from polytrack.capture.notebook import notebook_path
 from polytrack.models import CodeState
 from polytrack.redact import redact_argv
 
@@ -50,33 +51,3 @@ def _entrypoint(argv: list[str], main: ModuleType | None) -> str | None:
     if not script or script in ("-c", "-"):
         return None  # an interactive interpreter or `python -c`
     return os.path.abspath(script)
-
-
-def notebook_path(environ: Mapping[str, str]) -> str | None:
-    """The running notebook's path, where the Jupyter front end tells the kernel.
-
-    JupyterLab and Notebook 7 (jupyter_server >= 2) set JPY_SESSION_NAME to it; VS Code
-    puts `__vsc_ipynb_file__` in the user namespace. Only looked up when IPython runs.
-    """
-    if "IPython" not in sys.modules:
-        return None
-    shell = _ipython()
-    if shell is None:
-        return None
-    namespace = getattr(shell, "user_ns", {})
-    for candidate in (namespace.get("__vsc_ipynb_file__"), environ.get("JPY_SESSION_NAME")):
-        if isinstance(candidate, str) and candidate.endswith(".ipynb"):
-            return os.path.abspath(candidate)
-    session = namespace.get("__session__")
-    if isinstance(session, str) and session.endswith(".ipynb"):
-        return os.path.abspath(session)
-    return "<notebook>" if type(shell).__name__ == "ZMQInteractiveShell" else None
-
-
-def _ipython() -> object | None:
-    ipython = sys.modules["IPython"]
-    get = getattr(ipython, "get_ipython", None)
-    try:
-        return get() if callable(get) else None
-    except Exception:  # an IPython half torn down at exit
-        return None

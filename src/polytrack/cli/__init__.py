@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's marker: this entry point completes itself)
 """The `polytrack` command line. `main(argv)` returns an exit code and is testable directly.
 
 Every error becomes an exit code here, in `main()`, and nowhere else:
@@ -65,6 +66,9 @@ _COMMANDS: Final = (
     "polytrack.cli.ops",
     "polytrack.cli.reproduce",
     "polytrack.cli.sync",
+    "polytrack.cli.gc",
+    "polytrack.cli.completion",
+    "polytrack.cli.ui",
 )
 
 
@@ -134,6 +138,11 @@ def _run(
     from polytrack.cli._context import Context
     from polytrack.settings import Settings
 
+    if "_ARGCOMPLETE" in os.environ:  # a shell asks for completions (`polytrack completion`)
+        from polytrack.cli.completion import complete
+
+        with open(os.devnull, "w") as quiet:  # usage errors of a half-typed line: unsaid
+            complete(_build_parser(quiet, quiet))  # prints the completions and exits
     args = _build_parser(out, err).parse_args(arguments)
     if args.home is not None:
         home = Path(args.home).expanduser()

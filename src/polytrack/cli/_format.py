@@ -15,12 +15,15 @@ from typing import Any
 
 __all__ = [
     "MISSING",
+    "SPARKS",
+    "format_count",
     "format_duration",
     "format_number",
     "format_time",
     "format_value",
     "json_safe",
     "printable",
+    "sparkline",
     "to_json",
 ]
 
@@ -81,7 +84,8 @@ def format_time(timestamp: float | None, *, seconds: bool = False) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """A compact duration with its two largest units: `42s`, `1m05s`, `2h03m`, `3d04h`."""
+    """A duration in its largest units, three at most: `42s`, `1m 5s`, `1h 2m 3s`,
+    `3d 4h 0m`."""
     if seconds is None or not math.isfinite(seconds):
         return MISSING
     total = max(0, int(seconds))
@@ -89,11 +93,11 @@ def format_duration(seconds: float | None) -> str:
     hours, rest = divmod(rest, 3_600)
     minutes, secs = divmod(rest, 60)
     if days:
-        return f"{days}d{hours:02d}h"
+        return f"{days}d {hours}h {minutes}m"
     if hours:
-        return f"{hours}h{minutes:02d}m"
+        return f"{hours}h {minutes}m {secs}s"
     if minutes:
-        return f"{minutes}m{secs:02d}s"
+        return f"{minutes}m {secs}s"
     return f"{secs}s"
 
 
@@ -115,3 +119,51 @@ def json_safe(data: Any) -> Any:
 def to_json(data: Any) -> str:
     """Strict JSON text (no NaN tokens), indented for people, parseable by anything."""
     return json.dumps(json_safe(data), indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def format_count(value: int) -> str:
+    """A large count with thousands separators: `1234567` -> `1,234,567`."""
+    return f"{value:,}"
+
+
+# Eight heights of a sparkline; NaN and infinities get marks of their own, so a series
+# that went NaN never looks like one at its minimum.
+SPARKS = "▁▂▃▄▅▆▇█"
+NAN_MARK = "∅"
+POS_INF_MARK = "↑"
+NEG_INF_MARK = "↓"
+
+
+def sparkline(values: Sequence[float], width: int = 40) -> str:
+    """`values` as a line of at most `width` bars (▁..█), scaled between their finite
+    min and max; longer series are cut into `width` buckets, each shown by its mean (a
+    bucket holding a NaN or an infinity shows that mark: it is what must not be hidden)."""
+    if not values or width <= 0:
+        return ""
+    if len(values) > width:
+        buckets = [
+            values[len(values) * i // width : len(values) * (i + 1) // width] for i in range(width)
+        ]
+    else:
+        buckets = [[value] for value in values]
+    points: list[float] = []
+    for bucket in buckets:
+        odd = [v for v in bucket if not math.isfinite(v)]
+        points.append(odd[0] if odd else sum(bucket) / len(bucket))
+    finite = [v for v in points if math.isfinite(v)]
+    low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
+    span = high - low
+    marks: list[str] = []
+    for value in points:
+        if math.isnan(value):
+            marks.append(NAN_MARK)
+        elif value == math.inf:
+            marks.append(POS_INF_MARK)
+        elif value == -math.inf:
+            marks.append(NEG_INF_MARK)
+        elif span <= 0:
+            marks.append(SPARKS[len(SPARKS) // 2 - 1])
+        else:
+            level = int((value - low) / span * (len(SPARKS) - 1) + 0.5)
+            marks.append(SPARKS[level])
+    return "".join(marks)

@@ -1,4 +1,9 @@
-"""Aligned plain-text tables: columns padded to their widest cell, numbers right-aligned."""
+"""Aligned plain-text tables: columns padded to their widest cell, numbers right-aligned.
+
+A table wider than the terminal is cut (`render(width=)`), each line ending in `…`, rather
+than left to wrap into a mess; colours (ANSI SGR codes) are put around whole cells after
+the table is laid out and cut, so they never count towards a width.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ class Cell:
 
     text: str
     numeric: bool = False
+    # An ANSI SGR code ("32" green) to show the cell in, where colour is on.
+    color: str | None = None
 
 
 @frozen
@@ -50,6 +57,12 @@ class Column:
             return text
         return text[: self.max_width - 1] + "…"
 
+    def painted(self) -> list[tuple[str, str | None]]:
+        """The header (uncoloured) and every cell, padded to `width`, with its colour."""
+        width, numeric = self.width, self.numeric
+        texts = [(self.header, None), *((self._clip(c.text), c.color) for c in self.cells)]
+        return [(t.rjust(width) if numeric else t.ljust(width), color) for t, color in texts]
+
     def lines(self) -> list[str]:
         """The header and every cell, padded to `width`."""
         width, numeric = self.width, self.numeric
@@ -62,9 +75,45 @@ def table_width(columns: Sequence[Column]) -> int:
     return sum(column.width for column in columns) + len(GUTTER) * max(0, len(columns) - 1)
 
 
-def render(columns: Sequence[Column]) -> str:
-    """The table as text: a header line, then one line per row, no trailing spaces."""
+def render(columns: Sequence[Column], *, width: int | None = None, color: bool = False) -> str:
+    """The table as text: a header line, then one line per row, no trailing spaces.
+
+    With `width`, a longer line is cut to `width` characters, its last one `…`. With
+    `color`, cells that have a colour are shown in it.
+    """
     if not columns:
         return ""
-    padded = [column.lines() for column in columns]
-    return "\n".join(GUTTER.join(row).rstrip() for row in zip(*padded, strict=True))
+    padded = [column.painted() for column in columns]
+    return "\n".join(_line(row, width, color) for row in zip(*padded, strict=True))
+
+
+def _line(row: Sequence[tuple[str, str | None]], width: int | None, color: bool) -> str:
+    plain = GUTTER.join(text for text, _ in row).rstrip()
+    cut = width is not None and len(plain) > width
+    if not color and not cut:
+        return plain
+    limit = len(plain) if width is None or not cut else max(1, width) - 1
+    out: list[str] = []
+    pos = 0
+    for index, (text, code) in enumerate(row):
+        piece = (GUTTER if index else "") + text
+        room = limit - pos
+        if room <= 0:
+            break
+        shown = piece[:room]
+        head, body = (shown[: len(GUTTER)], shown[len(GUTTER) :]) if index else ("", shown)
+        out.append(head + (_paint(body, code) if color and code else body))
+        pos += len(piece)
+    line = "".join(out)
+    if cut:
+        return line + "…"
+    return line.rstrip()
+
+
+def _paint(text: str, code: str) -> str:
+    """`text` with its non-blank part (not the padding) in colour `code`."""
+    core = text.strip(" ")
+    if not core:
+        return text
+    start = text.index(core)
+    return f"{text[:start]}\x1b[{code}m{core}\x1b[0m{text[start + len(core) :]}"

@@ -46,7 +46,9 @@ def register(commands: Subcommands, parent: Parser) -> None:
         description=(
             "Validate a Polyaxonfile (version 1.1, kind component or operation) and print it\n"
             "resolved: presets merged, params converted, templates rendered where their\n"
-            "values are known. Notes (the run kind, the matrix size) go to stderr."
+            "values are known. Notes (the run kind, the matrix size) go to stderr.\n"
+            "With --schemas, also compile it as `polytrack run` would and check every\n"
+            "manifest against the Kubernetes schemas (needs the kube extra)."
         ),
     )
     parser.add_argument(
@@ -74,6 +76,16 @@ def register(commands: Subcommands, parent: Parser) -> None:
         default="yaml",
         help="how to print the resolved spec (default: yaml)",
     )
+    parser.add_argument(
+        "--schemas",
+        action="store_true",
+        help="also check the compiled manifests against the Kubernetes schemas (kube extra)",
+    )
+    parser.add_argument(
+        "--kube-version",
+        metavar="VERSION",
+        help="the Kubernetes version whose schemas --schemas uses (default: the newest shipped)",
+    )
     parser.set_defaults(handler=check)
 
 
@@ -90,7 +102,44 @@ def check(args: argparse.Namespace, context: Context) -> int:
         context.out(_yaml(report.document).rstrip("\n"))
     for note in report.notes:
         context.note(note)
+    if args.schemas or args.kube_version:
+        _check_schemas(args, context)
     return 0
+
+
+# A matrix's runs differ only by their params: checking this many of them is enough to
+# find what the file does wrong, and keeps `check` quick on a grid of thousands.
+_MAX_UNITS = 100
+
+
+def _check_schemas(args: argparse.Namespace, context: Context) -> None:
+    """Compile every unit `polytrack run` would submit and check its manifests.
+
+    Raises:
+        LaunchError: a manifest fails the schemas (naming the object and the field), an
+            operation cannot be compiled, or the kube extra is missing.
+    """
+    from polytrack.errors import UnsupportedMatrixError
+    from polytrack.launch import schemas
+    from polytrack.launch.manifests import Target, compile_operation
+    from polytrack.launch.plan import make_plan
+
+    version = args.kube_version or (schemas.default_version() if schemas.available() else None)
+    schemas.check_manifests([], version=version)  # the extra and the version, before work
+    try:
+        plan = make_plan(args.files, args.params)
+    except UnsupportedMatrixError as exc:
+        context.note(f"schemas: not checked: {exc}")
+        return
+    count = 0
+    for unit in plan.units[:_MAX_UNITS]:
+        target = Target(run_id="00000000", run_name=plan.run_name(unit), project="check")
+        workload = compile_operation(plan.resolve(unit, target), target)
+        schemas.check_manifests(workload.manifests, version=version)
+        count += len(workload.manifests)
+    checked = min(len(plan.units), _MAX_UNITS)
+    of = f" (the first {checked} of {len(plan.units)} runs)" if checked < len(plan.units) else ""
+    context.note(f"schemas: {count} objects pass the Kubernetes {version} schemas{of}")
 
 
 def _yaml(data: Any) -> str:

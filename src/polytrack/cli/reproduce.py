@@ -80,6 +80,13 @@ def register(commands: Subcommands, parent: Parser) -> None:
         "--image",
         help="the Polyaxonfile's container image (default python:<the run's major.minor>)",
     )
+    parser.add_argument(
+        "--export",
+        choices=("script", "notebook"),
+        help="only write the code a notebook run ran, cell by cell, as a script or a "
+        "notebook (to -o FILE, default stdout); no checkout",
+    )
+    parser.add_argument("-o", "--output", metavar="FILE", help="where --export writes")
     parser.set_defaults(handler=reproduce)
 
 
@@ -91,6 +98,8 @@ def reproduce(args: argparse.Namespace, context: Context) -> int:
     from polytrack.settings import Settings
 
     run = get_run(args.run, project=args.project, home=context.home)
+    if args.export:
+        return _export(context, run, args.export, args.output)
     cache_dir = Settings.from_env(context.environ).cache_dir
     dest = Path(args.dir) if args.dir else Path(f"reproduce-{run.id}")
     failures: list[str] = []
@@ -134,6 +143,23 @@ def reproduce(args: argparse.Namespace, context: Context) -> int:
     for failure in failures:
         context.note(f"polytrack: error: {failure}")
     return 1 if failures else 0
+
+
+def _export(context: Context, run: RunView, fmt: str, output: str | None) -> int:
+    """Write the notebook code of `run` to `output` (stdout if None); 1 if it has none."""
+    from polytrack.history import reproduce as rp
+
+    try:
+        text = rp.export_code(run, fmt)
+    except rp.ReproduceError as exc:
+        context.note(f"polytrack: error: {exc}")
+        return 1
+    if output is None:
+        context.out(text.rstrip("\n"))
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+        context.note(f"wrote the {fmt} of run {run.id} to {output}")
+    return 0
 
 
 def _rerun(context: Context, run: RunView, done: Checkout | None, variables: Sequence[str]) -> str:

@@ -15,7 +15,8 @@ creates the objects and records the operation under `<home>/ops/`. Then either
   dependency order).
 
 `--dry-run` prints the manifests and submits nothing, makes no run: the run id in them
-is a fresh random one.
+is a fresh random one. `--local` runs the file on this machine instead
+(`polytrack.cli._local`, `polytrack.launch.local`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from polytrack.cli._launch import LogPrinter
     from polytrack.cli._parser import Subcommands
     from polytrack.launch.client import KubeClient
+    from polytrack.launch.dataflow import Inflow
     from polytrack.launch.kubeconfig import ClusterAuth
     from polytrack.launch.manifests import GitSource, Target
     from polytrack.launch.ops import OpRecord
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
     from polytrack.launch.submit import Submitted, Unit
     from polytrack.launch.watch import JobState, PodLogs
     from polytrack.run import DisabledRun, Run
+    from polytrack.spec import Operation
 
 __all__ = ["launch", "register"]
 
@@ -101,6 +104,14 @@ def register(commands: Subcommands, parent: Parser) -> None:
         help="a Secret whose keys become the main container's environment; repeatable",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, help="seed of a random matrix")
+    parser.add_argument(
+        "--local", action="store_true",
+        help="run on this machine as local processes instead of on Kubernetes",
+    )  # fmt: skip
+    parser.add_argument(
+        "--image", metavar="IMAGE",
+        help="with --local: run in this image through docker or podman",
+    )  # fmt: skip
     parser.set_defaults(handler=launch)
 
 
@@ -114,7 +125,26 @@ def launch(args: argparse.Namespace, context: Context) -> int:
     plan = make_plan(args.files, args.params, name=args.name, seed=args.seed)
     for note in plan.notes:
         context.note(note)
+    if plan.kind == "study":  # a tuner matrix: this process drives its study
+        from polytrack.cli._tune import tune
+
+        return tune(
+            args,
+            context,
+            plan,
+            session=lambda plan, client, auth: _Session(
+                args, context, plan, client, auth, _working_tree(context), _forwarded(context)
+            ),
+        )
     git = _working_tree(context)
+    if args.image and not args.local:
+        raise LaunchError("--image runs a local process in an image: use it with --local")
+    if args.local:
+        if args.dry_run:
+            raise LaunchError("--dry-run prints Kubernetes manifests: leave out --local")
+        from polytrack.cli._local import launch_local
+
+        return launch_local(args, context, plan, git)
     forward = _forwarded(context)
     if args.dry_run:
         return _dry_run(args, context, plan, git, forward)
@@ -224,6 +254,7 @@ def _dry_run(
     git: GitSource | None,
     forward: Mapping[str, str],
 ) -> int:
+    from polytrack.launch import schemas
     from polytrack.launch.manifests import compile_operation
     from polytrack.settings import Settings
 
@@ -238,6 +269,8 @@ def _dry_run(
             namespace=namespace, group=group, git=git, forward=forward,
         )  # fmt: skip
         workload = compile_operation(plan.resolve(unit, target), target)
+        if schemas.available():  # what a real submission checks (create_workload)
+            schemas.check_manifests(workload.manifests)
         for note in workload.notes:
             context.note(f"{workload.name}: {note}")
         manifests.extend(workload.manifests)
@@ -330,14 +363,17 @@ class _Session:
                     f"{len(left)} workloads run on; `polytrack ops ls` records how they end"
                 )
             return 0
-        failed = sorted(k for k, status in self.statuses.items() if status != "succeeded")
+        # A skipped operation (its trigger or conditions) has no workload: not a failure.
+        failed = sorted(
+            k for k, status in self.statuses.items() if status not in ("succeeded", "skipped")
+        )
         if failed:
             summary = ", ".join(f"{self.records[k].name} {self.statuses[k]}" for k in failed)
             self.context.note(f"{len(failed)} of {len(self.statuses)} did not succeed: {summary}")
             return 1
         return 0
 
-    def submit(self, unit: Unit) -> Submitted:
+    def submit(self, unit: Unit) -> Submitted | None:
         import polytrack
         from polytrack.cli._launch import LogPrinter
         from polytrack.errors import LaunchError, SpecError
@@ -348,6 +384,10 @@ class _Session:
         from polytrack.launch.watch import PodLogs
 
         plan = self.plan
+        inflow = self.inflow(unit) if plan.kind == "dag" else None
+        if inflow is not None and inflow.skip is not None:
+            self.on_skip(unit, inflow.skip, inflow.operation)
+            return None
         run = polytrack.init(
             project=self.args.project,
             name=plan.run_name(unit),
@@ -361,7 +401,10 @@ class _Session:
                 namespace=self.auth.namespace, group=self.group, git=self.git,
                 forward=self.forward,
             )  # fmt: skip
-            operation = plan.resolve(unit, target)
+            if inflow is not None:
+                operation = plan.resolve(unit, target, ops=inflow.ops, joined=inflow.joined)
+            else:
+                operation = plan.resolve(unit, target)
             run.log_params(recordable_params(operation))
             if plan.kind == "dag" and operation.tags:
                 run.log_tags(operation.tags)
@@ -428,6 +471,24 @@ class _Session:
             self.context.out(f"{run.id}  {workload.kind}  {where}")
         return Submitted(unit=unit, run_id=run.id, workload=workload)
 
+    def inflow(self, unit: Unit) -> Inflow:
+        """What DAG operation `unit` reads from the runs it waited for (their outputs, as
+        synced or attached to this store), and whether its conditions let it run."""
+        from polytrack.launch.dataflow import dag_inflow
+        from polytrack.launch.manifests import Target
+
+        upstream = {
+            key: (self.records[key].id if key in self.records else None, self.statuses[key])
+            for key in unit.upstream
+        }
+        # Conditions are decided before a run is made for it: any run id will do here.
+        probe = Target(run_id="0", run_name=self.plan.run_name(unit), project="default")
+        home = self.settings.home
+        inflow = dag_inflow(self.plan, unit, probe, home=home, upstream=upstream, strict=False)
+        for note in inflow.notes:  # the pod's run is not synced here: left to the pod
+            self.context.note(f"{unit.key}: {note}")
+        return inflow
+
     def on_state(self, submitted: Submitted, state: JobState) -> None:
         from polytrack.cli._launch import record_end
 
@@ -451,9 +512,32 @@ class _Session:
             record = record_end(self.context, self.client, self.registry, record, state)
         self.records[key] = record
 
-    def on_skip(self, unit: Unit, reason: str) -> None:
+    def on_skip(self, unit: Unit, reason: str, operation: Operation | None = None) -> None:
+        """A DAG operation not run (its trigger, or its conditions decided on `operation`):
+        its run is made and finished `skipped` at once, `reason` its message, with the
+        tags and params the others get (as far as rendered). A run that cannot be
+        recorded is noted; the operation is skipped all the same."""
+        import polytrack
+        from polytrack.errors import PolytrackError
+        from polytrack.launch.dataflow import skipped_record
+
         self.statuses[unit.key] = "skipped"
         self.context.note(f"{unit.key}: skipped ({reason})")
+        params, tags = skipped_record(self.plan, unit, operation)
+        try:
+            run = polytrack.init(
+                project=self.args.project,
+                name=self.plan.run_name(unit),
+                tags=self.plan.operation.tags,
+                params=params,
+                capture={"logs": False, "system": False},
+                settings=self.settings,
+            )
+            if tags:
+                run.log_tags(tags)
+            run.finish("skipped", message=reason)
+        except PolytrackError as exc:
+            self.context.note(f"{unit.key}: the skipped run was not recorded: {exc}")
 
     def stop_logs(self, key: str, *, drain: bool) -> None:
         entry = self.logs.pop(key, None)

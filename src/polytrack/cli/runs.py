@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -20,6 +22,7 @@ from attrs import frozen
 from polytrack.cli._context import Context
 from polytrack.cli._format import (
     MISSING,
+    format_count,
     format_duration,
     format_number,
     format_time,
@@ -37,6 +40,9 @@ from polytrack.cli._snapshot import (
 )
 from polytrack.cli._table import Cell, Column, render, table_width
 from polytrack.cli.compare import register as register_compare
+from polytrack.cli.completion import set_run_completer
+from polytrack.cli.history import register as register_history
+from polytrack.cli.manage import register as register_manage
 from polytrack.errors import RunNotFoundError
 
 if TYPE_CHECKING:
@@ -64,12 +70,24 @@ def _duration(info: RunInfo) -> float | None:
     return None if info.finished_at is None else info.finished_at - info.created_at
 
 
+# ANSI SGR colours of statuses on a terminal: green done, red failed, magenta crashed (no
+# final record), cyan live, yellow stopped, blue skipped (a DAG operation not run).
+STATUS_COLORS: Final = {
+    "succeeded": "32",
+    "failed": "31",
+    "crashed": "35",
+    "running": "36",
+    "stopped": "33",
+    "skipped": "34",
+    "created": "2",
+}
+
 # name -> (how to read the cell, widest cell before it is cut)
 _ATTRIBUTES: Final[dict[str, tuple[_Getter, int | None]]] = {
     "id": (_text(lambda i: i.id), None),
     "name": (_text(lambda i: i.name), 30),
     "project": (_text(lambda i: i.project), 20),
-    "status": (_text(lambda i: i.status), None),
+    "status": (lambda i: Cell(i.status, color=STATUS_COLORS.get(i.status)), None),
     "created": (_text(lambda i: format_time(i.created_at)), None),
     "finished": (_text(lambda i: format_time(i.finished_at)), None),
     "updated": (_text(lambda i: format_time(i.updated_at)), None),
@@ -86,52 +104,77 @@ _ATTRIBUTES: Final[dict[str, tuple[_Getter, int | None]]] = {
 DEFAULT_COLUMNS: Final = ("id", "name", "project", "user", "status", "created", "duration")
 
 
+_AGGREGATES: Final = ("min", "max", "last", "count")
+_AGGREGATE_RE: Final = re.compile(r"(min|max|last|count)\(\s*metrics\.(.+?)\s*\)")
+
+
 @frozen
 class Field:
-    """A column of `runs ls`: a run attribute, `params.<key>`, or `metrics.<key>` (last value).
+    """A column of `runs ls`: a run attribute, `params.<key>`, `outputs.<key>`,
+    `metrics.<key>` (its last value) or `min|max|last|count(metrics.<key>)`.
 
     Spelled as in `--where`, so a header can be pasted into a query.
     """
 
-    kind: str  # "attr", "param" or "metric"
+    kind: str  # "attr", "param", "output" or "metric"
     key: str
+    aggregate: str = "last"  # of a metric: which summary
 
     @classmethod
     def parse(cls, text: str) -> Field:
-        """`name`, `params.lr` or `metrics.val/loss`; ValueError names the choices."""
+        """`name`, `params.lr`, `metrics.val/loss`, `min(metrics.loss)`; ValueError names
+        the choices."""
         text = text.strip()
-        for kind in ("param", "metric"):
+        match = _AGGREGATE_RE.fullmatch(text)
+        if match:
+            return cls("metric", match.group(2), match.group(1))
+        for kind in ("param", "metric", "output"):
             prefix = f"{kind}s."
             if text.startswith(prefix) and len(text) > len(prefix):
                 return cls(kind, text[len(prefix) :])
         if text in _ATTRIBUTES:
             return cls("attr", text)
-        choices = ", ".join([*_ATTRIBUTES, "params.<key>", "metrics.<key>"])
+        choices = ", ".join(
+            [*_ATTRIBUTES, "params.<key>", "outputs.<key>", "metrics.<key>", "min(metrics.<key>)"]
+        )
         raise ValueError(f"unknown column {text!r} (columns: {choices})")
 
     @property
     def header(self) -> str:
-        return self.key if self.kind == "attr" else f"{self.kind}s.{self.key}"
+        if self.kind == "attr":
+            return self.key
+        if self.kind == "metric" and self.aggregate != "last":
+            return f"{self.aggregate}(metrics.{self.key})"
+        return f"{self.kind}s.{self.key}"
 
     def cell(self, info: RunInfo) -> Cell:
         """This field of one run, formatted for the table."""
         if self.kind == "attr":
             return _ATTRIBUTES[self.key][0](info)
-        if self.kind == "param":
-            if self.key not in info.params:
+        if self.kind in ("param", "output"):
+            values = info.params if self.kind == "param" else _outputs(info)
+            if self.key not in values:
                 return Cell(MISSING, numeric=True)
-            value = info.params[self.key]
+            value = values[self.key]
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
             return Cell(format_value(value), numeric=numeric)
         summary = info.metrics.get(self.key)
         if summary is None:
             return Cell(MISSING, numeric=True)
-        return Cell(format_number(summary.last), numeric=True)
+        if self.aggregate == "count":
+            return Cell(format_count(summary.count), numeric=True)
+        return Cell(format_number(getattr(summary, self.aggregate)), numeric=True)
 
     def column(self, infos: Sequence[RunInfo]) -> Column:
         """This field of every run, as a table column."""
         width = _ATTRIBUTES[self.key][1] if self.kind == "attr" else VALUE_WIDTH
         return Column(printable(self.header), [self.cell(i) for i in infos], max_width=width)
+
+
+def _outputs(info: RunInfo) -> dict[str, Any]:
+    """The run's outputs (`log_outputs`): read from its files, as `RunView.outputs` does."""
+    outputs = getattr(info, "outputs", None)
+    return outputs if isinstance(outputs, dict) else {}
 
 
 # -- the parser ----------------------------------------------------------------------------
@@ -182,6 +225,20 @@ def register(commands: Subcommands, parent: Parser) -> None:
         default=DEFAULT_LIMIT,
         help=f"show at most N runs (default {DEFAULT_LIMIT}; 0 shows all)",
     )
+    ls.add_argument(
+        "--trash", action="store_true", help="list the runs in the trash (`runs rm`) instead"
+    )
+    ls.add_argument(
+        "--wide",
+        action="store_true",
+        help="every varying column, lines not cut to the terminal (the default in a pipe)",
+    )
+    ls.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour statuses: auto (on a terminal, unless NO_COLOR is set), always, never",
+    )
     output = ls.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print a JSON array of whole records")
     output.add_argument(
@@ -206,12 +263,14 @@ def register(commands: Subcommands, parent: Parser) -> None:
             "RUN is a run id, a unique prefix of one, or a run name (within --project)."
         ),
     )
-    show.add_argument("run", metavar="RUN", help="id, unique id prefix, or name")
+    set_run_completer(show.add_argument("run", metavar="RUN", help="id, unique id prefix, or name"))
     show.add_argument("--project", metavar="P", help="look names up in project P only")
     show.add_argument("--json", action="store_true", help="print the record as a JSON object")
     show.set_defaults(handler=show_run)
 
     register_compare(actions, runs)  # `runs compare`, `runs diff`
+    register_history(actions, runs)  # `runs history`
+    register_manage(actions, runs)  # `runs rm|restore|rename|tag|untag|note`
 
 
 def _non_negative_int(text: str) -> int:
@@ -241,32 +300,47 @@ def list_runs(args: argparse.Namespace, ctx: Context) -> int:
     limit: int | None = args.limit or None
     # A busy or damaged index: answered all the same. Damaged runs: said below, once.
     with ctx.warnings_as_notes(except_damage=True):
-        infos: Sequence[RunInfo] = runs(
-            project=args.project,
-            where=args.where,
-            order_by=args.order_by,
-            # One more than shown, to tell whether --limit cut the list.
-            limit=None if limit is None else limit + 1,
-            home=ctx.home,
-        )
+        if args.trash:
+            from polytrack.history.manage import trashed_runs
+
+            infos: Sequence[RunInfo] = trashed_runs(
+                args.project, args.where, args.order_by, home=ctx.home
+            )
+            infos = infos if limit is None else infos[: limit + 1]
+        else:
+            infos = runs(
+                project=args.project,
+                where=args.where,
+                order_by=args.order_by,
+                # One more than shown, to tell whether --limit cut the list.
+                limit=None if limit is None else limit + 1,
+                home=ctx.home,
+            )
     truncated = limit is not None and len(infos) > limit
     infos = infos[:limit]
 
     if args.json:
         ctx.out(to_json([_record(info) for info in infos]))
     elif infos:
+        tty = _isatty(ctx.stdout)
+        width = None if args.wide or not tty else shutil.get_terminal_size((120, 24)).columns
         if args.columns:
             fields: list[Field] = [f for group in args.columns for f in group]
             hidden: list[Field] = []
         else:
-            fields, hidden = _default_fields(infos)
-        ctx.out(render([field.column(infos) for field in fields]))
+            fields, hidden = _default_fields(infos, width)
+        color = args.color == "always" or (
+            args.color == "auto" and tty and not ctx.environ.get("NO_COLOR")
+        )
+        ctx.out(render([field.column(infos) for field in fields], width=width, color=color))
         if hidden:
             names = ", ".join(field.header for field in hidden[:4])
             more = ", …" if len(hidden) > 4 else ""
             ctx.note(f"{len(hidden)} more columns vary ({names}{more}); choose with --columns")
     if not infos:
-        ctx.note("no runs")
+        match = " match" if args.where or args.project else ""
+        where = "in the trash of" if args.trash else "in"
+        ctx.note(f"no runs{match} {where} the store {ctx.home}")
     if truncated:
         ctx.note(f"showing the first {limit} runs; --limit 0 shows all")
     _note_damaged(ctx, infos)
@@ -287,8 +361,18 @@ def _note_damaged(ctx: Context, infos: Sequence[RunInfo]) -> None:
     )
 
 
-def _default_fields(infos: Sequence[RunInfo]) -> tuple[list[Field], list[Field]]:
-    """The fixed columns plus the varying ones that fit; also the varying ones left out.
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _default_fields(
+    infos: Sequence[RunInfo], room: int | None = TABLE_WIDTH
+) -> tuple[list[Field], list[Field]]:
+    """The fixed columns plus the varying ones that fit in `room` characters (None: all
+    of them); also the varying ones left out.
 
     Keys whose values differ go before keys that only some runs have; within each group
     params and metrics take turns for the room left, so neither crowds the other out.
@@ -306,7 +390,7 @@ def _default_fields(infos: Sequence[RunInfo]) -> tuple[list[Field], list[Field]]
     hidden: list[Field] = []
     for field in candidates:
         needed = len("  ") + field.column(infos).width
-        if len(chosen) < MAX_VARYING and width + needed <= TABLE_WIDTH:
+        if room is None or (len(chosen) < MAX_VARYING and width + needed <= room):
             chosen.add(field)
             width += needed
         else:
@@ -369,6 +453,8 @@ def show_run(args: argparse.Namespace, ctx: Context) -> int:
 def describe_run(view: RunView) -> str:
     """The record, then the snapshot, the system metrics and the tail of the logs."""
     lines = [describe(view)]
+    lines += _describe_outputs(view.outputs)
+    lines += _describe_artifacts(view)
     lines += describe_snapshot(view.snapshot())
     lines += describe_system(view.metrics)
     tail = view.logs(tail=LOG_TAIL)
@@ -378,6 +464,10 @@ def describe_run(view: RunView) -> str:
 
 def _full_record(view: RunView) -> dict[str, Any]:
     record = _record(view)
+    record["outputs"] = view.outputs
+    artifacts = [attrs.asdict(a, filter=lambda at, _: at.name != "home") for a in view.artifacts()]
+    record["artifacts"] = [a for a in artifacts if a["kind"] != "model"]
+    record["models"] = [a for a in artifacts if a["kind"] == "model"]
     record["snapshot"] = attrs.asdict(view.snapshot())
     record["logs"] = [attrs.asdict(line) for line in view.logs(tail=LOG_TAIL)]
     return record
@@ -441,7 +531,7 @@ def describe(info: RunInfo) -> str:
             numbers("last", lambda s: s.last),
             numbers("min", lambda s: s.min),
             numbers("max", lambda s: s.max),
-            numbers("count", lambda s: s.count),
+            Column("count", [Cell(format_count(s.count), numeric=True) for s in summaries]),
             numbers("last step", lambda s: s.last_step),
         ]
         lines += _indent(render(metrics))
@@ -452,6 +542,45 @@ def describe(info: RunInfo) -> str:
         lines += ["", "damaged (skipped when read)"]
         lines += [f"  {printable(message)}" for message in info.damaged]
     return "\n".join(lines)
+
+
+def _describe_outputs(outputs: dict[str, Any]) -> list[str]:
+    """The run's outputs (`log_outputs`), exactly, as params are shown."""
+    lines = ["", "outputs"]
+    if not outputs:
+        return [*lines, "  none"]
+    keys = sorted(outputs)
+    table = [
+        Column("key", [Cell(printable(key)) for key in keys]),
+        Column("value", [Cell(format_value(outputs[key], digits=None)) for key in keys]),
+    ]
+    return lines + _indent(render(table))
+
+
+def _describe_artifacts(view: RunView) -> list[str]:
+    """Artifacts and models: name, kind, role, size, files (`artifacts ls` has more)."""
+    from polytrack.cli._snapshot import format_bytes
+
+    found = view.artifacts()
+    lines: list[str] = []
+    for title, chosen in (
+        ("artifacts", [a for a in found if a.kind != "model"]),
+        ("models", [a for a in found if a.kind == "model"]),
+    ):
+        lines += ["", title]
+        if not chosen:
+            lines.append("  none")
+            continue
+        table = [
+            Column("name", [Cell(printable(a.name)) for a in chosen], max_width=40),
+            Column("kind", [Cell(printable(a.kind)) for a in chosen], max_width=20),
+            Column("role", [Cell(a.role) for a in chosen]),
+            Column("size", [Cell(format_bytes(a.size), numeric=True) for a in chosen]),
+            Column("files", [Cell(str(len(a.files)), numeric=True) for a in chosen]),
+            Column("framework", [Cell(printable(a.framework or MISSING)) for a in chosen]),
+        ]
+        lines += _indent(render(table))
+    return lines
 
 
 def _indent(text: str) -> list[str]:

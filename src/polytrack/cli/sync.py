@@ -208,6 +208,8 @@ def _send(target: SyncTarget, args: argparse.Namespace, context: Context) -> int
             shipper = _Shipper(store, backend, target.key, artifact_store, args, context)
             if not args.watch:
                 outcomes = [shipper.ship(info.id) for info in infos]
+                if not args.runs:
+                    outcomes += _ship_trashed(backend, target.key, artifact_store, args, context)
                 return 0 if all(outcome in _SENT for outcome in outcomes) else 1
             while True:  # Ctrl-C ends it: main() turns that into exit code 130
                 for info in infos:
@@ -219,6 +221,24 @@ def _send(target: SyncTarget, args: argparse.Namespace, context: Context) -> int
                 backend.close()
             if artifact_store is not None:
                 artifact_store.close()
+
+
+def _ship_trashed(
+    backend: Backend, key: str, artifact_store: Any, args: argparse.Namespace, context: Context
+) -> list[str]:
+    """Send what changed in the runs moved to the trash after they were sent to `key`:
+    their `RunTrashed` event, so that the server deletes them too."""
+    from polytrack.history.manage import trash_store
+    from polytrack.sync.engine import state_path
+
+    with trash_store(context.home) as trash:
+        try:
+            names = sorted(os.listdir(trash.runs_dir))
+        except OSError:
+            return []
+        sent = [name for name in names if state_path(trash.run_dir(name), key).is_file()]
+        shipper = _Shipper(trash, backend, key, artifact_store, args, context)
+        return [shipper.ship(run_id) for run_id in sent]
 
 
 def _check_choice(args: argparse.Namespace) -> None:

@@ -31,6 +31,7 @@ import numpy.typing as npt
 from attrs import field, frozen
 
 from polytrack.errors import InvalidInputError
+from polytrack.history import display
 from polytrack.history.runs import RunView
 from polytrack.models import MetricSummary, RunInfo, Snapshot
 from polytrack.settings import Settings
@@ -185,6 +186,13 @@ class Comparison:
             _lines(first), _lines(second), f"{a}/uncommitted.patch", f"{b}/uncommitted.patch"
         )
         return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+    def _repr_html_(self) -> str:
+        """In a notebook: a table, rows that differ highlighted."""
+        return display.comparison_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text("Comparison(...)" if cycle else display.comparison_text(self))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data: runs, then each section as rows of `{key, values: {run id: value},

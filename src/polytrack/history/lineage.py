@@ -31,6 +31,7 @@ from typing import Any, Final
 from attrs import frozen
 
 from polytrack.errors import AmbiguousRunError, InvalidInputError, RunNotFoundError
+from polytrack.history import display
 from polytrack.history.runs import RunView
 from polytrack.models import RunInfo
 from polytrack.settings import Settings
@@ -227,6 +228,12 @@ class LineageGraph:
 
     def _dot_bold(self, key: str) -> str:
         return "penwidth=2, " if key in self.roots else ""
+
+    def _repr_html_(self) -> str:
+        return display.lineage_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text("LineageGraph(...)" if cycle else self.render_tree())
 
     def render_tree(self) -> str:
         """The graph as an indented tree per root: its upstream, then its downstream.

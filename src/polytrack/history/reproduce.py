@@ -47,6 +47,7 @@ from polytrack._api import new_run_id
 from polytrack.capture.data import HashCache, hash_source
 from polytrack.capture.environment import installed_packages
 from polytrack.capture.git import git_environment
+from polytrack.capture.notebook import Cell, read_cells, read_notebook
 from polytrack.errors import InvalidInputError, ReproduceError
 from polytrack.history.compare import MetricsCheck, identical_metrics
 from polytrack.history.runs import RunView, get_run
@@ -67,6 +68,7 @@ __all__ = [
     "check_data",
     "checkout",
     "environment_drift",
+    "export_code",
     "plan_rerun",
     "rerun",
     "write_params",
@@ -724,3 +726,96 @@ def _run(replay: Replay, env: Mapping[str, str], output: Callable[[str], None] |
         if process.stdout is not None:
             process.stdout.close()
 
+
+
+EXPORTS: Final = ("script", "notebook")
+
+
+def export_code(run: RunView, fmt: str = "script") -> str:
+    """The code a notebook run ran, cell by cell in the order the kernel ran them, as a
+    Python script (cells marked `# %%`, which VS Code, Spyder and jupytext read as
+    cells; IPython magics and shell escapes commented out) or as a notebook (`.ipynb`
+    JSON, nbformat 4). Where the kernel's cells were not kept, the `.ipynb` kept with
+    the run is used.
+
+    Args:
+        run: the run.
+        fmt: "script" or "notebook".
+
+    Raises:
+        InvalidInputError: `fmt` is neither.
+        ReproduceError: the run kept no notebook code (it ran as a script, or its code
+            capture was off).
+
+    Example:
+        >>> print(export_code(polytrack.get_run("a1b2"), "script"))
+    """
+    if fmt not in EXPORTS:
+        raise InvalidInputError(f"fmt must be one of {', '.join(EXPORTS)}; got {fmt!r}")
+    directory = Path(run.path)
+    cells = read_cells(directory)
+    kept = read_notebook(directory)
+    if not cells and kept is not None:
+        if fmt == "notebook":
+            return kept
+        cells = _cells_of(kept)
+    if not cells:
+        raise ReproduceError(
+            f"run {run.id} kept no notebook code: it ran as a script (see `polytrack "
+            "reproduce` without --export), or its code capture was off"
+        )
+    code = run.snapshot().code
+    where = code.notebook if code is not None and code.notebook else "a notebook"
+    if fmt == "notebook":
+        notebook = {
+            "cells": [
+                {
+                    "cell_type": "code",
+                    "execution_count": None,
+                    "id": f"cell-{index}",
+                    "metadata": {"polytrack": {"execution_count": cell.execution_count}},
+                    "outputs": [],
+                    "source": cell.source,
+                }
+                for index, cell in enumerate(cells)
+            ],
+            "metadata": {
+                "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                "polytrack": {"run_id": run.id, "notebook": where},
+            },
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+        return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+    lines = [
+        f"# The code of run {run.id} ({run.project}/{run.name}), as the kernel of {where}",
+        "# ran it, cell by cell. IPython magics and shell escapes are commented out.",
+    ]
+    for cell in cells:
+        lines += ["", f"# %% In[{cell.execution_count}]", *_plain_python(cell.source)]
+    return "\n".join(lines) + "\n"
+
+
+def _cells_of(notebook: str) -> list[Cell]:
+    """The code cells of a saved `.ipynb`, in the notebook's order."""
+    try:
+        cells = json.loads(notebook).get("cells", [])
+    except (ValueError, AttributeError):
+        return []
+    found = []
+    for index, cell in enumerate(cells):
+        if isinstance(cell, dict) and cell.get("cell_type") == "code":
+            source = cell.get("source", "")
+            text = "".join(source) if isinstance(source, list) else str(source)
+            count = cell.get("execution_count")
+            found.append(Cell(count if isinstance(count, int) else index, text))
+    return found
+
+
+def _plain_python(source: str) -> list[str]:
+    """The cell's lines, with what only IPython runs (`%magic`, `%%cell magic`,
+    `!shell`) commented out."""
+    lines = source.splitlines()
+    if lines and lines[0].startswith("%%"):
+        return [f"# {line}" for line in lines]
+    return [f"# {line}" if line.lstrip().startswith(("%", "!")) else line for line in lines]

@@ -18,9 +18,11 @@ import numpy as np
 import numpy.typing as npt
 from attrs import frozen
 
+from polytrack import _display
 from polytrack.artifacts import ArtifactView, check_artifact_name, latest, read_artifacts
 from polytrack.capture.logs import LogLine, read_log
-from polytrack.errors import ArtifactNotFoundError, DamagedRecordsWarning
+from polytrack.errors import ArtifactNotFoundError, DamagedRecordsWarning, InvalidInputError
+from polytrack.history import frames, plot
 from polytrack.models import OutputsSet, RunInfo, Snapshot
 from polytrack.settings import Settings
 from polytrack.store.local import LocalStore, read_settled
@@ -32,7 +34,17 @@ from polytrack.store.reader import (
     read_snapshot,
 )
 
-__all__ = ["RunView", "get_run", "runs"]
+__all__ = [
+    "RunList",
+    "RunView",
+    "RunsPage",
+    "RunsSummary",
+    "get_run",
+    "runs",
+    "runs_page",
+    "search_runs",
+    "summarize_runs",
+]
 
 
 @frozen(repr=False)
@@ -45,6 +57,43 @@ class RunView(RunInfo):
 
     def __repr__(self) -> str:
         return f"<polytrack.RunView {self.id} {self.project}/{self.name} {self.status}>"
+
+    def _repr_html_(self) -> str:
+        """The run's card in a notebook: status, params, last metrics, sparklines."""
+        keys = [k for k in self.metrics if not k.startswith("system/")][: _display.MAX_METRICS]
+        return _display.run_html(self, _display.read_sparks(Path(self.path), keys))
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self) if cycle else _display.run_text(self))
+
+    def plot(self, key: str, *, ax: Any | None = None) -> Any:
+        """Draw metric `key` against the step with matplotlib (the `plot` extra); returns
+        the Axes.
+
+        Raises:
+            ImportError: matplotlib is not installed (names the extra).
+
+        Example:
+            >>> polytrack.get_run("a1b2").plot("loss")
+        """
+        steps, values = self.history(key)[:2]
+        return _display.draw([(self.name, steps, values)], key, ax)
+
+    def history_frame(self, keys: str | Sequence[str], *, with_time: bool = False) -> Any:
+        """The series of `keys` as a pandas DataFrame aligned by step: index `step`, one
+        column per key (NaN where a key has no point at that step; the last point of a
+        step logged twice). With `with_time`, also `<key>.time` columns (UTC datetimes).
+
+        Raises:
+            ImportError: pandas is not installed (names the `pandas` extra).
+
+        Example:
+            >>> polytrack.get_run("a1b2").history_frame(["loss", "acc"])
+        """
+        names = [keys] if isinstance(keys, str) else list(keys)
+        return frames.series_frame(
+            {key: self.history(key, with_time=with_time) for key in names}, with_time=with_time
+        )
 
     def history(
         self, key: str, *, with_time: bool = False
@@ -160,8 +209,9 @@ def runs(
     order_by: str | Sequence[str] | None = None,
     *,
     limit: int | None = None,
+    offset: int = 0,
     home: str | Path | None = None,
-) -> list[RunView]:
+) -> RunList:
     """Recorded runs matching a query; newest first unless `order_by` says otherwise.
 
     Args:
@@ -170,6 +220,8 @@ def runs(
             (the language is described in the docs and in `polytrack.store.query`).
         order_by: `"-metrics.acc"`, or a list of such fields.
         limit: at most this many runs.
+        offset: skip this many runs first (with `limit`, a page: `offset=200, limit=100`
+            is the third page of 100); `summarize_runs` counts them all.
         home: the store; default `POLYTRACK_HOME` or its default.
 
     Runs whose files hold damaged records are listed with what survives; a
@@ -178,16 +230,150 @@ def runs(
 
     Raises:
         QueryError: `where` or `order_by` does not parse; the message points at the token.
+        InvalidInputError: `offset` is not a whole number of 0 or more.
 
     Example:
         >>> polytrack.runs(project="mnist", where="metrics.loss < 0.2", order_by="-metrics.acc")
     """
+    _check_offset(offset)
     store_home = _home(home)
     with LocalStore.open(store_home, create=False) as store:
-        infos = store.query(project=project, where=where, order_by=order_by, limit=limit)
+        infos = store.query(
+            project=project, where=where, order_by=order_by, limit=limit, offset=offset
+        )
     for info in infos:
         _say_damaged(info.id, info.path, info.damaged)
-    return [RunView.of(info) for info in infos]
+    return RunList(RunView.of(info) for info in infos)
+
+
+class RunList(list[RunView]):
+    """What `runs()` returns: a plain list of `RunView`, which displays as a table in a
+    notebook and can plot a metric of every run."""
+
+    def _repr_html_(self) -> str:
+        return _display.runs_html(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text("[...]" if cycle else _display.runs_text(self))
+
+    def plot(self, key: str, *, ax: Any | None = None) -> Any:
+        """Draw metric `key` of every run on one Axes; see `polytrack.plot`."""
+        return plot.plot(self, key, ax=ax)
+
+
+def search_runs(
+    project: str | None = None,
+    where: str | None = None,
+    order_by: str | Sequence[str] | None = None,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    home: str | Path | None = None,
+    summaries: bool = False,
+) -> Any:
+    """`runs()` as a pandas DataFrame, one row per run, as `mlflow.search_runs` gives:
+    `run_id`, `project`, `name`, `status`, `start_time`, `end_time` (UTC datetimes),
+    `user`, `host`, `tags`, then `params.<key>` and `metrics.<key>` (the last value).
+    With `summaries`, also `metrics.<key>.min` and `metrics.<key>.max`.
+
+    Args: those of `runs()`, and `summaries`.
+
+    Raises:
+        ImportError: pandas is not installed (names the `pandas` extra).
+        QueryError: `where` or `order_by` does not parse.
+
+    Example:
+        >>> df = polytrack.search_runs(project="mnist", where="metrics.loss < 0.2")
+        >>> df[["run_id", "params.lr", "metrics.loss"]]
+    """
+    frames.require_pandas()
+    found = runs(project, where, order_by, limit=limit, offset=offset, home=home)
+    return frames.runs_frame(found, summaries=summaries)
+
+
+@frozen
+class RunsSummary:
+    """What `runs()` would return, in brief: how many runs, their keys and projects
+    (each sorted)."""
+
+    count: int
+    param_keys: tuple[str, ...]
+    metric_keys: tuple[str, ...]
+    projects: tuple[str, ...]
+
+
+def summarize_runs(
+    project: str | None = None,
+    where: str | None = None,
+    *,
+    home: str | Path | None = None,
+) -> RunsSummary:
+    """How many runs `runs(project, where)` would list without a limit, every param and
+    metric key they have, and their projects: what a pager and a column picker need,
+    without loading the runs themselves.
+
+    Raises:
+        QueryError: `where` does not parse; the message points at the token.
+
+    Example:
+        >>> from polytrack.history.runs import summarize_runs
+        >>> summarize_runs(project="mnist", where="metrics.loss < 0.2").count
+        12
+    """
+    with LocalStore.open(_home(home), create=False) as store:
+        count, params, metrics, projects = store.summarize(project=project, where=where)
+    return RunsSummary(
+        count, tuple(sorted(params)), tuple(sorted(metrics)), tuple(sorted(projects))
+    )
+
+
+@frozen
+class RunsPage:
+    """One page of `runs()`, and what a pager and a column picker need to know of all
+    the runs that match (`summarize_runs`)."""
+
+    runs: list[RunView]
+    summary: RunsSummary
+
+
+def runs_page(
+    project: str | None = None,
+    where: str | None = None,
+    order_by: str | Sequence[str] | None = None,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    home: str | Path | None = None,
+) -> RunsPage:
+    """`runs(project, where, order_by, limit=limit, offset=offset)` and
+    `summarize_runs(project, where)` in one read of the store: what a paged table shows.
+
+    Raises:
+        QueryError: `where` or `order_by` does not parse; the message points at the token.
+        InvalidInputError: `offset` is not a whole number of 0 or more.
+
+    Example:
+        >>> from polytrack.history.runs import runs_page
+        >>> page = runs_page(where="metrics.loss < 0.2", limit=100, offset=200)
+        >>> page.summary.count, len(page.runs)
+        (1234, 100)
+    """
+    _check_offset(offset)
+    with LocalStore.open(_home(home), create=False) as store:
+        infos, (count, params, metrics, projects) = store.page(
+            project=project, where=where, order_by=order_by, limit=limit, offset=offset
+        )
+    for info in infos:
+        _say_damaged(info.id, info.path, info.damaged)
+    summary = RunsSummary(
+        count, tuple(sorted(params)), tuple(sorted(metrics)), tuple(sorted(projects))
+    )
+    return RunsPage([RunView.of(info) for info in infos], summary)
+
+
+def _check_offset(offset: object) -> None:
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidInputError(f"offset must be a whole number of 0 or more; got {offset!r}")
 
 
 def get_run(ref: str, *, project: str | None = None, home: str | Path | None = None) -> RunView:

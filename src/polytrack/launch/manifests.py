@@ -9,6 +9,11 @@
 | `job` | a `batch/v1` Job |
 | `service` | an `apps/v1` Deployment and a `v1` Service for its `ports` |
 | `pytorchjob`, `tfjob`, `mpijob` | the Kubeflow training operator's `kubeflow.org/v1` kinds |
+| `daskcluster` | the Dask operator's `kubernetes.dask.org/v1` DaskCluster (+ DaskAutoscaler) |
+| `raycluster` | KubeRay's `ray.io/v1` RayJob with an `entrypoint`, else a RayCluster |
+
+A DaskCluster gets a DaskAutoscaler when both `minReplicas` and `maxReplicas` are set; a
+RayJob ends its cluster with the job (`shutdownAfterJobFinishes`).
 
 Each pod gets, besides what the Polyaxonfile says:
 
@@ -51,6 +56,7 @@ from polytrack.launch.resources import ResourceType, resource_type
 from polytrack.spec import (
     ArtifactsInit,
     Container,
+    DaskCluster,
     DockerfileInit,
     Environment,
     FileInit,
@@ -60,6 +66,8 @@ from polytrack.spec import (
     MPIJob,
     Operation,
     PyTorchJob,
+    RayCluster,
+    RayReplica,
     Replica,
     Service,
     TFJob,
@@ -99,6 +107,11 @@ MAX_DIFF_BYTES: Final = 900 * 1024
 _RESERVED_ENV: Final = ("POLYTRACK_RUN_ID", "POLYTRACK_RUN_NAME", "POLYTRACK_PROJECT")
 # The training operator finds the framework's container by these names.
 _KUBEFLOW_CONTAINER: Final = {"PyTorchJob": "pytorch", "TFJob": "tensorflow", "MPIJob": "mpi"}
+# The ports of a Dask scheduler (comm, dashboard), and the labels the Dask operator puts
+# on its scheduler pod, which the scheduler's Service selects.
+_DASK_PORTS: Final = {"tcp-comm": 8786, "http-dashboard": 8787}
+_DASK_CLUSTER_LABEL: Final = "dask.org/cluster-name"
+_DASK_COMPONENT_LABEL: Final = "dask.org/component"
 # Parts of Polyaxon's `environment.securityContext` that only a container takes; the rest
 # is the pod's security context.
 _CONTAINER_ONLY_SECURITY: Final = (
@@ -269,6 +282,10 @@ class _Compiler:
         elif isinstance(run, PyTorchJob | TFJob | MPIJob):
             manifests = [self._kubeflow(run)]
             container = _KUBEFLOW_CONTAINER[manifests[0]["kind"]]
+        elif isinstance(run, DaskCluster):
+            manifests, container = self._dask(run), "scheduler"
+        elif isinstance(run, RayCluster):
+            manifests, container = [self._ray(run)], "ray-head"
         else:  # pragma: no cover - the spec admits no other kind
             raise LaunchError(f"polytrack cannot launch a {run.kind} run")
         return Workload(
@@ -394,6 +411,137 @@ class _Compiler:
             for replica_type, replica in run.replica_specs.items()
         }
         return self._object(resource_type(kind), spec)
+
+    def _dask(self, run: DaskCluster) -> list[dict[str, Any]]:
+        assert run.scheduler is not None and run.worker is not None  # the spec requires them
+        self._note_termination("daskcluster")
+        scheduler = self._replica_pod(run.scheduler, "scheduler", restart_policy=None)
+        worker = self._replica_pod(run.worker, "worker", restart_policy=None)
+        service = {
+            "type": "ClusterIP",
+            "selector": {_DASK_CLUSTER_LABEL: self.name, _DASK_COMPONENT_LABEL: "scheduler"},
+            "ports": [
+                {"name": name, "protocol": "TCP", "port": port, "targetPort": port}
+                for name, port in _DASK_PORTS.items()
+            ],
+        }
+        worker_part: dict[str, Any] = {
+            "replicas": 1 if run.worker.replicas is None else run.worker.replicas
+        }
+        worker_part.update(metadata=worker["metadata"], spec=worker["spec"])
+        cluster = self._object(
+            resource_type("DaskCluster"),
+            {
+                "scheduler": {
+                    "metadata": scheduler["metadata"],
+                    "spec": scheduler["spec"],
+                    "service": service,
+                },
+                "worker": worker_part,
+            },
+        )
+        if run.min_replicas is None or run.max_replicas is None:
+            if run.min_replicas is not None or run.max_replicas is not None:
+                self.notes.append(
+                    "daskcluster: autoscaling needs both minReplicas and maxReplicas; "
+                    "the workers stay at their replicas"
+                )
+            return [cluster]
+        autoscaler = self._object(
+            resource_type("DaskAutoscaler"),
+            {"cluster": self.name, "minimum": run.min_replicas, "maximum": run.max_replicas},
+        )
+        return [cluster, autoscaler]
+
+    def _ray(self, run: RayCluster) -> dict[str, Any]:
+        assert run.head is not None  # the spec requires it
+        head = run.head
+        cluster: dict[str, Any] = {}
+        _put(cluster, "rayVersion", run.ray_version)
+        _put(cluster, "enableInTreeAutoscaling", run.enable_in_tree_autoscaling)
+        _put(cluster, "autoscalerOptions", plain(run.autoscaler_options))
+        cluster["headGroupSpec"] = {
+            "rayStartParams": dict(head.ray_start_params or {}),
+            "template": self._replica_pod(head, "ray-head", restart_policy=None, where="run.head"),
+        }
+        groups = []
+        for name, group in (run.workers or {}).items():
+            replicas = group.replicas if group.replicas is not None else group.min_replicas or 1
+            low = replicas if group.min_replicas is None else group.min_replicas
+            high = max(replicas, low) if group.max_replicas is None else group.max_replicas
+            groups.append(
+                {
+                    "groupName": name,
+                    "replicas": replicas,
+                    "minReplicas": low,
+                    "maxReplicas": high,
+                    "rayStartParams": dict(group.ray_start_params or {}),
+                    "template": self._replica_pod(
+                        group, "ray-worker", restart_policy=None, where=f"run.workers.{name}"
+                    ),
+                }
+            )
+        if groups:
+            cluster["workerGroupSpecs"] = groups
+        if run.entrypoint is None:
+            self._note_termination("raycluster without an entrypoint")
+            if run.runtime_env is not None or run.metadata is not None:
+                self.notes.append(
+                    "raycluster: runtimeEnv and metadata go with an entrypoint's job; "
+                    "without one they are ignored"
+                )
+            return self._object(resource_type("RayCluster"), cluster)
+        spec: dict[str, Any] = {"entrypoint": run.entrypoint}
+        if run.runtime_env is not None:
+            spec["runtimeEnvYAML"] = json.dumps(plain(run.runtime_env), sort_keys=True)
+        _put(spec, "metadata", plain(run.metadata))
+        spec["rayClusterSpec"] = cluster
+        spec["shutdownAfterJobFinishes"] = True
+        termination = self.operation.termination
+        if termination is not None:
+            _put(spec, "backoffLimit", termination.max_retries)
+            _put(spec, "activeDeadlineSeconds", termination.timeout)
+            _put(spec, "ttlSecondsAfterFinished", termination.ttl)
+        return self._object(resource_type("RayJob"), spec)
+
+    def _replica_pod(
+        self,
+        replica: Replica | RayReplica,
+        container: str,
+        *,
+        restart_policy: str | None,
+        where: str | None = None,
+    ) -> dict[str, Any]:
+        return self._pod_template(
+            container=replica.container,
+            environment=replica.environment,
+            connections=replica.connections,
+            volumes=replica.volumes,
+            inits=replica.init,
+            sidecars=replica.sidecars,
+            container_name=container,
+            restart_policy=restart_policy,
+            where=where or f"run.{container}",
+        )
+
+    def _note_termination(self, what: str) -> None:
+        termination = self.operation.termination
+        if termination is None:
+            return
+        ignored = [
+            key
+            for key, value in (
+                ("maxRetries", termination.max_retries),
+                ("timeout", termination.timeout),
+                ("ttl", termination.ttl),
+            )
+            if value is not None
+        ]
+        if ignored:
+            verb = "does" if len(ignored) == 1 else "do"
+            self.notes.append(
+                f"termination: a {what} runs until stopped; {', '.join(ignored)} {verb} not apply"
+            )
 
     def _replica(self, replica: Replica, replica_type: str, container: str) -> dict[str, Any]:
         spec: dict[str, Any] = {}

@@ -5,7 +5,9 @@
     operation = plan.resolve(unit, target)              # rendered with the run's globals
 
 A plain operation is one unit; a matrix (grid, random, mapping) one unit per run of
-`expand_matrix`; a DAG one unit per operation, waiting for its upstream operations.
+`expand_matrix`; a DAG one unit per operation, waiting for its upstream operations; a
+tuner matrix (hyperband, bayes, hyperopt) a `study`: no units ahead, its `StudyPlan`
+(`launch.tuner`) says how the controller picks them.
 DAG operations whose component is a `hubRef` (never fetched) are left out, with a note;
 the operations after them wait for the rest. Each unit is loaded again, with the
 `{{ globals.* }}` of its own run, when it is submitted.
@@ -24,6 +26,7 @@ from polytrack import spec
 from polytrack.errors import LaunchError
 from polytrack.launch.manifests import Target, launch_globals
 from polytrack.launch.submit import Unit
+from polytrack.launch.tuner import TUNER_KINDS, StudyPlan, locator, plan_study
 
 __all__ = ["Plan", "make_plan", "recordable_params"]
 
@@ -32,7 +35,7 @@ __all__ = ["Plan", "make_plan", "recordable_params"]
 class Plan:
     """What one `polytrack run` submits: `units`, in order, within `concurrency`."""
 
-    kind: Literal["single", "matrix", "dag"]
+    kind: Literal["single", "matrix", "dag", "study"]
     name: str
     paths: tuple[str, ...]
     params: Mapping[str, Any]
@@ -41,9 +44,22 @@ class Plan:
     concurrency: int | None = None
     notes: tuple[str, ...] = ()
     names: Mapping[str, str] = Factory(dict)  # unit key -> run name
+    study: StudyPlan | None = None  # a tuner matrix's study (kind "study")
 
-    def resolve(self, unit: Unit, target: Target) -> spec.Operation:
+    def resolve(
+        self,
+        unit: Unit,
+        target: Target,
+        *,
+        globals: Mapping[str, Any] | None = None,
+        ops: Mapping[str, Mapping[str, Any]] | None = None,
+        joined: Mapping[str, Any] | None = None,
+    ) -> spec.Operation:
         """`unit`'s operation, loaded again with `target`'s globals (its run id, ...).
+
+        `globals` replaces `launch_globals(target)` (a local run's own paths); `ops` is
+        what the DAG operations `unit` waits for recorded, `joined` what its joins
+        gathered (see `spec.load` and `polytrack.launch.dataflow`).
 
         Raises:
             SpecError: the file changed since the plan was made and no longer loads.
@@ -52,17 +68,27 @@ class Plan:
             dag = self.operation.component.run if self.operation.component else None
             assert isinstance(dag, spec.Dag)
             ports = _ports(dag.operation(unit.key))
-            loaded = spec.load(self.paths, self.params, globals=launch_globals(target, ports=ports))
+            loaded = spec.load(
+                self.paths,
+                self.params,
+                globals=globals or launch_globals(target, ports=ports),
+                dag_operation=unit.key,
+                ops=ops,
+                joined=joined,
+            )
             assert loaded.component is not None and isinstance(loaded.component.run, spec.Dag)
             return loaded.component.run.operation(unit.key)
         return spec.load(
             self.paths,
             self.params,
-            matrix_run=unit.params if self.kind == "matrix" else None,
-            globals=launch_globals(target, ports=_ports(self.operation)),
+            matrix_run=unit.params if self.kind in ("matrix", "study") else None,
+            globals=globals or launch_globals(target, ports=_ports(self.operation)),
+            joined=joined,
         )
 
     def run_name(self, unit: Unit) -> str:
+        if self.kind == "study":
+            return f"{self.name}-{unit.key}"
         return self.names.get(unit.key, self.name)
 
 
@@ -81,8 +107,8 @@ def make_plan(
         seed: makes a random matrix reproducible.
 
     Raises:
-        SpecError: the file is invalid. UnsupportedMatrixError: a matrix that needs a
-            tuner (hyperband, bayes, ...). LaunchError: a schedule-less DAG inside a DAG,
+        SpecError: the file is invalid. UnsupportedMatrixError: a tuner matrix that
+            cannot run (`plan_study` says why). LaunchError: a schedule-less DAG inside a DAG,
             or a matrix on a DAG operation.
     """
     files = tuple(os.fspath(path) for path in paths)
@@ -102,9 +128,9 @@ def make_plan(
         for op in run.operations:
             assert op.name is not None  # the loader requires DAG operations to be named
             if op.component is None:
+                where = f"the hubRef {op.hub_ref}" if op.hub_ref else f"at the urlRef {op.url_ref}"
                 notes.append(
-                    f"{op.name}: left out, its component is the hubRef {op.hub_ref}, which "
-                    "polytrack does not fetch"
+                    f"{op.name}: left out, its component is {where}, which polytrack does not fetch"
                 )
                 continue
             if isinstance(op.component.run, spec.Dag):
@@ -113,6 +139,12 @@ def make_plan(
                 raise LaunchError(f"{op.name}: a matrix on a dag operation is not supported")
             steps.append(Unit(key=op.name, upstream=op.upstream & known, trigger=op.trigger))
             names[op.name] = f"{base}-{op.name}"
+        if not steps:
+            # Polyaxon would fetch the components and run them; polytrack, which does not,
+            # has nothing to submit: saying so beats a silent success that ran nothing.
+            raise LaunchError(
+                "nothing to run: every operation of the dag is left out (" + "; ".join(notes) + ")"
+            )
         return Plan(
             kind="dag",
             name=base,
@@ -123,6 +155,18 @@ def make_plan(
             concurrency=run.concurrency,
             notes=tuple(notes),
             names=names,
+        )
+    if operation.matrix is not None and operation.matrix.kind in TUNER_KINDS:
+        study = plan_study(operation.matrix, seed=seed, locate=locator(files))
+        return Plan(
+            kind="study",
+            name=base,
+            paths=files,
+            params=values,
+            operation=operation,
+            units=(),
+            concurrency=study.concurrency,
+            study=study,
         )
     if operation.matrix is not None:
         runs = spec.expand_matrix(operation.matrix, seed=seed)

@@ -55,6 +55,10 @@ KINDS: Final[dict[str, ResourceType]] = {
         ResourceType("kubeflow.org/v1", "PyTorchJob", "pytorchjobs"),
         ResourceType("kubeflow.org/v1", "TFJob", "tfjobs"),
         ResourceType("kubeflow.org/v1", "MPIJob", "mpijobs"),
+        ResourceType("kubernetes.dask.org/v1", "DaskCluster", "daskclusters"),
+        ResourceType("kubernetes.dask.org/v1", "DaskAutoscaler", "daskautoscalers"),
+        ResourceType("ray.io/v1", "RayCluster", "rayclusters"),
+        ResourceType("ray.io/v1", "RayJob", "rayjobs"),
     )
 }
 

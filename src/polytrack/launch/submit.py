@@ -56,10 +56,19 @@ def trigger_allows(trigger: str | None, upstream: Sequence[str]) -> bool:
 def create_workload(client: KubeClient, workload: Workload) -> tuple[ObjectRef, ...]:
     """Create `workload`'s objects in order; all of them or none.
 
+    With the `kube` extra installed, every manifest is first checked against the
+    Kubernetes schemas (`schemas.check_manifests`): nothing is created for a workload the
+    API server would refuse in part.
+
     Raises:
+        LaunchError: a manifest fails the schemas; nothing was created.
         KubernetesError: a create failed (`KubernetesConflictError` when a name is
             taken); the objects created before it are deleted again.
     """
+    from polytrack.launch import schemas
+
+    if schemas.available():
+        schemas.check_manifests(workload.manifests)
     created: list[dict[str, Any]] = []
     main = workload.main
     try:
@@ -133,8 +142,9 @@ class Submitted:
 class Scheduler:
     """Submits units in order, within `concurrency`, each once its upstream units ended.
 
-    `submit(unit)` creates the unit's run and objects and returns what it submitted (or
-    raises: the error ends the scheduling); `on_state(submitted, state)` gets every state
+    `submit(unit)` creates the unit's run and objects and returns what it submitted (None:
+    it decided not to run the unit, which counts as skipped; or raises: the error ends
+    the scheduling); `on_state(submitted, state)` gets every state
     of every workload, from the scheduler's thread, the final one included;
     `on_skip(unit, reason)` hears of a DAG operation whose trigger did not hold.
     """
@@ -144,7 +154,7 @@ class Scheduler:
         client: KubeClient,
         units: Sequence[Unit],
         *,
-        submit: Callable[[Unit], Submitted],
+        submit: Callable[[Unit], Submitted | None],
         on_state: Callable[[Submitted, JobState], None],
         on_skip: Callable[[Unit, str], None] = lambda unit, reason: None,
         concurrency: int | None = None,
@@ -211,6 +221,9 @@ class Scheduler:
                 self._on_skip(unit, f"trigger {unit.trigger or 'all_succeeded'}: {waited}")
                 continue
             submitted = self._submit(unit)
+            if submitted is None:  # decided at submit time (a DAG's `conditions`): not run
+                self.statuses[unit.key] = "skipped"
+                continue
             workload = submitted.workload
             watch = WorkloadWatch(
                 self._client,

@@ -8,6 +8,9 @@
   Restarting (`running`), Created;
 - Deployment (a service): `running` once Available, `failed` once its progress deadline
   passed;
+- DaskCluster: its `phase` (Running: `running`, Failed: `failed`); RayCluster: its
+  `state` (ready: `running`, failed: `failed`); RayJob: its `jobStatus` (SUCCEEDED,
+  FAILED, STOPPED, RUNNING) or, before the job starts, a Failed deployment;
 - deleted: `stopped`.
 
 `WorkloadWatch` follows one object with a watch (`?watch=true&fieldSelector=metadata.name=
@@ -52,6 +55,15 @@ _KUBEFLOW_CONDITIONS: Final = {
     "Restarting": "running",
     "Created": "created",
     "Suspended": "created",
+}
+# The Dask and Ray operators' kinds: the status field that says, and what its values mean.
+_OPERATOR_STATES: Final[dict[str, tuple[str, dict[str, str]]]] = {
+    "DaskCluster": ("phase", {"Running": "running", "Failed": "failed"}),
+    "RayCluster": ("state", {"ready": "running", "failed": "failed"}),
+    "RayJob": (
+        "jobStatus",
+        {"RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed", "STOPPED": "stopped"},
+    ),
 }
 # A Job's conditions (Kubernetes 1.31+) between the decision and Failed or Complete.
 _JOB_ENDING: Final = frozenset({"FailureTarget", "SuccessCriteriaMet"})
@@ -120,6 +132,15 @@ def workload_state(obj: Mapping[str, Any]) -> JobState:
         for condition in true:
             if condition.get("type") == "Available" and (status.get("availableReplicas") or 0):
                 return JobState("running")
+        return JobState("created")
+    if kind in _OPERATOR_STATES:
+        field, states = _OPERATOR_STATES[kind]
+        mapped = states.get(str(status.get(field) or ""))
+        if kind == "RayJob" and mapped is None and status.get("jobDeploymentStatus") == "Failed":
+            mapped = "failed"
+        if mapped is not None:
+            message = status.get("message") or status.get("reason")
+            return JobState(mapped, str(message) if message and mapped == "failed" else None)
         return JobState("created")
     # Kubeflow: conditions accumulate; the last true one (by transition time) says.
     ordered = sorted(

@@ -60,7 +60,17 @@ from polytrack.spec.policies import (
 )
 from polytrack.spec.quantity import is_quantity, parse_quantity
 from polytrack.spec.report import Report, check, to_dict
-from polytrack.spec.runs import Job, MPIJob, PyTorchJob, Replica, Service, TFJob
+from polytrack.spec.runs import (
+    DaskCluster,
+    Job,
+    MPIJob,
+    PyTorchJob,
+    RayCluster,
+    RayReplica,
+    Replica,
+    Service,
+    TFJob,
+)
 
 __all__ = [
     "IO",
@@ -74,6 +84,7 @@ __all__ = [
     "Container",
     "CronSchedule",
     "Dag",
+    "DaskCluster",
     "DateTimeSchedule",
     "DockerfileInit",
     "EnvVar",
@@ -99,6 +110,8 @@ __all__ = [
     "Plugins",
     "PyTorchJob",
     "RandomSearch",
+    "RayCluster",
+    "RayReplica",
     "Replica",
     "Report",
     "Resources",

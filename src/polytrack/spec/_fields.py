@@ -63,7 +63,11 @@ def parse_args(value: Any) -> tuple[str, ...]:
         items = []
         for index, item in enumerate(value):
             if not isinstance(item, str):
-                raise FieldError(f"expected a string, got {got(item)} (quote it)", subpath=(index,))
+                # Quoting helps where YAML made a number or a bool of the text; a null,
+                # a list or a mapping is no typo of a string.
+                scalar = isinstance(item, bool | int | float)
+                hint = " (quote it)" if scalar else ""
+                raise FieldError(f"expected a string, got {got(item)}{hint}", subpath=(index,))
             items.append(str(item))
         return tuple(items)
     raise FieldError(f"expected a string or a list of strings, got {got(value)}")

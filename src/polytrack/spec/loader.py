@@ -25,7 +25,14 @@ from typing import Any
 
 import attrs
 
-from polytrack._convert import FieldError, describe, spec_converter, structure_errors
+from polytrack._convert import (
+    FieldError,
+    describe,
+    spec_converter,
+    structure_errors,
+    templates_now,
+    waits,
+)
 from polytrack.errors import DagCycleError, InvalidParamError, MissingParamsError, SpecError
 from polytrack.spec._source import Key, Located, PatchStrategy
 from polytrack.spec.io import IO, Join, Param
@@ -38,6 +45,7 @@ from polytrack.spec.matrix import (
     matrix_param_names,
 )
 from polytrack.spec.operation import Component, Dag, Operation, find_cycle
+from polytrack.spec.refs import joined_params, ops_namespace, read_ref
 from polytrack.spec.templates import Context, Namespace, ParamView, render
 
 __all__ = ["SPEC_VERSION", "load"]
@@ -74,6 +82,29 @@ _DAG_PARTS = ("operations", "components")
 # pathRef files inside pathRef files: each level is a DAG inside a DAG, so 8 is plenty,
 # and each costs a few dozen stack frames.
 _MAX_PATH_REFS = 8
+# Polyaxon runs `build:` (a hub component such as kaniko) before the run and sets the
+# image it pushed on the run's containers. polytrack fetches no hub component and runs one
+# workload per operation, so it refuses the section rather than run a stale image or fail
+# later on the image the build would have set.
+_NO_BUILD = (
+    "polytrack does not run build: sections (Polyaxon's image build before the run, "
+    "such as kaniko): build and push the image first, set it as the containers' image, "
+    "and remove the section"
+)
+# The keys of a param written in full; a mapping with none of them is a short-form value.
+_PARAM_KEYS = frozenset(
+    {
+        "value",
+        "ref",
+        "contextOnly",
+        "context_only",
+        "connection",
+        "toInit",
+        "to_init",
+        "toEnv",
+        "to_env",
+    }
+)
 
 
 def load(
@@ -82,6 +113,9 @@ def load(
     *,
     globals: Mapping[str, Any] | None = None,
     matrix_run: Mapping[str, Any] | None = None,
+    dag_operation: str | None = None,
+    ops: Mapping[str, Mapping[str, Any]] | None = None,
+    joined: Mapping[str, Any] | None = None,
 ) -> Operation:
     """Load a Polyaxonfile and its presets into an `Operation` resolved for launching.
 
@@ -94,6 +128,14 @@ def load(
         globals: values for `{{ globals.* }}`; without them those templates stay as written.
         matrix_run: the params of one run of the matrix (an item of `expand_matrix`); the
             operation returned is that run: params applied, templates rendered, no matrix.
+        dag_operation: in a DAG, the operation `globals` belong to (its run id, its
+            ports); the other operations keep their `{{ globals.* }}` for their own runs.
+        ops: what DAG operations that ended recorded, by name (`{"outputs": {...},
+            "inputs": {...}, "status": ..., "uuid": ..., "name": ...}`): params that read
+            from them (`ref: ops.X`, `{{ ops.X.outputs.y }}`) and templates naming them
+            are rendered; the rest wait as without it.
+        joined: the values the operation's `joins` gathered, by param name (a list
+            each), for the operation `dag_operation` names, else the top one.
 
     Raises:
         MissingParamsError: required inputs have no value.
@@ -108,7 +150,9 @@ def load(
     """
     if not paths:
         raise SpecError("no Polyaxonfile given")
-    return _Loading(None if globals is None else dict(globals)).load(
+    loading = _Loading(None if globals is None else dict(globals), dag_operation)
+    loading.ops, loading.joined = ops, joined
+    return loading.load(
         [Path(path) for path in paths],
         [os.fspath(path) for path in paths],
         dict(params or {}),
@@ -119,9 +163,13 @@ def load(
 class _Loading:
     """One `load()` call: the origins of everything read, and the globals to render with."""
 
-    def __init__(self, globals: dict[str, Any] | None) -> None:
+    ops: Mapping[str, Mapping[str, Any]] | None = None  # see load()
+    joined: Mapping[str, Any] | None = None
+
+    def __init__(self, globals: dict[str, Any] | None, dag_operation: str | None = None) -> None:
         self.located = Located()
         self.globals = globals
+        self.dag_operation = dag_operation
         # The files being resolved, outermost first: (real path, name as given).
         self.including: list[tuple[str, str]] = []
 
@@ -289,6 +337,9 @@ class _Loading:
         if ref in ("hubRef", "urlRef"):
             return self._unresolved(raw)
         component = self.located.copy(self._component(raw, ref, dag_components))
+        for holder in (raw, component):
+            if holder.get("build") is not None:
+                raise self.located.error(holder, ("build",), _NO_BUILD)
         # Each runPatch applies to the run in turn, with the strategy of its own file.
         for holder in (raw, *presets):
             if "runPatch" in holder:
@@ -299,13 +350,20 @@ class _Loading:
         outputs = self._structure(component, ("outputs",), component.get("outputs"), tuple[IO, ...])
         inputs, outputs = inputs or (), outputs or ()
         self._check_names(component, inputs, outputs)
-        matrix: Matrix | None = self._structure(raw, ("matrix",), raw.get("matrix"), Matrix)
+        with templates_now():  # expanded when the runs are planned, before any starts
+            matrix: Matrix | None = self._structure(raw, ("matrix",), raw.get("matrix"), Matrix)
         joins: tuple[Join, ...] | None = self._structure(
             raw, ("joins",), raw.get("joins"), tuple[Join, ...]
         )
         given: dict[str, Param] = dict(
-            self._structure(raw, ("params",), raw.get("params"), Mapping[str, Param]) or {}
+            self._structure(raw, ("params",), self._long_form(raw), Mapping[str, Param]) or {}
         )
+        if self.joined is not None and (
+            raw.get("name") == self.dag_operation
+            if dag_components is not None
+            else self.dag_operation is None
+        ):
+            given.update(joined_params(self.joined, (*inputs, *outputs)))
         if matrix_run is not None:
             # One run of the matrix: its values are params; those no input takes feed
             # templates only, as the matrix would have.
@@ -335,6 +393,10 @@ class _Loading:
     def _reference(self, raw: Mapping[Any, Any], *, in_dag: bool) -> str:
         """Which of component, pathRef, dagRef, hubRef, urlRef the operation uses."""
         refs = [key for key in _REFS if raw.get(key) is not None]
+        if "component" in refs and set(refs) <= {"component", "hubRef", "urlRef"}:
+            # An operation Polyaxon compiled keeps the hubRef it came from beside the
+            # component it fetched: the component is what runs.
+            refs = ["component"]
         if not refs and any(key in raw for key in ("run", "inputs", "outputs")):
             raise self.located.error(
                 raw,
@@ -396,6 +458,13 @@ class _Loading:
         )
         if is_dag:
             assert isinstance(built.run, Dag) and isinstance(run, Mapping)
+            if isinstance(built.run.concurrency, str):  # a template kept for run time
+                raise self.located.error(
+                    component,
+                    ("run", "concurrency"),
+                    f"expected an integer of at least 1, got {describe(built.run.concurrency)}: "
+                    "a dag's concurrency is used when its runs are planned, before any starts",
+                )
             operations = self._dag(component, run)
             built = attrs.evolve(built, run=attrs.evolve(built.run, operations=operations))
         return attrs.evolve(operation, component=built)
@@ -492,12 +561,34 @@ class _Loading:
         """A DAG operation whose component lives elsewhere (hub, url): checked as written."""
         fields = self.located.without(raw, *_CONSUMED)
         operation: Operation = self._structure(fields, (), fields, Operation)
-        matrix = self._structure(raw, ("matrix",), raw.get("matrix"), Matrix)
+        with templates_now():
+            matrix = self._structure(raw, ("matrix",), raw.get("matrix"), Matrix)
         joins = self._structure(raw, ("joins",), raw.get("joins"), tuple[Join, ...])
-        params = self._structure(raw, ("params",), raw.get("params"), Mapping[str, Param])
+        params = self._structure(raw, ("params",), self._long_form(raw), Mapping[str, Param])
         return attrs.evolve(operation, params=dict(params or {}), matrix=matrix, joins=joins)
 
     # -- params ------------------------------------------------------------------------------
+
+    def _long_form(self, raw: Mapping[Any, Any]) -> Any:
+        """`params:` with each short-form value (`loss: mse`) written `loss: {value: mse}`.
+
+        Polyaxon takes both; a mapping is a param when it has a param's key (`value`,
+        `ref`, ...) or is empty (a param with nothing set), else the value of a `dict` input.
+        """
+        params = raw.get("params")
+        if not isinstance(params, Mapping):
+            return params
+        long = self.located.without(params)
+        for name, item in params.items():
+            if isinstance(item, Mapping) and (not item or not _PARAM_KEYS.isdisjoint(item)):
+                continue
+            wrapped = {"value": item}
+            origin = self.located.entry(params, name)
+            if origin is not None:
+                self.located.begin(wrapped, origin)
+                self.located.note(wrapped, "value", origin)
+            long[name] = wrapped
+        return long
 
     def _check_names(
         self, component: Mapping[Any, Any], inputs: Sequence[IO], outputs: Sequence[IO]
@@ -560,10 +651,14 @@ class _Loading:
                             to_env=io.to_env,
                         )
                     continue
-                if param.is_ref:
+                param = read_ref(param, self.ops)
+                if param.is_ref or waits(param.value):
+                    # Read from another run, or a template over values known only then:
+                    # converted and checked at run time, as Polyaxon does.
                     waiting.add(io.name)
                     value = param.value
                 else:
+                    param = _image(io, param)
                     try:
                         value = io.validate(convert(io.type, param.value, is_list=io.is_list))
                     except FieldError as exc:
@@ -580,7 +675,7 @@ class _Loading:
         for name, param in given.items():
             if name not in declared and param.context_only:
                 params[name] = param
-                if param.is_ref:
+                if param.is_ref or waits(param.value):
                     waiting.add(name)
         if problems:
             raise _together(problems)
@@ -669,7 +764,7 @@ class _Loading:
             for index, io in enumerate(ios)
         }
         values: dict[str, Any] = {}
-        views: dict[str, ParamView] = {}
+        views: dict[str, Any] = {}  # a ParamView each, and `as_args`
         for name, param in params.items():
             if name in waiting:
                 continue
@@ -686,9 +781,20 @@ class _Loading:
                 values[name] = f"--{name}" if param.value else ""
             else:
                 values[name] = param.value
-        values["params"] = Namespace("params", views, defer=frozenset(waiting))
+        later = set(waiting)
+        named = [io.name for io in inputs]
+        if "as_args" not in declared:
+            # `{{ params.as_args }}`: every input with a value as `--name=value`, in order.
+            if waiting.intersection(named):
+                later.add("as_args")
+            else:
+                args = (views[name].as_arg for name in named if name in views)
+                views["as_args"] = " ".join(arg for arg in args if arg)
+        values["params"] = Namespace("params", views, defer=frozenset(later))
         if self.globals is not None:
             values["globals"] = Namespace("globals", self.globals, defer_missing=True)
+        if self.ops is not None:
+            values["ops"] = ops_namespace(self.ops)
         return Context(values, deferred=frozenset(waiting))
 
     def _as_arg(
@@ -859,11 +965,16 @@ class _Loading:
                 )
                 continue
             seen[name] = index
+            own = self.globals
+            if self.dag_operation is not None and name != self.dag_operation:
+                self.globals = None  # another run's globals would not be this one's
             try:
                 operation = self._operation(raw, cli={}, dag_components=library)
             except SpecError as exc:
                 problems.extend(exc.problems)
                 continue
+            finally:
+                self.globals = own
             resolved.append((index, operation))
         used = {operation.dag_ref for _, operation in resolved}
         for name, raw in library.items():
@@ -961,6 +1072,17 @@ class _Loading:
             line=placed.line,
             path=placed.path,
         )
+
+
+def _image(io: IO, param: Param) -> Param:
+    """An `image` param given as `{name, connection}`: the name, and the registry's connection."""
+    value = param.value
+    if io.type != "image" or io.is_list or not isinstance(value, Mapping):
+        return param
+    if "name" not in value or not set(value) <= {"name", "connection"}:
+        return param  # convert() says what an image is
+    connection = value.get("connection")
+    return attrs.evolve(param, value=value["name"], connection=connection or param.connection)
 
 
 def _default(io: IO) -> Any:

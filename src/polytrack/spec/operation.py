@@ -25,7 +25,7 @@ from polytrack.spec.io import IO, Join, Param
 from polytrack.spec.k8s import Environment, Volume
 from polytrack.spec.matrix import Matrix
 from polytrack.spec.policies import Cache, EarlyStopping, Hook, Plugins, Schedule, Termination
-from polytrack.spec.runs import Job, MPIJob, PyTorchJob, Service, TFJob
+from polytrack.spec.runs import DaskCluster, Job, MPIJob, PyTorchJob, RayCluster, Service, TFJob
 
 __all__ = ["Component", "Dag", "Operation", "Run", "Trigger", "find_cycle"]
 
@@ -93,7 +93,7 @@ class Dag:
         return levels
 
 
-Run: TypeAlias = Job | Service | TFJob | PyTorchJob | MPIJob | Dag
+Run: TypeAlias = Job | Service | TFJob | PyTorchJob | MPIJob | DaskCluster | RayCluster | Dag
 
 
 @frozen

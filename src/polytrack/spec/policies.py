@@ -82,6 +82,10 @@ class Plugins:
     log_level: str | None = None
     sidecar: Any = None
     notifications: tuple[Notification, ...] | None = None
+    # Polyaxon 2.18's interactive helpers; read so that such files load, not acted on.
+    tmux: bool | None = None
+    ssh: bool | None = None
+    sandbox: Any = None
 
 
 @frozen
@@ -157,9 +161,9 @@ class MetricEarlyStopping:
 
 @frozen
 class FailureEarlyStopping:
-    """Stop the remaining runs once `percent` of them have failed."""
+    """Stop the remaining runs once `percent` of them have failed (a float, as in Polyaxon)."""
 
-    percent: int
+    percent: float
     kind: Literal["failure_early_stopping"] = "failure_early_stopping"
 
 

@@ -1,6 +1,6 @@
-"""Run kinds that execute containers: `job`, `service`, and the Kubeflow `tfjob`,
-`pytorchjob` and `mpijob` with their replica specs. (`dag` runs operations; it lives with
-them in `operation.py`.)
+"""Run kinds that execute containers: `job`, `service`, the Kubeflow `tfjob`,
+`pytorchjob` and `mpijob` with their replica specs, and the `daskcluster` and
+`raycluster` clusters. (`dag` runs operations; it lives with them in `operation.py`.)
 
 Every container that runs the user's code needs an image: a job's or service's
 `container`, and each replica's.
@@ -19,10 +19,13 @@ from polytrack.spec.init import Init
 from polytrack.spec.k8s import Container, Environment, Volume
 
 __all__ = [
+    "DaskCluster",
     "ElasticPolicy",
     "Job",
     "MPIJob",
     "PyTorchJob",
+    "RayCluster",
+    "RayReplica",
     "Replica",
     "SchedulingPolicy",
     "Service",
@@ -193,3 +196,66 @@ class MPIJob:
         """The replica types that are set, by Kubeflow's names (`Launcher`, `Worker`)."""
         named = {"Launcher": self.launcher, "Worker": self.worker}
         return {name: spec for name, spec in named.items() if spec is not None}
+
+
+@frozen
+class DaskCluster:
+    """A Dask cluster (Polyaxon's `V1DaskCluster`): a scheduler and `replicas` workers,
+    autoscaled between `minReplicas` and `maxReplicas` when both are set."""
+
+    kind: Literal["daskcluster"] = "daskcluster"
+    worker: Replica | None = None
+    scheduler: Replica | None = None
+    min_replicas: NonNegativeInt | None = None
+    max_replicas: PositiveInt | None = None
+
+    def __attrs_post_init__(self) -> None:
+        # The Dask operator's DaskCluster needs both pod specs; Polyaxon fills in neither.
+        for name, replica in (("worker", self.worker), ("scheduler", self.scheduler)):
+            if replica is None:
+                raise FieldError(f'missing required field "{name}" (a daskcluster runs both)')
+        low, high = self.min_replicas, self.max_replicas
+        if isinstance(low, int) and isinstance(high, int) and low > high:  # not templates
+            raise FieldError(
+                f"minReplicas {self.min_replicas} is above maxReplicas {self.max_replicas}",
+                subpath=("minReplicas",),
+            )
+
+
+@frozen
+class RayReplica:
+    """The head or one worker group of a Ray cluster (Polyaxon's `V1RayReplica`)."""
+
+    container: Container | None = None
+    replicas: NonNegativeInt | None = None
+    min_replicas: NonNegativeInt | None = None
+    max_replicas: NonNegativeInt | None = None
+    ray_start_params: Mapping[str, str] | None = None
+    environment: Environment | None = None
+    connections: tuple[str, ...] | None = None
+    volumes: tuple[Volume, ...] | None = None
+    init: tuple[Init, ...] | None = None
+    sidecars: tuple[Container, ...] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        _require_image(self.container)
+
+
+@frozen
+class RayCluster:
+    """A Ray cluster (Polyaxon's `V1RayCluster`): a head and named worker groups; with an
+    `entrypoint`, a Ray job that runs it on the cluster and ends with it."""
+
+    kind: Literal["raycluster"] = "raycluster"
+    entrypoint: str | None = None
+    runtime_env: Any = None
+    metadata: Mapping[str, str] | None = None
+    ray_version: str | None = None
+    head: RayReplica | None = None
+    workers: Mapping[str, RayReplica] | None = None
+    enable_in_tree_autoscaling: bool | None = None
+    autoscaler_options: Any = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.head is None:
+            raise FieldError('missing required field "head" (a raycluster needs its head node)')

@@ -184,8 +184,12 @@ def _single(expression: str, text: str, context: Context) -> Any:
         return text
     if isinstance(value, ParamView):
         value = value.value
-    if value is None or isinstance(value, str):
-        return None if value is None else str(value)
+    if value is None:
+        # An input still unset (a hub component's `connection`, checked on its own):
+        # rendered at run time, when the operation using it may have given it a value.
+        return text
+    if isinstance(value, str):
+        return str(value)
     if isinstance(value, bool | int | float):
         return Rendered(display(value), value)
     if isinstance(value, Mapping | list | tuple):

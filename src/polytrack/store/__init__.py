@@ -9,6 +9,7 @@ One module per subject, lowest first:
 - `tail`: a journal read onward from a `Position`, in repeatable slices, for the sync
   engine;
 - `blobs`: the content-addressed blob store of a home (the files of artifacts and models);
+- `changes`: the changes log of a run (renamed, tagged, noted, trashed after the fact);
 - `liveness`: whether a run's owning process is still alive;
 - `query`: the `where=` / `order_by=` language, compiled to the index's SQL;
 - `index`: the SQLite index, a cache of the run directories;

@@ -22,6 +22,7 @@ writes, and the clone, which no later edit of the source reaches, is what gets h
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -172,6 +173,10 @@ class BlobStore:
             if final.is_file():
                 # The same bytes are there already. Its writer may not have synced the
                 # directory yet (and may never: killed), so this store's flush does.
+                # A new mtime tells `polytrack gc` the blob is in use again, before the
+                # run records the event that refers to it.
+                with contextlib.suppress(OSError):
+                    os.utime(final)
                 with self._lock:
                     self._unsynced.add(final.parent)
                 return Stored(digest, size, new=False)

@@ -57,8 +57,9 @@ __all__ = [
 ]
 
 # 2: run_refs and run_links (lineage). 3: runs.user. 4: runs.damaged, and what a sealed
-# segment lost beside its totals (issue 12: readers say what they skipped).
-SCHEMA_VERSION: Final = 4
+# segment lost beside its totals (issue 12: readers say what they skipped). 5: outputs
+# (`log_outputs`), queryable as `outputs.<key>`.
+SCHEMA_VERSION: Final = 5
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,6 +77,11 @@ CREATE TABLE IF NOT EXISTS params (
     PRIMARY KEY (run_id, key)
 );
 CREATE INDEX IF NOT EXISTS params_key ON params (key, run_id);
+CREATE TABLE IF NOT EXISTS outputs (
+    run_id TEXT NOT NULL, key TEXT NOT NULL, value_json TEXT NOT NULL, num REAL, text TEXT,
+    PRIMARY KEY (run_id, key)
+);
+CREATE INDEX IF NOT EXISTS outputs_key ON outputs (key, run_id);
 CREATE TABLE IF NOT EXISTS tags (
     run_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (run_id, tag)
 );
@@ -110,7 +116,7 @@ CREATE INDEX IF NOT EXISTS run_links_other ON run_links (other_run_id);
 # Every table but `meta`, in the order a rebuild drops them.
 _TABLES: Final = (
     "runs", "params", "tags", "metrics", "sealed_segments", "metric_chunks", "run_refs",
-    "run_links",
+    "run_links", "outputs",
 )  # fmt: skip
 
 REF_TYPES: Final = ("data", "artifact", "model")
@@ -336,9 +342,10 @@ class Index:
         signature: str,
         refs: Sequence[DataRef | ArtifactLogged] = (),
         links: Sequence[RunLinked] = (),
+        outputs: Mapping[str, Any] | None = None,
     ) -> None:
         """Rewrite everything indexed about one run; `refs` and `links` are its data ref,
-        artifact and link events in the order logged."""
+        artifact and link events in the order logged, `outputs` its `log_outputs`."""
         with self._transaction() as db:
             self._delete(db, [info.id])
             db.execute(
@@ -370,6 +377,10 @@ class Index:
             )
             db.executemany(
                 "INSERT INTO tags VALUES (?,?)", [(info.id, tag) for tag in set(info.tags)]
+            )
+            db.executemany(
+                "INSERT INTO outputs VALUES (?,?,?,?,?)",
+                [(info.id, key, *param_columns(value)) for key, value in (outputs or {}).items()],
             )
             db.executemany(
                 "INSERT INTO metrics VALUES (?,?,?,?,?,?,?)",
@@ -437,6 +448,7 @@ class Index:
             ("metric_chunks", "run_id"),
             ("run_refs", "run_id"),
             ("run_links", "run_id"),
+            ("outputs", "run_id"),
         ):
             db.executemany(f"DELETE FROM {table} WHERE {column} = ?", [(i,) for i in run_ids])
 
@@ -446,6 +458,9 @@ class Index:
             return {
                 "metric": {key for (key,) in self._db.execute("SELECT DISTINCT key FROM metrics")},
                 "param": {key for (key,) in self._db.execute("SELECT DISTINCT key FROM params")},
+                "output": {
+                    key for (key,) in self._db.execute("SELECT DISTINCT key FROM outputs")
+                },
             }
 
     def query_ids(
@@ -457,6 +472,7 @@ class Index:
         *,
         project: str | None,
         limit: int | None,
+        offset: int = 0,
     ) -> list[str]:
         sql = f"SELECT runs.id FROM runs WHERE ({where_sql})"
         params: list[object] = list(where_params)
@@ -465,11 +481,43 @@ class Index:
             params.append(project)
         sql += f" ORDER BY {order_sql}"
         params.extend(order_params)
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+        if limit is not None or offset:
+            # SQLite needs a LIMIT before an OFFSET; -1 means none.
+            sql += " LIMIT ? OFFSET ?"
+            params.extend([-1 if limit is None else limit, offset])
         with self._errors():
             return [row[0] for row in self._db.execute(sql, params)]
+
+    def summarize(
+        self, where_sql: str, where_params: Sequence[object], *, project: str | None
+    ) -> tuple[int, set[str], set[str], set[str]]:
+        """How many runs match, and the param keys, metric keys and projects they have."""
+        matching = f"SELECT runs.id FROM runs WHERE ({where_sql})"
+        params: list[object] = list(where_params)
+        if project is not None:
+            matching += " AND runs.project = ?"
+            params.append(project)
+        with self._errors():
+            (count,) = self._db.execute(f"SELECT count(*) FROM ({matching})", params).fetchone()
+            param_keys = {
+                key
+                for (key,) in self._db.execute(
+                    f"SELECT DISTINCT key FROM params WHERE run_id IN ({matching})", params
+                )
+            }
+            metric_keys = {
+                key
+                for (key,) in self._db.execute(
+                    f"SELECT DISTINCT key FROM metrics WHERE run_id IN ({matching})", params
+                )
+            }
+            projects = {
+                name
+                for (name,) in self._db.execute(
+                    f"SELECT DISTINCT project FROM runs WHERE id IN ({matching})", params
+                )
+            }
+        return int(count), param_keys, metric_keys, projects
 
     def load(self, run_ids: Sequence[str]) -> list[RunInfo]:
         """RunInfo of the given runs, in the given order."""

@@ -70,6 +70,8 @@ from polytrack.models import EVENT_TYPE_NAMES, Checksum, Event
 
 __all__ = [
     "BLOCK",
+    "CHANGES_ATTEMPT",
+    "CHANGES_FILE",
     "EVENTS_RE",
     "HEADER_SIZE",
     "KIND_POINT",
@@ -104,6 +106,12 @@ MAX_KEYS: Final = 0xFFFF
 SEGMENT_MAX_AGE: Final = 86_400.0
 
 EVENTS_RE: Final = re.compile(r"events-(\d{3})\.log$")
+# The events log of changes made to the run afterwards (`polytrack.store.changes`): named
+# as an attempt's log, so every reader and the sync tail read it with the rest, and
+# numbered past any real attempt, so it sorts (and is applied) last. No process records
+# into it; it is never an attempt (`init(resume=)` numbers attempts around it).
+CHANGES_ATTEMPT: Final = 999
+CHANGES_FILE: Final = f"events-{CHANGES_ATTEMPT:03d}.log"
 SEGMENT_RE: Final = re.compile(r"points-(\d{3})-(\d{3})-(\d{5})\.seg$")
 
 

@@ -45,12 +45,18 @@ from polytrack.models import (
     DataRef,
     Event,
     HandedOver,
+    NoteSet,
+    OutputsSet,
     ParamsSet,
     RunInfo,
     RunLinked,
+    RunRenamed,
+    RunRestored,
     RunStarted,
+    RunTrashed,
     StatusChanged,
     TagsAdded,
+    TagsChanged,
 )
 from polytrack.store import query
 from polytrack.store.index import (
@@ -63,6 +69,7 @@ from polytrack.store.index import (
     RunRef,
     set_aside,
 )
+from polytrack.store.journal import CHANGES_ATTEMPT
 from polytrack.store.liveness import owner_alive
 from polytrack.store.reader import (
     MetricSeries,
@@ -103,13 +110,19 @@ class _Folded:
     last_at: float | None = None
     # An attempt before the first surviving start record left events: its start was lost.
     lost_start: bool = False
+    # Changes made afterwards (`polytrack.store.changes`): a new name, and when the run
+    # was last put in the trash (None: never, or restored since).
+    renamed: str | None = None
+    trashed_at: float | None = None
+    outputs: dict[str, object] = attrs.field(factory=dict)  # `log_outputs`, latest wins
 
 
 def _fold(events: Sequence[tuple[int, Event]]) -> _Folded:
     """Fold a run's events, in the order written, into its record."""
     folded = _Folded()
     for attempt, event in events:
-        folded.attempts = max(folded.attempts, attempt + 1)
+        if attempt != CHANGES_ATTEMPT:  # the changes log is no attempt
+            folded.attempts = max(folded.attempts, attempt + 1)
         at = _event_time(event)
         if at is not None:
             folded.first_at = at if folded.first_at is None else min(folded.first_at, at)
@@ -139,6 +152,21 @@ def _fold(events: Sequence[tuple[int, Event]]) -> _Folded:
             folded.refs.append(event)
         elif isinstance(event, RunLinked):
             folded.links.append(event)
+        elif isinstance(event, OutputsSet):
+            if event.reset:
+                folded.outputs.clear()
+            folded.outputs.update(event.outputs)
+        elif isinstance(event, RunRenamed):
+            folded.renamed = event.name
+        elif isinstance(event, TagsChanged):
+            folded.tags = [t for t in folded.tags if t not in event.removed]
+            folded.tags.extend(t for t in event.added if t not in folded.tags)
+        elif isinstance(event, NoteSet):
+            folded.notes = event.notes
+        elif isinstance(event, RunTrashed):
+            folded.trashed_at = event.at
+        elif isinstance(event, RunRestored):
+            folded.trashed_at = None
     return folded
 
 
@@ -148,6 +176,8 @@ def _event_time(event: Event) -> float | None:
         at = event.created_at
     elif isinstance(event, StatusChanged | HandedOver | RunLinked):
         at = event.at
+    elif isinstance(event, RunTrashed | RunRestored | RunRenamed | TagsChanged | NoteSet):
+        return None  # when it was changed, not when it ran
     elif isinstance(event, DataRef | ArtifactLogged):
         at = event.logged_at
     else:
@@ -234,6 +264,9 @@ class RunRead:
     handed_over: HandedOver | None = None
     refs: tuple[DataRef | ArtifactLogged, ...] = ()
     links: tuple[RunLinked, ...] = ()
+    # When the run was last put in the trash, if it is there (`polytrack.store.changes`).
+    trashed_at: float | None = None
+    outputs: dict[str, object] = attrs.field(factory=dict)
 
 
 def _recovering(
@@ -289,9 +322,11 @@ class LocalStore:
         busy_timeout: float = BUSY_TIMEOUT,
         repair_index: bool = True,
         memory_fallback: bool = True,
+        runs_dir: Path | None = None,
     ) -> None:
         self.home = home
-        self.runs_dir = home / "runs"
+        # `home/trash` for a store over the runs in the trash (`polytrack.history.manage`).
+        self.runs_dir = home / "runs" if runs_dir is None else runs_dir
         self._index = index
         self._stale_after = stale_after
         self._busy_timeout = busy_timeout
@@ -471,7 +506,7 @@ class LocalStore:
         info = RunInfo(
             id=first.id,
             project=latest.project,
-            name=latest.name,
+            name=latest.name if folded.renamed is None else folded.renamed,
             status=status,
             created_at=first.created_at,
             updated_at=_latest(folded.status_at, heartbeat, last_record) or 0.0,
@@ -495,6 +530,8 @@ class LocalStore:
             folded.handed_over,
             tuple(folded.refs),
             tuple(folded.links),
+            folded.trashed_at,
+            dict(folded.outputs),
         )
 
     def handed_over(self, run_id: str) -> HandedOver | None:
@@ -522,6 +559,7 @@ class LocalStore:
             signature=_signature(self.run_dir(run_id)),
             refs=read.refs,
             links=read.links,
+            outputs=read.outputs,
         )
         self._index.keep_sealed(run_id, sealed)
 
@@ -535,21 +573,71 @@ class LocalStore:
         where: str | None = None,
         order_by: str | Sequence[str] | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> list[RunInfo]:
-        """Runs matching `where` (see `polytrack.store.query`), ordered and limited.
+        """Runs matching `where` (see `polytrack.store.query`), ordered, then the `limit`
+        of them that follow the first `offset` (a page).
 
         A metric or param key in `where` that no run of the store has is a `QueryError`
         naming the closest keys: a typo would otherwise match nothing, silently.
         """
+        where_sql, where_params, order_sql, order_params = self._compiled(where, order_by)
+        ids = self._index.query_ids(
+            where_sql,
+            where_params,
+            order_sql,
+            order_params,
+            project=project,
+            limit=limit,
+            offset=offset,
+        )
+        return self._index.load(ids)
+
+    def _compiled(
+        self, where: str | None, order_by: str | Sequence[str] | None
+    ) -> tuple[str, list[object], str, list[object]]:
+        """`where` and `order_by` as SQL with their parameters, checked against the keys
+        of the index, refreshed first (a QueryError before any SQL runs)."""
         where_sql, where_params = query.compile_where(where)
         order_sql, order_params = query.compile_order_by(order_by)
         self.refresh()
         if where is not None and where.strip():
             query.check_keys(where, self._index.keys())
+        return where_sql, where_params, order_sql, order_params
+
+    @_recovering
+    def summarize(
+        self, *, project: str | None = None, where: str | None = None
+    ) -> tuple[int, set[str], set[str], set[str]]:
+        """How many runs `query` would return without a limit, and the param keys, metric
+        keys and projects of those runs: `(count, param keys, metric keys, projects)`."""
+        where_sql, where_params, _, _ = self._compiled(where, None)
+        return self._index.summarize(where_sql, where_params, project=project)
+
+    @_recovering
+    def page(
+        self,
+        *,
+        project: str | None = None,
+        where: str | None = None,
+        order_by: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[list[RunInfo], tuple[int, set[str], set[str], set[str]]]:
+        """`query` and `summarize` at once, from one refresh of the index (which, on a
+        store of many runs, costs more than both)."""
+        where_sql, where_params, order_sql, order_params = self._compiled(where, order_by)
         ids = self._index.query_ids(
-            where_sql, where_params, order_sql, order_params, project=project, limit=limit
+            where_sql,
+            where_params,
+            order_sql,
+            order_params,
+            project=project,
+            limit=limit,
+            offset=offset,
         )
-        return self._index.load(ids)
+        summary = self._index.summarize(where_sql, where_params, project=project)
+        return self._index.load(ids), summary
 
     @_recovering
     def resolve(self, ref: str, *, project: str | None = None) -> str:
@@ -668,8 +756,9 @@ def read_settled(directory: Path, read: Callable[[Path], _T]) -> _T:
 
 
 # Top-level entries of a home that polytrack makes: runs, artifacts (`blobs`), launched
-# operations (`ops`), the index with its companion files and damaged copies set aside.
-_HOME_ENTRIES: Final = frozenset({"runs", "blobs", "ops"})
+# operations (`ops`), the trash (`runs rm`), the default names' counts (`counters`), the
+# index with its companion files and damaged copies set aside.
+_HOME_ENTRIES: Final = frozenset({"runs", "blobs", "ops", "trash", "counters"})
 # Files of a run directory, by name alone: damaged bytes leave a run recognisably ours.
 _RUN_FILE: Final = re.compile(
     r"(events-\d+\.log|points-\d+-\d+-\d+\.seg|heartbeat|sync|output-\d+\.log|git-\d+\.diff"

@@ -11,7 +11,8 @@ Fields:
 
 - `metrics.<key>` is the metric's last value; `min(metrics.<key>)`, `max(metrics.<key>)`,
   `last(metrics.<key>)` and `count(metrics.<key>)` read its other summaries.
-- `params.<key>` is a parameter's value.
+- `params.<key>` is a parameter's value; `outputs.<key>` a result the run reported
+  (`log_outputs`), compared as params are.
 - Keys may contain letters, digits, `_`, `.`, `/` and `-` (`params.net.depth` is the param
   `"net.depth"`, `metrics.train/loss` the metric `"train/loss"`); any other key is written
   in backticks: ``metrics.`val loss` `` (inside backticks, `\` escapes as in strings).
@@ -78,7 +79,7 @@ import re
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from attrs import frozen
 
@@ -87,13 +88,13 @@ from polytrack.errors import QueryError
 __all__ = ["check_keys", "compile_order_by", "compile_where"]
 
 # A status outside this list is a typo, not an empty result, so queries reject it.
-_STATUSES = ("created", "running", "succeeded", "failed", "stopped", "crashed")
+_STATUSES = ("created", "running", "succeeded", "failed", "stopped", "skipped", "crashed")
 
 _DEFAULT_ORDER = "runs.created_at DESC, runs.id"
 _TIE_BREAKER = "runs.id"
 _FIELDS_HELP = (
-    "metrics.<key>, params.<key>, tags, status, name, project, id, notes, host, user, "
-    "created, finished, updated, duration, min/max/last/count(metrics.<key>)"
+    "metrics.<key>, params.<key>, outputs.<key>, tags, status, name, project, id, notes, "
+    "host, user, created, finished, updated, duration, min/max/last/count(metrics.<key>)"
 )
 _OPERATORS_HELP = "==, !=, <, <=, >, >=, in, not in, ~"
 _COMPARISONS = frozenset({"==", "=", "!=", "<", "<=", ">", ">="})
@@ -468,8 +469,8 @@ class _Parser:
         token = self._next()
         plain = token.kind == "word" and token.text.lower() not in _AGGREGATES
         field = self._field(token) if plain else None
-        if field is None or field.kind not in ("metric", "param"):
-            raise self.error("exists() takes metrics.<key> or params.<key>", token)
+        if field is None or field.kind not in ("metric", "param", "output"):
+            raise self.error("exists() takes metrics.<key>, params.<key> or outputs.<key>", token)
         self._expect(")", keyword)
         return _Exists(field)
 
@@ -506,7 +507,7 @@ class _Parser:
                 raise self.error(f"{lowered}() takes metrics.<key>", inner_token)
             closing = self._expect(")", token)
             return _Field("metric", inner.name, token.pos, closing.end - token.pos, lowered)
-        for prefix, kind in (("metrics.", "metric"), ("params.", "param")):
+        for prefix, kind in (("metrics.", "metric"), ("params.", "param"), ("outputs.", "output")):
             if lowered.startswith(prefix):
                 return self._keyed_field(token, prefix, kind)
         if lowered in _ATTRS:
@@ -661,7 +662,7 @@ class _Compiler:
                     value.length,
                 )
             field = node.field
-            text_field = field.kind in ("param", "tags") or (
+            text_field = field.kind in ("param", "output", "tags") or (
                 field.kind == "attr" and _ATTRS[field.name].kind == "text"
             )
             if not text_field:
@@ -701,7 +702,7 @@ class _Compiler:
     def _operand(self, field: _Field, node: _Compare, value: _Value) -> _Operand:
         """Pick the column a literal is compared with and convert the literal for it."""
         raw = value.value
-        if field.kind == "param":
+        if field.kind in ("param", "output"):  # outputs: JSON values, kept as params are
             if isinstance(raw, bool) or raw is None:
                 return _Operand("p.value_json", nullable=False, value=json.dumps(raw))
             if isinstance(raw, str):
@@ -767,10 +768,18 @@ class _Operand:
     value: object  # None means SQL NULL
 
 
+# The index table of each keyed field, and the alias that conditions on it use.
+_KEYED_TABLES: Final[dict[str, tuple[str, str]]] = {
+    "metric": ("metrics", "m"),
+    "param": ("params", "p"),
+    "output": ("outputs", "p"),
+}
+
+
 def _keyed_exists(field: _Field, condition: str) -> str:
     # Correlated on (run_id, key), which both the primary keys and the *_key indexes
     # cover, so each run costs one index probe rather than a scan of the child table.
-    table, alias = ("metrics", "m") if field.kind == "metric" else ("params", "p")
+    table, alias = _KEYED_TABLES[field.kind]
     where = f"{alias}.run_id = runs.id AND {alias}.key = ?"
     if condition != "1":
         where += f" AND {condition}"
@@ -875,7 +884,7 @@ def check_keys(where: str | None, known: Mapping[str, Collection[str]]) -> None:
 
     Args:
         where: the filter, as for `compile_where`.
-        known: "metric" and "param" -> the keys that some run of the store has.
+        known: "metric", "param" and "output" -> the keys that some run of the store has.
 
     Raises:
         QueryError: the first unknown key, with the closest known ones, pointed at.
@@ -892,7 +901,7 @@ def check_keys(where: str | None, known: Mapping[str, Collection[str]]) -> None:
     except RecursionError:
         raise QueryError("query nests too deeply", query=where, position=0) from None
     for field in _compared_fields(tree):
-        if field.kind not in ("metric", "param"):
+        if field.kind not in ("metric", "param", "output"):
             continue
         keys = known.get(field.kind, ())
         if field.name in keys:
@@ -963,9 +972,10 @@ def _sort_keys(field: _Field) -> list[_Sql]:
         return [(_ATTRS[field.name].column, [])]
     if field.kind == "metric":
         return [(_scalar("metrics", "m", field.aggregate), [field.name])]
+    table = _KEYED_TABLES[field.kind][0]
     return [
-        (_scalar("params", "p", "num"), [field.name]),
-        (_scalar("params", "p", "text"), [field.name]),
+        (_scalar(table, "p", "num"), [field.name]),
+        (_scalar(table, "p", "text"), [field.name]),
     ]
 
 

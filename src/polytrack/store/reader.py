@@ -134,6 +134,33 @@ class _Layout:
     names: dict[int, dict[int, str]] = attrs.field(factory=dict)  # attempt -> id -> name
     schemas: dict[tuple[int, int], tuple[int, ...]] = attrs.field(factory=dict)
     checks: dict[str, list[Checksum]] = attrs.field(factory=dict)
+    directory: Path | None = None
+    # attempts whose events were read again (`learn`), so that a damaged or truly unnamed
+    # key costs one re-read per attempt, not one per segment
+    relearned: set[int] = attrs.field(factory=set)
+
+    def learn(self, attempt: int) -> None:
+        """Read `attempt`'s events again for the keys and row schemas defined since.
+
+        The writer defines a key durably before its first point, but a reader of a live
+        run reads the events first and the segments after: a key defined in between
+        looks unnamed. Called once a segment's records are in memory, this read sees
+        every definition they need, so only true damage stays unnamed."""
+        if self.directory is None or attempt in self.relearned:
+            return
+        self.relearned.add(attempt)
+        names = self.names.setdefault(attempt, {})
+        # Damage in the events was reported by the first read; not again.
+        for event in _read_events(self.directory / f"events-{attempt:03d}.log", []):
+            if isinstance(event, KeyDefined):
+                names.setdefault(event.id, event.name)
+            elif isinstance(event, SchemaDefined):
+                self.schemas.setdefault((attempt, event.stream), event.keys)
+            elif isinstance(event, KeyTable):
+                for kid, key in event.keys.items():
+                    names.setdefault(kid, key)
+                for stream, keys in event.schemas.items():
+                    self.schemas.setdefault((attempt, stream), keys)
 
 
 def _list(directory: Path) -> list[str]:
@@ -147,7 +174,7 @@ def _read_all_events(
     directory: Path, entries: list[str], corrupt: list[str]
 ) -> tuple[list[tuple[int, Event]], _Layout]:
     events: list[tuple[int, Event]] = []
-    layout = _Layout()
+    layout = _Layout(directory=directory)
     for name in entries:
         match = EVENTS_RE.match(name)
         if not match:
@@ -511,9 +538,14 @@ def _read_segment(
             )
         records = records[good]
     if stream == 0:
+        if records.size and int(records["key"].max()) not in layout.names.get(attempt, {}):
+            layout.learn(attempt)  # the highest id is the newest key: defined just now?
         records = _named_points(name, records, layout.names.get(attempt, {}), corrupt)
     elif records.size:
         kids = layout.schemas.get((attempt, stream))
+        if kids is None or not all(kid in layout.names.get(attempt, {}) for kid in kids):
+            layout.learn(attempt)
+            kids = layout.schemas.get((attempt, stream))
         stray = records["key"] != stream
         if kids is None or stray.any():
             count = records.size if kids is None else int(stray.sum())

@@ -37,6 +37,7 @@ from polytrack.models import (
     StatusChanged,
 )
 from polytrack.store.journal import (
+    CHANGES_ATTEMPT,
     EVENTS_RE,
     HEADER_SIZE,
     KIND_POINT,
@@ -164,6 +165,7 @@ class JournalTail:
         """
         entries = sorted(os.listdir(self.directory))
         attempts = [int(m.group(1)) for m in map(EVENTS_RE.match, entries) if m]
+        attempts = [a for a in attempts if a != CHANGES_ATTEMPT]  # the changes log: no attempt
         latest = max(attempts, default=0)
         self._scan(entries)
         end = start.copy()

@@ -85,7 +85,7 @@ SCHEME: Final = "polytrack+file"
 EVENTS_FILE: Final = "events-000.log"
 MAX_BATCHES: Final = 100_000
 _SEGMENT_NAME_RE: Final = re.compile(r"points-000-000-(\d{5})\.seg$")
-_WRITTEN: Final = frozenset({"created", "running", "succeeded", "failed", "stopped"})
+_WRITTEN: Final = frozenset({"created", "running", "succeeded", "failed", "stopped", "skipped"})
 _SNAPSHOT_FILE_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 

@@ -15,7 +15,16 @@ from urllib.parse import urlsplit
 import attrs
 
 from polytrack.errors import BackendRejectedError
-from polytrack.models import Event, ParamValue, RunStarted
+from polytrack.models import (
+    Event,
+    NoteSet,
+    ParamValue,
+    RunRenamed,
+    RunRestored,
+    RunStarted,
+    RunTrashed,
+    TagsChanged,
+)
 from polytrack.sync.backends.base import Artifact, Batch
 
 __all__ = ["InMemoryBackend", "RemoteRun"]
@@ -40,6 +49,10 @@ class RemoteRun:
     artifacts: dict[str, tuple[str, bytes]] = attrs.field(factory=dict)
     opened: int = 0
     writes: int = 0  # write() calls, repeats included
+    # Changes made after the run was recorded (`polytrack.history.manage`).
+    name: str | None = None  # None: the name it started with
+    notes: str | None = None
+    deleted: bool = False
 
     @property
     def status(self) -> str | None:
@@ -95,6 +108,8 @@ class InMemoryBackend:
             remote.tags.extend(tag for tag in batch.tags() if tag not in remote.tags)
             for key, step, value, at in batch.iter_points():
                 remote.metrics.setdefault(key, []).append((step, value, at))
+            for event in batch.events:
+                _apply_change(remote, event)
 
     def set_status(
         self, run_id: str, status: str, *, at: float, message: str | None = None
@@ -129,3 +144,18 @@ class InMemoryBackend:
             run_id: {"points": sum(map(len, run.metrics.values())), "seqs": len(run.seqs)}
             for run_id, run in self.runs.items()
         }
+
+
+def _apply_change(remote: RemoteRun, event: Event) -> None:
+    """A change made to the run afterwards, as a server applies it."""
+    if isinstance(event, RunRenamed):
+        remote.name = event.name
+    elif isinstance(event, TagsChanged):
+        remote.tags = [tag for tag in remote.tags if tag not in event.removed]
+        remote.tags.extend(tag for tag in event.added if tag not in remote.tags)
+    elif isinstance(event, NoteSet):
+        remote.notes = event.notes
+    elif isinstance(event, RunTrashed):
+        remote.deleted = True
+    elif isinstance(event, RunRestored):
+        remote.deleted = False

@@ -13,7 +13,8 @@ metrics                        metrics; timestamp = round(time * 1000) ms; NaN i
                                +-inf reads back as +-1.797e308 (MLflow's SQL stores cannot
                                hold inf)
 status                         RUNNING / FINISHED / FAILED / KILLED (crashed: FAILED plus
-                               tag polytrack.status=crashed), end time, polytrack.status_message
+                               tag polytrack.status=crashed; skipped: KILLED plus tag
+                               polytrack.status=skipped), end time, polytrack.status_message
 git                            mlflow.source.git.commit / .branch / .repoURL
 code                           mlflow.source.name, mlflow.source.type (LOCAL, NOTEBOOK)
 user                           mlflow.user and the run's user_id (who started it)
@@ -67,17 +68,23 @@ from polytrack.errors import (
     BackendUnavailableError,
 )
 from polytrack.models import (
+    CHANGE_EVENTS,
     CodeState,
     DataRef,
     EnvironmentState,
     GitState,
     HardwareState,
+    NoteSet,
     OutputsSet,
     ParamValue,
     RunLinked,
+    RunRenamed,
+    RunRestored,
     RunStarted,
+    RunTrashed,
     SeedState,
     TagsAdded,
+    TagsChanged,
 )
 from polytrack.redact import redact_url
 from polytrack.sync.backends.base import Artifact, Batch, Series
@@ -99,6 +106,11 @@ MAX_DATASETS_PER_BATCH: Final = 1000
 # here too keeps request bodies bounded whatever the server's setting.
 MAX_PARAM_VALUE: Final = 6000
 MAX_TAG_VALUE: Final = 8000
+# The tag that MLflow's UI shows as a run's description: where a run's notes go.
+NOTE_TAG: Final = "mlflow.note.content"
+# Set on a run before `polytrack runs rm` deletes it, so a later sync restores that run
+# rather than take it for one deleted by someone else (and make it anew).
+TRASHED_TAG: Final = "polytrack.trashed"
 MAX_NAME: Final = 250
 MAX_DATASET_DIGEST: Final = 36
 MAX_DATASET_NAME: Final = 500
@@ -109,9 +121,10 @@ _STATUS: Final = {
     "succeeded": "FINISHED",
     "failed": "FAILED",
     "stopped": "KILLED",
+    "skipped": "KILLED",  # MLflow has no skipped: tag polytrack.status says it
     "crashed": "FAILED",
 }
-_FINAL: Final = frozenset({"succeeded", "failed", "stopped", "crashed"})
+_FINAL: Final = frozenset({"succeeded", "failed", "stopped", "skipped", "crashed"})
 # Non-finite values as MLflow's own client sends them (protobuf's JSON mapping): a bare
 # NaN token is accepted with a 200 by MLflow 3.x but stores garbage (value 0, step 0).
 _NON_FINITE: Final = {"nan": '"NaN"', "inf": '"Infinity"', "-inf": '"-Infinity"'}
@@ -317,6 +330,9 @@ class MlflowBackend:
                 for name, data in plan.files.items():
                     attempt(self._put_artifact, remote, name, data)
             attempt(self._log_params, remote, batch.params())
+            for event in batch.events:  # changes made afterwards, last and in order
+                if isinstance(event, CHANGE_EVENTS):
+                    attempt(self._apply_change, remote, event)
         finally:
             self._writing = False
         if refused:
@@ -405,7 +421,10 @@ class MlflowBackend:
             return None  # deleted for good (404): search, else create
         tags = {tag["key"]: tag.get("value") for tag in found.get("data", {}).get("tags", [])}
         info = found["info"]
-        if tags.get("polytrack.run_id") != run.id or info.get("lifecycle_stage") != "active":
+        # Deleted by `polytrack runs rm` (the tag says so), it is still ours: the restore
+        # that brings it back is what this sync sends. Deleted by someone else: made anew.
+        ours = info.get("lifecycle_stage") == "active" or tags.get(TRASHED_TAG) == "true"
+        if tags.get("polytrack.run_id") != run.id or not ours:
             return None
         return _remote_run(info)
 
@@ -596,6 +615,44 @@ class MlflowBackend:
             data=data,
             content_type="application/octet-stream",
         )
+
+    def _apply_change(self, remote: _RemoteRun, event: object) -> None:
+        """A change made to the run afterwards (`polytrack.history.manage`): renamed with
+        `runs/update`, tags set and deleted, the note as `mlflow.note.content` (what the
+        MLflow UI shows as the run's description), the trash as `runs/delete|restore`."""
+        body: dict[str, Any] = {"run_id": remote.run_id}
+        if isinstance(event, RunRenamed):
+            body["run_name"] = event.name
+            self._call("POST", f"{_API}/runs/update", what="runs/update", body=body)
+        elif isinstance(event, TagsChanged):
+            if event.added:
+                self._log_tags(remote, _tag_tags(event.added))
+            for tag in event.removed:
+                self._delete_tag(remote, _mlflow_name(f"polytrack.tag.{tag}"))
+        elif isinstance(event, NoteSet):
+            if event.notes:
+                self._log_tags(remote, {NOTE_TAG: event.notes})
+            else:
+                self._delete_tag(remote, NOTE_TAG)
+        elif isinstance(event, RunTrashed):
+            self._log_tags(remote, {TRASHED_TAG: "true"})
+            self._call("POST", f"{_API}/runs/delete", what="runs/delete", body=body)
+        elif isinstance(event, RunRestored):
+            self._call("POST", f"{_API}/runs/restore", what="runs/restore", body=body)
+            self._log_tags(remote, {TRASHED_TAG: "false"})
+
+    def _delete_tag(self, remote: _RemoteRun, key: str) -> None:
+        """Delete a tag; one that is not there (deleted by an earlier try) is fine."""
+        try:
+            self._call(
+                "POST",
+                f"{_API}/runs/delete-tag",
+                what="runs/delete-tag",
+                body={"run_id": remote.run_id, "key": key},
+            )
+        except BackendRejectedError as exc:
+            if exc.status != 404 and "No tag" not in str(exc):
+                raise
 
     # -- HTTP -------------------------------------------------------------------------------
 

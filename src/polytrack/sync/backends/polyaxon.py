@@ -20,8 +20,9 @@ How a polytrack run lands in Polyaxon:
   (`artifact` for other kinds) lineage artifacts; both with `summary.hash` = the digest;
 - metrics -> event files `events/metric/<name>.plx` (traceml's `step|timestamp|metric`
   format) that the dashboard draws; NaN and infinities are kept as points, read as null;
-- statuses -> status conditions; crashed -> failed with reason `crashed`; a final status
-  first uploads every staged point and sets `outputs` to each metric's last finite value;
+- statuses -> status conditions (skipped is Polyaxon's `skipped`); crashed -> failed with
+  reason `crashed`; a final status first uploads every staged point and sets `outputs`
+  to each metric's last finite value;
 - artifacts -> files in the run's artifacts store under their name (streams API).
 
 Metric names become event names as Polyaxon's own client makes them (`to_fqn_name`):
@@ -72,6 +73,7 @@ from polytrack.errors import (
     BackendUnavailableError,
 )
 from polytrack.models import (
+    CHANGE_EVENTS,
     ArtifactLogged,
     CodeState,
     DataRef,
@@ -79,10 +81,15 @@ from polytrack.models import (
     GitState,
     HandedOver,
     HardwareState,
+    NoteSet,
     OutputsSet,
     RunLinked,
+    RunRenamed,
+    RunRestored,
     RunStarted,
+    RunTrashed,
     SeedState,
+    TagsChanged,
 )
 from polytrack.redact import redact_url
 from polytrack.sync.backends.base import Artifact, Batch
@@ -100,9 +107,10 @@ _STATUS_TYPES: Final = {
     "succeeded": "succeeded",
     "failed": "failed",
     "stopped": "stopped",
+    "skipped": "skipped",  # Polyaxon's own (V1Statuses.SKIPPED)
     "crashed": "failed",
 }
-_FINAL: Final = frozenset({"succeeded", "failed", "stopped", "crashed"})
+_FINAL: Final = frozenset({"succeeded", "failed", "stopped", "skipped", "crashed"})
 _ARTIFACT_KINDS: Final = {"file": "file", "directory": "dir", "model": "model"}
 _CHUNK: Final = 1 << 20  # bytes per piece of a streamed upload body
 _MESSAGE_LIMIT: Final = 300
@@ -473,6 +481,9 @@ class PolyaxonBackend:
                 if lineage:
                     path = self._run_path(state, "lineage/artifacts")
                     self._api("POST", path, json_body={"artifacts": lineage})
+                for event in batch.events:  # changes made afterwards, last and in order
+                    if isinstance(event, CHANGE_EVENTS):
+                        self._apply_change(state, event)
             except BackendRejectedError as exc:
                 refused = exc
             try:
@@ -678,6 +689,26 @@ class PolyaxonBackend:
         self._send("POST", url, data=body, headers={"Content-Type": body.content_type})
 
     # -- requests ------------------------------------------------------------------------------
+
+    def _apply_change(self, state: _Run, event: object) -> None:
+        """A change made to the run afterwards (`polytrack.history.manage`): name, tags
+        and description by PATCH; the trash as Polyaxon's archive (and restore)."""
+        path = self._run_path(state)
+        if isinstance(event, RunRenamed):
+            self._api("PATCH", path, json_body={"name": _slug(event.name)})
+        elif isinstance(event, NoteSet):
+            self._api("PATCH", path, json_body={"description": event.notes or ""})
+        elif isinstance(event, TagsChanged):
+            if event.added:
+                self._api("PATCH", path, json_body={"tags": list(event.added), "merge": True})
+            if event.removed:
+                found = self._get_run(state.uuid) or {}
+                kept = [tag for tag in found.get("tags") or [] if tag not in event.removed]
+                self._api("PATCH", path, json_body={"tags": kept, "merge": False})
+        elif isinstance(event, RunTrashed):
+            self._api("POST", self._run_path(state, "archive"))
+        elif isinstance(event, RunRestored):
+            self._api("POST", self._run_path(state, "restore"))
 
     def _run(self, run_id: str) -> _Run:
         if self._closed:
