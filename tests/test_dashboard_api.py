@@ -115,6 +115,19 @@ def test_info(client: TestClient, recorded: dict[str, Any]) -> None:
     }
 
 
+def test_info_shows_a_home_under_the_users_home_with_a_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The header names a home under the user's home directory as `~/...`: a screenshot
+    does not carry the account's path."""
+    monkeypatch.setenv("HOME", str(tmp_path / "ana"))
+    home = tmp_path / "ana" / "experiments"
+    home.mkdir(parents=True)
+    app = create_app(home, token=None, loopback=True)
+    info = TestClient(app, base_url="http://127.0.0.1:5005").get("/api/info").json()
+    assert info["home"] == "~/experiments"
+
+
 def test_runs_lists_newest_first_with_rows(client: TestClient, recorded: dict[str, Any]) -> None:
     page = client.get("/api/runs").json()
     first, second, third = recorded["ids"]

@@ -1,9 +1,9 @@
 """The dashboard in real headless Chromium: a `polytrack ui` process per test module, and
 one browser per module, both stopped at its end.
 
-Debian's `chromium` and `chromium-driver` are required (CI's `.ci/run` installs them);
-without them these tests fail, with that message, rather than skip: a skipped browser test
-would pass CI while the dashboard is untested.
+Debian's `chromium` and `chromium-driver` are required (the tox env runs
+`scripts/install-chromium` first); without them these tests fail, with that message,
+rather than skip: a skipped browser test would pass CI while the dashboard is untested.
 """
 
 from __future__ import annotations

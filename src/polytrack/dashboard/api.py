@@ -177,12 +177,21 @@ def info(request: Request) -> Response:
     return _json(
         {
             "version": __version__,
-            "home": str(home),
+            "home": _shown(home),
             "projects": list(summary.projects),
             "run_count": summary.count,
             "token_required": request.app.state.token is not None,
         }
     )
+
+
+def _shown(home: Path) -> str:
+    """The home as the header shows it: `~/...` under the user's home directory, so a
+    screenshot or a shared screen does not carry the account's path."""
+    try:
+        return str(Path("~") / home.resolve().relative_to(Path.home().resolve()))
+    except (ValueError, RuntimeError, OSError):  # elsewhere, or no home directory known
+        return str(home)
 
 
 def _quoted(text: str) -> str:
