@@ -5,11 +5,11 @@
 
 Figures (issue 14's targets):
 
-- D1 server start-up: `polytrack ui --port 0 --no-browser` in a fresh interpreter until its
+- U1 server start-up: `polytrack ui --port 0 --no-browser` in a fresh interpreter until its
   first `/api/info` answers (interpreter, imports, bind, and one refresh of the index).
-- D2 `/api/runs` first page (100 of 10,000, newest first), and D2b sorted by a metric
+- U2 `/api/runs` first page (100 of 10,000, newest first), and U2b sorted by a metric
   with a `where` filter: best of several requests to a running server.
-- D3 `/api/runs/<id>/series` of a 10^6-point metric, downsampled to 2,000 points.
+- U3 `/api/runs/<id>/series` of a 10^6-point metric, downsampled to 2,000 points.
 
 The home is generated once with real `init` / `log_metrics` / `finish` calls (no
 captures, offline) and cached under `${XDG_CACHE_HOME:-~/.cache}/polytrack-bench/`;
@@ -170,7 +170,7 @@ def bench_startup(report: Report, home: Path, reps: int) -> None:
     best = min(times)
     report.add(
         Result(
-            "D1",
+            "U1",
             "server start-up to first /api/info",
             best * 1000,
             "ms",
@@ -191,7 +191,7 @@ def bench_requests(report: Report, home: Path, reps: int, points: int) -> None:
         total = page["total"]
         report.add(
             Result(
-                "D2",
+                "U2",
                 "/api/runs first page (100 runs)",
                 first * 1000,
                 "ms",
@@ -204,7 +204,7 @@ def bench_requests(report: Report, home: Path, reps: int, points: int) -> None:
         sorted_s, sorted_page = _best(base + query, reps)
         report.add(
             Result(
-                "D2b",
+                "U2b",
                 "/api/runs sorted by a metric, filtered",
                 sorted_s * 1000,
                 "ms",
@@ -218,7 +218,7 @@ def bench_requests(report: Report, home: Path, reps: int, points: int) -> None:
         assert series["total"] == points
         report.add(
             Result(
-                "D3",
+                "U3",
                 f"/api/runs/<id>/series of {points:,} points",
                 series_s * 1000,
                 "ms",
