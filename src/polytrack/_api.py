@@ -13,10 +13,6 @@ from typing import TYPE_CHECKING, Any, Final
 from polytrack import _state
 from polytrack._text import escape_surrogates, has_surrogates, safe_repr
 from polytrack._version import __version__
-from polytrack.capture.logs import LogCapture
-from polytrack.capture.seeds import seed_everything as _seed_everything
-from polytrack.capture.snapshot import SnapshotCapture
-from polytrack.capture.system import SystemSampler
 from polytrack.errors import InvalidInputError, RunStateError, StoreError, TrackingWarning
 from polytrack.models import DataRef, ParamsSet, RunLinked, RunStarted, SeedState, StatusChanged
 from polytrack.redact import redact_text
@@ -29,6 +25,7 @@ from polytrack.store.writer import JournalWriter
 if TYPE_CHECKING:
     import argparse
 
+    from polytrack.capture.snapshot import SnapshotCapture
     from polytrack.store.local import LocalStore, RunRead
     from polytrack.sync.backends.base import Backend
     from polytrack.sync.backends.target import SyncTarget
@@ -379,8 +376,17 @@ def _start(
 def _start_captures(
     run: Run, writer: JournalWriter, attempt: int, environ: Mapping[str, str]
 ) -> None:
-    """Start what the run records by itself; a capture that fails to start is skipped."""
+    """Start what the run records by itself; a capture that fails to start is skipped.
+
+    The capture modules are imported here, not with this module: a run with
+    `capture=False` never loads them (issue 21).
+    """
     settings = run.settings
+    if not any(settings.captures(what) for what in CAPTURES):
+        return
+    from polytrack.capture.logs import LogCapture
+    from polytrack.capture.snapshot import QUIET_START, SnapshotCapture
+    from polytrack.capture.system import SystemSampler
 
     def warn(kind: str, message: str) -> None:
         writer.warn_once(kind, message, stacklevel=1)
@@ -415,14 +421,18 @@ def _start_captures(
         _start_notebook_capture(run, attempt, environ, warn)
     if snapshot is not None:
         snapshot.settle()
-    # The sampler after git has answered: its first sample imports psutil, which would
-    # hold the GIL while init() waits.
+    # The sampler after git has answered, its first sample after the quiet first second
+    # (or at finish()): it imports psutil, which would hold the GIL while init() waits
+    # and while the user's loop starts.
     if settings.capture_system:
         _start_collaborator(
             run,
             "system",
             lambda: SystemSampler(
-                writer.write_sample, interval=settings.system_interval, run_id=run.id
+                writer.write_sample,
+                interval=settings.system_interval,
+                run_id=run.id,
+                delay=QUIET_START,
             ),
             warn,
         )
@@ -671,7 +681,9 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> SeedState:
     Example:
         >>> polytrack.seed_everything(42)
     """
-    seeds = _seed_everything(seed, deterministic=deterministic)
+    from polytrack.capture.seeds import seed_everything as seed_all
+
+    seeds = seed_all(seed, deterministic=deterministic)
     run = _state.current
     if run is None:
         _state.pending_seeds = seeds

@@ -12,7 +12,6 @@ ends with the start of the run id instead, which is unique too.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 from pathlib import Path
 from typing import Final
@@ -59,7 +58,11 @@ def _next_number(home: Path, project: str) -> int:
     """
     folder = home / COUNTERS
     folder.mkdir(parents=True, exist_ok=True)
-    key = hashlib.blake2b(project.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    # `_blake2` is what hashlib re-exports; importing hashlib itself loads OpenSSL, ~4 ms
+    # of every init() (issue 21).
+    from _blake2 import blake2b
+
+    key = blake2b(project.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
     fd = os.open(folder / key, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # released by close, or by the process' death

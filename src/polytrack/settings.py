@@ -180,7 +180,9 @@ class Settings:
     project: str = "default"
     fsync_interval: float = field(default=1.0, validator=_positive)
     heartbeat_interval: float = field(default=5.0, validator=_positive)
-    index_on_finish: bool = True
+    # Off: readers index a run lazily (every read refreshes the index first), and finish()
+    # stays quick: indexing imports sqlite3 and reads the run back, ~20-35 ms (issue 21).
+    index_on_finish: bool = False
     # Use the C hot path (polytrack._speedups) where it was built.
     speedups: bool = True
     # First segment of a stream is small so that tiny runs stay tiny on disk; each next

@@ -4,7 +4,6 @@ an allowlist of environment variables (never a secret)."""
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import json
 import os
 import platform
@@ -149,7 +148,11 @@ def _from_metadata(path: str) -> tuple[str, str] | None:
 
 
 def _cache_file(cache_dir: Path, entries: list[str]) -> Path:
-    key = hashlib.sha1("\0".join([sys.executable, *entries]).encode()).hexdigest()[:16]
+    # `_blake2`, which hashlib re-exports: importing hashlib loads OpenSSL, ~4 ms that
+    # finish() of a short run would pay (issue 21).
+    from _blake2 import blake2b
+
+    key = blake2b("\0".join([sys.executable, *entries]).encode(), digest_size=8).hexdigest()
     return cache_dir / f"packages-{key}.json"
 
 

@@ -13,14 +13,29 @@ from polytrack.models import GpuInfo, HardwareState
 
 __all__ = ["capture_hardware", "load_nvml"]
 
+# The machine, as read by the first run of this process: it does not change under the
+# process, and a sweep of many short runs in one process reads it once (psutil's calls,
+# NVML's initialisation: up to seconds on some GPU hosts; issue 21).
+_machine: HardwareState | None = None
+
 
 def capture_hardware(*, nvml: ModuleType | Any | None = None) -> HardwareState:
     """CPU, memory and GPUs of this machine; absent parts are None or empty, never errors.
 
     Args:
         nvml: the NVML bindings (`pynvml` from nvidia-ml-py); default: loaded when the
-            package is installed. GPUs are listed only where NVML initialises.
+            package is installed, and the answer is kept for the process' later calls.
+            GPUs are listed only where NVML initialises.
     """
+    global _machine
+    if nvml is None:
+        if _machine is None:
+            _machine = _read_hardware(load_nvml())
+        return _machine
+    return _read_hardware(nvml)
+
+
+def _read_hardware(nvml: ModuleType | Any | None) -> HardwareState:
     import psutil  # ~5 ms: only on the capture thread, never at `import polytrack`
 
     try:
@@ -36,7 +51,7 @@ def capture_hardware(*, nvml: ModuleType | Any | None = None) -> HardwareState:
         cpu_logical=os.cpu_count(),
         cpu_physical=physical,
         memory_total=memory,
-        gpus=_gpus(load_nvml() if nvml is None else nvml),
+        gpus=_gpus(nvml),
     )
 
 

@@ -4,8 +4,9 @@ The quick parts (code, the git HEAD read from `.git` files) are recorded inline;
 slow ones (git status and diff, the package list, hardware) run on the thread
 `polytrack-snapshot-<run>`. `init()` waits for git's answer only, and at most
 `Settings.capture_budget`: the working tree should be seen as it was when the run
-started, while the package list and the hardware do not change under it. Where git has
-not answered in time, the HEAD-only record goes in first, marked partial, and the
+started, while the package list and the hardware do not change under it: they are taken
+after a quiet first second (`QUIET_START`) or at `finish()`, whichever comes first. Where
+git has not answered in time, the HEAD-only record goes in first, marked partial, and the
 complete one follows from the thread: readers take the latest.
 """
 
@@ -35,6 +36,12 @@ STOP_WAIT: Final = 2.0
 # How long the capture thread waits for `settle()`, past the budget, before going on.
 _SETTLE_WAIT: Final = 1.0
 
+# The first second after `init()` is the user's (issue 21): the environment and hardware
+# captures (importing psutil and platform, reading the package list) hold the GIL for
+# ~20 ms, which the first steps of a training loop would pay. They run this long after
+# the start, or at once when `stop()` comes first (a short run pays them in `finish()`).
+QUIET_START: Final = 1.0
+
 Record = Callable[[Event], None]
 Warn = Callable[[str, str], None]
 
@@ -53,8 +60,10 @@ class SnapshotCapture:
         warn: Warn,
         environ: Mapping[str, str],
         cwd: Path,
+        quiet: float = QUIET_START,
     ) -> None:
         self._settings = settings
+        self._quiet = quiet
         self._directory = directory
         self._attempt = attempt
         self._run_id = run_id
@@ -68,8 +77,10 @@ class SnapshotCapture:
         self._cancel = threading.Event()  # set by stop(): git gives up
         self._git_answered = threading.Event()
         self._settled = threading.Event()  # init() is done waiting
+        self._stopping = threading.Event()  # stop() was called: the quiet start is over
         self._head: GitState | None = None  # recorded as partial if git answers late
         self._deadline = 0.0
+        self._quiet_until = 0.0
         self._thread: threading.Thread | None = None
 
     @classmethod
@@ -84,8 +95,10 @@ class SnapshotCapture:
         warn: Warn,
         environ: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        quiet: float = QUIET_START,
     ) -> SnapshotCapture:
-        """Record what is quick and start the rest; `settle()` then waits for git."""
+        """Record what is quick and start the rest; `settle()` then waits for git. The
+        environment and the hardware are taken `quiet` seconds after this, or at `stop()`."""
         capture = cls(
             settings=settings,
             directory=directory,
@@ -95,12 +108,15 @@ class SnapshotCapture:
             warn=warn,
             environ=os.environ if environ is None else environ,
             cwd=Path.cwd() if cwd is None else cwd,
+            quiet=quiet,
         )
         capture._begin()
         return capture
 
     def _begin(self) -> None:
-        self._deadline = time.monotonic() + self._settings.capture_budget
+        started = time.monotonic()
+        self._deadline = started + self._settings.capture_budget
+        self._quiet_until = started + self._quiet
         settings = self._settings
         if settings.capture_code:
             self._safely("code", lambda: self._save(capture_code(environ=self._environ)))
@@ -145,6 +161,7 @@ class SnapshotCapture:
         # The rest once init() has returned: importing psutil and platform, and reading
         # the package list, hold the GIL for ~20 ms that init() should not wait through.
         self._settled.wait(settings.capture_budget + _SETTLE_WAIT)
+        self._stopping.wait(max(0.0, self._quiet_until - time.monotonic()))
         if self._cancel.is_set():
             return  # the run finished first: what would be captured now is dropped anyway
         # All of it inside the fork gate: the imports (of these modules, and the lazy ones
@@ -215,6 +232,7 @@ class SnapshotCapture:
         its end is not held up for the snapshot. Git is then stopped, and what the
         thread would still record is dropped (the journal is closing).
         """
+        self._stopping.set()  # what waits for the quiet start to end runs now
         if self._thread is not None:
             self._thread.join(STOP_WAIT if timeout is None else timeout)
             if self._thread.is_alive():

@@ -107,6 +107,8 @@ class SystemSampler:
         run_id: names the thread, `polytrack-system-<run_id>`.
         pid: the process to watch (default: this one).
         nvml: an NVML binding (see `Nvml`); default: `pynvml` where it is installed.
+        delay: seconds before the first sample (`init()` passes the snapshot's quiet
+            start, `polytrack.capture.snapshot.QUIET_START`); `stop()` cuts it short.
 
     Example:
         >>> got = []
@@ -125,9 +127,11 @@ class SystemSampler:
         run_id: str,
         pid: int | None = None,
         nvml: Nvml | None = None,
+        delay: float = 0.0,
     ) -> None:
         self._write = write
         self._interval = interval
+        self._delay = delay
         self._run_id = run_id
         self._pid = pid
         self._nvml = nvml
@@ -149,8 +153,9 @@ class SystemSampler:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the thread; its first sample is taken at once. A second call does nothing,
-        and so does a call after `stop()`."""
+        """Start the thread; its first sample is taken after `delay` seconds, or at once
+        when `stop()` comes first (so every started sampler records at least one sample).
+        A second call does nothing, and so does a call after `stop()`."""
         if self._thread is not None or self._stop.is_set():
             return
         self._thread = threading.Thread(
@@ -179,6 +184,10 @@ class SystemSampler:
 
     def _loop(self) -> None:
         try:
+            # A quiet start (issue 21): the first sample imports psutil and reads /proc,
+            # holding the GIL while the user's loop starts; stop() ends the wait.
+            if self._delay > 0:
+                self._stop.wait(self._delay)
             next_at = time.monotonic()
             while True:
                 self._sample_and_write()

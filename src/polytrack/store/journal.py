@@ -419,7 +419,8 @@ class Stream:
     cell: list[tuple[Iterator[int], mmap.mmap, int, float]]
     segments: list[Segment]
     next_size: int
-    spare: Segment | None = None
+    # The next segments, mapped ahead of need (in order); unlinked when the run closes.
+    spares: list[Segment] = attrs.Factory(list)
 
 
 class Events:

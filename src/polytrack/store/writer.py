@@ -44,6 +44,12 @@ __all__ = ["JournalWriter", "LogMetrics"]
 # each stream costs a file and a map.
 MAX_ROW_STREAMS: Final = 64
 _ALLOCATION_BACKOFF: Final = 5.0
+# At `start()`, a stream's next segments are mapped up to this size (128, 256 and 512 KiB
+# after the first 64 KiB: ~0.9 MiB more on disk while a run lives, unlinked when it
+# closes). A loop logging from the first second fills them within milliseconds, sooner
+# than the flusher could map them (it would wait for the GIL), and would otherwise map
+# them itself, ~0.2-0.5 ms each, in its first calls (issue 21).
+_EARLY_SPARE_BYTES: Final = 512 * 1024
 
 
 class LogMetrics(Protocol):
@@ -419,7 +425,7 @@ class JournalWriter:
         return stream
 
     def _create_segment(self, stream: Stream) -> Segment:
-        index = len(stream.segments) + (stream.spare is not None)
+        index = len(stream.segments) + len(stream.spares)
         path = self.directory / f"points-{self.attempt:03d}-{stream.number:03d}-{index:05d}.seg"
         try:
             segment = Segment.create(
@@ -442,15 +448,14 @@ class JournalWriter:
                 return
             if self._closed:
                 raise StoreError("the run's journal is closed")
-            if stream.spare is None and time.monotonic() < self._retry_allocation_at:
+            if not stream.spares and time.monotonic() < self._retry_allocation_at:
                 # A full disk: don't pay for a failing fallocate on every log call.
                 raise StoreError(f"no space for a new segment in {self.directory}")
             try:
-                segment = stream.spare or self._create_segment(stream)
+                segment = stream.spares.pop(0) if stream.spares else self._create_segment(stream)
             except StoreError:
                 self._retry_allocation_at = time.monotonic() + _ALLOCATION_BACKOFF
                 raise
-            stream.spare = None
             old = stream.segments[-1]
             stream.segments.append(segment)
             stream.cell[0] = segment.cell()
@@ -468,7 +473,15 @@ class JournalWriter:
     # -- background -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the flusher thread."""
+        """Map the early segments of the streams so far ahead of need (see
+        `_EARLY_SPARE_BYTES`), and start the flusher thread."""
+        with self._lock:
+            for stream in self._streams:
+                while stream.next_size <= _EARLY_SPARE_BYTES:
+                    try:
+                        stream.spares.append(self._create_segment(stream))
+                    except StoreError:  # a full disk: the log calls will say so
+                        break
         self._thread = threading.Thread(
             target=self._flush_loop, name=f"polytrack-journal-{self.run_id}", daemon=True
         )
@@ -509,10 +522,10 @@ class JournalWriter:
             fast = self._fast if stream.number == 0 else None
             used = fast.used if fast is not None else current.used()
             try:
-                if stream.spare is None and used * 2 >= current.capacity:
+                if not stream.spares and used * 2 >= current.capacity:
                     with self._lock:
-                        if stream.spare is None and not self._closed:
-                            stream.spare = self._create_segment(stream)
+                        if not stream.spares and not self._closed:
+                            stream.spares.append(self._create_segment(stream))
                 if used and now - current.base_mono > SEGMENT_MAX_AGE:
                     self._rotate(stream, stream.cell[0])
             except StoreError:
@@ -556,9 +569,9 @@ class JournalWriter:
         for stream in self._streams:
             self._seal(stream.segments[-1])
             stream.segments[-1].close(truncate=True)
-            if stream.spare is not None:
-                stream.spare.close(truncate=False)
-                stream.spare.path.unlink(missing_ok=True)
+            for spare in stream.spares:
+                spare.close(truncate=False)
+                spare.path.unlink(missing_ok=True)
         self._copy_key_table()
         self._events.close()
         fsync_dir(self.directory)
