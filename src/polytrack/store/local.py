@@ -581,17 +581,8 @@ class LocalStore:
         A metric or param key in `where` that no run of the store has is a `QueryError`
         naming the closest keys: a typo would otherwise match nothing, silently.
         """
-        where_sql, where_params, order_sql, order_params = self._compiled(where, order_by)
-        ids = self._index.query_ids(
-            where_sql,
-            where_params,
-            order_sql,
-            order_params,
-            project=project,
-            limit=limit,
-            offset=offset,
-        )
-        return self._index.load(ids)
+        infos, _ = self._page(project, where, order_by, limit, offset, summarize=False)
+        return infos
 
     def _compiled(
         self, where: str | None, order_by: str | Sequence[str] | None
@@ -626,6 +617,21 @@ class LocalStore:
     ) -> tuple[list[RunInfo], tuple[int, set[str], set[str], set[str]]]:
         """`query` and `summarize` at once, from one refresh of the index (which, on a
         store of many runs, costs more than both)."""
+        infos, summary = self._page(project, where, order_by, limit, offset, summarize=True)
+        assert summary is not None
+        return infos, summary
+
+    def _page(
+        self,
+        project: str | None,
+        where: str | None,
+        order_by: str | Sequence[str] | None,
+        limit: int | None,
+        offset: int,
+        *,
+        summarize: bool,
+    ) -> tuple[list[RunInfo], tuple[int, set[str], set[str], set[str]] | None]:
+        """The runs of one page, and their summary when asked, from one refresh."""
         where_sql, where_params, order_sql, order_params = self._compiled(where, order_by)
         ids = self._index.query_ids(
             where_sql,
@@ -636,7 +642,9 @@ class LocalStore:
             limit=limit,
             offset=offset,
         )
-        summary = self._index.summarize(where_sql, where_params, project=project)
+        summary = (
+            self._index.summarize(where_sql, where_params, project=project) if summarize else None
+        )
         return self._index.load(ids), summary
 
     @_recovering
