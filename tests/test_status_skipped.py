@@ -4,21 +4,14 @@ to each backend as its nearest status."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
-import responses
-
 import polytrack
 from polytrack.models import FINAL_STATUSES, STATUSES
-from polytrack.sync.backends.base import Batch
-from polytrack.sync.backends.config import BackendConfig
 from polytrack.sync.backends.memory import InMemoryBackend
-from polytrack.sync.backends.mlflow import MlflowBackend
-from polytrack.sync.backends.polyaxon import PolyaxonBackend, run_uuid
 
 QUIET = {"capture": False}
 
@@ -76,72 +69,6 @@ def test_skipped_reaches_the_in_memory_backend(home: Path) -> None:
 
 
 MLFLOW_API = "http://mlflow.test:5000/api/2.0/mlflow"
-
-
-def test_mlflow_has_no_skipped_it_gets_killed_and_the_tag(tmp_path: Path) -> None:
-    """MLflow's statuses have no skipped: KILLED with an end time, and the tag
-    polytrack.status=skipped saying which."""
-    from polytrack.models import RunStarted
-
-    started = RunStarted(
-        id="r1", project="demo", name="r1", created_at=1.7e9, host="h", pid=1, process_started=0
-    )
-    backend = MlflowBackend.from_uri(
-        "mlflow+http://mlflow.test:5000", environ={}, config=BackendConfig()
-    )
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as server:
-        server.get(
-            f"{MLFLOW_API}/experiments/get-by-name",
-            json={"experiment": {"experiment_id": "7", "lifecycle_stage": "active"}},
-        )
-        server.post(
-            f"{MLFLOW_API}/runs/search",
-            json={"runs": [{"info": {"run_id": "abc", "experiment_id": "7"}}]},
-        )
-        server.post(f"{MLFLOW_API}/runs/update", json={})
-        server.post(f"{MLFLOW_API}/runs/log-batch", json={})
-        server.post(f"{MLFLOW_API}/runs/set-tag", json={})
-        backend.open_run(started, workdir=tmp_path)
-        backend.set_status("r1", "skipped", at=1.7e9 + 1, message="conditions are false")
-        bodies = {
-            call.request.url.rsplit("/", 1)[-1]: json.loads(call.request.body or "{}")
-            for call in server.calls
-            if call.request.method == "POST"
-        }
-    backend.close()
-    assert bodies["update"]["status"] == "KILLED"
-    assert bodies["update"]["end_time"] == round((1.7e9 + 1) * 1000)
-    sent = json.dumps(bodies.get("log-batch", {})) + json.dumps(bodies.get("set-tag", {}))
-    assert '"polytrack.status"' in sent and '"skipped"' in sent
-    assert "conditions are false" in sent
-
-
-def test_polyaxon_gets_its_own_skipped(tmp_path: Path) -> None:
-    from polytrack.models import RunStarted
-
-    api = "http://polyaxon.test:8000/api/v1/acme/mnist"
-    run = f"{api}/runs/{run_uuid('acme', 'mnist', 'r1')}"
-    started = RunStarted(
-        id="r1", project="mnist", name="r1", created_at=1.7e9, host="h", pid=1, process_started=0
-    )
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as server:
-        server.get(run, json={"uuid": "x"})
-        server.post(f"{run}/statuses", json={})
-        backend = PolyaxonBackend.from_uri(
-            "polyaxon+http://polyaxon.test:8000/acme/mnist",
-            environ={"POLYAXON_AUTH_TOKEN": "t"},
-        )
-        backend.open_run(started, workdir=tmp_path)
-        backend.write("r1", Batch(0, ()))
-        backend.set_status("r1", "skipped", at=1.7e9 + 1, message="conditions are false")
-        posted = [
-            json.loads(call.request.body)
-            for call in server.calls
-            if call.request.url.endswith("/statuses")
-        ]
-    backend.close()
-    assert [body["condition"]["type"] for body in posted] == ["skipped"]
-    assert posted[0]["condition"]["message"] == "conditions are false"
 
 
 def test_the_terminal_and_notebooks_colour_skipped() -> None:
