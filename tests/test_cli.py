@@ -127,7 +127,7 @@ def from_json(record: dict[str, Any]) -> RunInfo:
     """A `--json` record read back into the `RunInfo` it was written from (the snapshot
     and the log tail `show` adds are checked in test_snapshot.py, its outputs, artifacts
     and models in test_cli_runs_show.py)."""
-    shown = ("snapshot", "logs", "outputs", "artifacts", "models")  # what `show` adds
+    shown = ("snapshot", "logs", "outputs", "artifacts", "models", "media")  # what `show` adds
     record = {k: v for k, v in record.items() if k not in shown}
     metrics = {key: MetricSummary(**summary) for key, summary in record["metrics"].items()}
     return RunInfo(**{**record, "tags": tuple(record["tags"]), "metrics": metrics})

@@ -76,6 +76,7 @@ EMPTY_PACKAGES = frozenset(
         "polytrack.capture",
         "polytrack.history",
         "polytrack.launch",
+        "polytrack.media",
         "polytrack.store",
         "polytrack.sync",
         "polytrack.sync.backends",

@@ -6,6 +6,7 @@ import { fmtValue, fmtNum } from "./format.js";
 import { MetricChart, chartControls, PALETTE } from "./charts.js";
 import { renderDiff } from "./diff.js";
 import { statusBadge } from "./runs.js";
+import { compareMedia } from "./media.js";
 
 function sideTable(id, rows, runs, fmt, onlyDiff) {
   const sorted = [...rows.filter((r) => r.differs), ...rows.filter((r) => !r.differs)];
@@ -80,12 +81,17 @@ export async function comparePage(root, ctx) {
   onlyDiff.addEventListener("change", fillTables);
   fillTables();
   root.append(h("section", { class: "card" }, h("h2", { text: "Side by side" }), h("label", { class: "toolbar" }, onlyDiff, " Only differences"), tables));
+  const mediaSlot = h("div", null, h("div", { class: "muted", text: "Loading…" }));
+  root.append(h("section", { class: "card", id: "section-compare-media" }, h("h2", { text: "Media" }), mediaSlot));
   root.append(h("section", { class: "card", id: "compare-diffs" }, h("h2", { text: "Uncommitted diffs" }),
     runs.map((r, i) => h("details", { class: "diff-details", open: (data.diffs[i] && i < 2) || undefined },
       h("summary", null, h("span", { class: `swatch swatch-${i % PALETTE.length}` }), r.name || r.id, data.diffs[i] ? "" : " (clean)"),
       renderDiff(data.diffs[i])))));
 
-  await Promise.all(keys.map(async (key) => {
+  const mediaJob = compareMedia(runs.slice(0, 2), ctx.onLeave)
+    .then((m) => { if (!ctx.stale()) clear(mediaSlot).append(m); })
+    .catch((e) => { clear(mediaSlot).append(h("div", { class: "error", text: e.message })); });
+  await Promise.all([mediaJob, ...keys.map(async (key) => {
     const width = charts.get(key).pixelWidth();
     const per = await Promise.all(runs.map((r) => (r.metrics && key in r.metrics
       ? getJSON(`${runPath(r.id)}/series`, { key, points: width }).catch(() => null)
@@ -93,7 +99,7 @@ export async function comparePage(root, ctx) {
     if (ctx.stale()) return;
     cache.set(key, per);
     drawOne(key);
-  }));
+  })]);
   if (ctx.stale()) return;
   ctx.ready();
   ctx.onLeave(() => charts.forEach((c) => c.destroy()));

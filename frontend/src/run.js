@@ -9,6 +9,7 @@ import { MetricChart, chartControls, PALETTE } from "./charts.js";
 import { drawGraph } from "./graph.js";
 import { renderDiff } from "./diff.js";
 import { statusBadge } from "./runs.js";
+import { mediaSection } from "./media.js";
 
 const LOG_KEEP = 5000;
 
@@ -169,7 +170,7 @@ export async function runPage(root, ctx, id) {
   if ((run.damaged || []).length) root.append(h("div", { class: "notice warn", text: `Damaged records skipped: ${run.damaged.join(", ")}` }));
 
   const nav = h("nav", { class: "section-nav" },
-    [["overview", "Overview"], ["metrics", "Metrics"], ["system", "System"], ["logs", "Logs"], ["artifacts", "Artifacts"], ["snapshot", "Snapshot"], ["lineage", "Lineage"], ["reproduce", "Reproduce"]]
+    [["overview", "Overview"], ["metrics", "Metrics"], ["system", "System"], ["media", "Media"], ["logs", "Logs"], ["artifacts", "Artifacts"], ["snapshot", "Snapshot"], ["lineage", "Lineage"], ["reproduce", "Reproduce"]]
       .map(([k, t]) => h("a", { href: `#section-${k}`, text: t })));
   root.append(nav);
 
@@ -232,6 +233,11 @@ export async function runPage(root, ctx, id) {
       chart.showError(`Could not load ${key}: ${err.message}`);
     }
   }
+
+  // Media: images, histograms, tables, figures, ... (media.js).
+  const mediaSlot = h("div", null, h("div", { id: "media", class: "muted", text: "Loading…" }));
+  let mediaBox = null;
+  root.append(section("media", "Media", mediaSlot));
 
   // Logs.
   const logBox = h("div", { id: "log", class: "log" });
@@ -308,6 +314,8 @@ export async function runPage(root, ctx, id) {
   const jobs = [
     ...[...charts.keys()].map(loadSeries),
     pullLogs(),
+    mediaSection(run.id, ctx.onLeave).then((m) => { if (!ctx.stale()) { mediaBox = m; clear(mediaSlot).append(m); } })
+      .catch((e) => { clear(mediaSlot).append(h("div", { id: "media", class: "error", text: e.message })); }),
     getJSON(`${base}/artifacts`).then((a) => { clear(artifactsSlot).append(renderArtifacts(a.artifacts || [], ctx)); })
       .catch((e) => { clear(artifactsSlot).append(h("div", { id: "artifacts", class: "error", text: e.message })); }),
     getJSON(`${base}/snapshot`).then((s) => { clear(snapshotSlot).append(renderSnapshot(s)); })
@@ -344,7 +352,7 @@ export async function runPage(root, ctx, id) {
       clear(statusSlot).append(statusBadge(run));
       durationEl.textContent = fmtDuration(run.duration);
       fillSummaries();
-      await Promise.all([...moved.map(loadSeries), pullLogs()]);
+      await Promise.all([...moved.map(loadSeries), pullLogs(), mediaBox?.refresh()]);
     } catch {
       /* the next tick tries again */
     }

@@ -35,14 +35,28 @@ __all__ = [
     "finish",
     "init",
     "log_artifact",
+    "log_audio",
+    "log_confusion_matrix",
+    "log_curve",
     "log_data_ref",
+    "log_figure",
+    "log_histogram",
+    "log_html",
+    "log_image",
+    "log_image_with_boxes",
     "log_inputs",
     "log_metric",
     "log_metrics",
     "log_model",
+    "log_np_histogram",
     "log_outputs",
     "log_params",
+    "log_pr_curve",
+    "log_roc_curve",
+    "log_table",
     "log_tags",
+    "log_text",
+    "log_video",
     "seed_everything",
 ]
 
@@ -667,6 +681,47 @@ def log_outputs(*, reset: bool = False, **values: Any) -> None:
         _no_run("log_outputs")
         return
     run.log_outputs(reset=reset, **values)
+
+
+def _on_current_run(method: str) -> Callable[..., None]:
+    """The module-level form of a `Run` media method: the same signature and docs, on the
+    current run; with no current run it warns once and does nothing, as `log_metrics`."""
+    import functools
+    import inspect
+
+    target = getattr(Run, method)
+
+    @functools.wraps(target)
+    def call(*args: Any, **kwargs: Any) -> None:
+        run = _state.current
+        if run is None:
+            _no_run(method)
+            return
+        getattr(run, method)(*args, **kwargs)
+
+    parameters = list(inspect.signature(target).parameters.values())[1:]  # without self
+    call.__signature__ = inspect.Signature(parameters, return_annotation=None)  # type: ignore[attr-defined]
+    del call.__wrapped__  # help() shows the signature above, not Run's with `self`
+    call.__qualname__ = method
+    call.__module__ = __name__
+    call.__doc__ = f"`Run.{method}` on the current run.\n\n{inspect.getdoc(target)}"
+    return call
+
+
+log_image = _on_current_run("log_image")
+log_image_with_boxes = _on_current_run("log_image_with_boxes")
+log_histogram = _on_current_run("log_histogram")
+log_np_histogram = _on_current_run("log_np_histogram")
+log_text = _on_current_run("log_text")
+log_html = _on_current_run("log_html")
+log_table = _on_current_run("log_table")
+log_figure = _on_current_run("log_figure")
+log_audio = _on_current_run("log_audio")
+log_video = _on_current_run("log_video")
+log_curve = _on_current_run("log_curve")
+log_roc_curve = _on_current_run("log_roc_curve")
+log_pr_curve = _on_current_run("log_pr_curve")
+log_confusion_matrix = _on_current_run("log_confusion_matrix")
 
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> SeedState:

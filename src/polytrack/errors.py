@@ -8,6 +8,7 @@ PolytrackError                    base of everything below
 ├── RunNotFoundError (LookupError) no run matches an id, prefix or name
 │   └── AmbiguousRunError         a prefix or name matches several runs
 ├── ArtifactNotFoundError (LookupError) the run has no artifact of that name
+├── MediaNotFoundError (LookupError) the run has no media of that name, or not at that step
 ├── RunStateError                 an operation that the run's lifecycle forbids
 ├── StoreError (OSError)          the local store cannot be read or written
 │   ├── CorruptRecordError        a journal frame failed its checksum
@@ -61,6 +62,7 @@ __all__ = [
     "KubernetesUnauthorizedError",
     "KubernetesUnavailableError",
     "LaunchError",
+    "MediaNotFoundError",
     "MissingParamsError",
     "NotAStoreError",
     "PolytrackError",
@@ -109,6 +111,10 @@ class AmbiguousRunError(RunNotFoundError):
 
 class ArtifactNotFoundError(PolytrackError, LookupError):
     """The run has no artifact of that name."""
+
+
+class MediaNotFoundError(PolytrackError, LookupError):
+    """The run has no media of that name, or none at the step asked for."""
 
 
 class RunStateError(PolytrackError):

@@ -32,6 +32,9 @@ __all__ = [
     "Snapshot",
     "KeyDefined",
     "KeyTable",
+    "MEDIA_KINDS",
+    "MediaBlob",
+    "MediaLogged",
     "MetricSummary",
     "NoteSet",
     "OutputsSet",
@@ -296,6 +299,46 @@ class ArtifactLogged:
     logged_at: float = 0.0
 
 
+MEDIA_KINDS: Final = (
+    "image", "histogram", "text", "html", "table", "figure", "audio", "video", "curve",
+    "confusion",
+)  # fmt: skip
+
+
+@frozen
+class MediaBlob:
+    """One file of a media record, kept in the home's blob store by digest.
+
+    `media_type` says how to read it: "image/png", "application/json", "text/plain",
+    "text/html", "audio/wav", "image/gif", "video/mp4", ... (`polytrack.media`)."""
+
+    digest: str = field(validator=matches_re(r"sha256:[0-9a-f]{64}"))
+    size: int = field(validator=ge(0))
+    media_type: str
+
+
+@frozen
+class MediaLogged:
+    """One media value logged under `name` at `step` (an image or a batch of them, a
+    histogram, a table, a figure, ...): small facts here, the bytes in `blobs`.
+
+    Written only once every blob is durable in the store, so a record never points at
+    bytes that are not there. `shape` is the value's (a batch of images: (n, h, w, c);
+    a histogram: (bins,); a table: (rows, columns); audio: (frames, channels)); `meta`
+    holds the kind's own facts as JSON values (a figure's library, a curve's kind, an
+    audio's sample rate, an image's boxes). See `docs/media.md` for each kind's blobs.
+    """
+
+    name: str
+    kind: str = field(validator=in_(MEDIA_KINDS))
+    step: int
+    blobs: tuple[MediaBlob, ...] = ()
+    shape: tuple[int, ...] = ()
+    caption: str | None = None
+    meta: dict[str, Any] = field(factory=dict)
+    logged_at: float = 0.0
+
+
 @frozen
 class OutputsSet:
     """Results the run reports by name (Polyaxon's outputs): JSON values, checked when
@@ -385,6 +428,7 @@ Event = Union[
     ArtifactLogged,
     RunLinked,
     OutputsSet,
+    MediaLogged,
     RunRenamed,
     TagsChanged,
     NoteSet,
@@ -415,6 +459,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
     "artifact": ArtifactLogged,
     "link": RunLinked,
     "outputs": OutputsSet,
+    "media": MediaLogged,
     "renamed": RunRenamed,
     "retagged": TagsChanged,
     "note": NoteSet,

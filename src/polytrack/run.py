@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 
     from polytrack.artifacts import ArtifactCopier, ArtifactRequest, ArtifactView
     from polytrack.capture.data import DataHash, HashCache
+    from polytrack.media.encoder import MediaJob
+    from polytrack.media.logger import MediaLogger
+    from polytrack.media.read import MediaItem
     from polytrack.store.blobs import BlobStore
     from polytrack.sync.worker import SyncWorker
 
@@ -107,6 +110,7 @@ class Run:
         self._artifacts: ArtifactCopier | None = None  # started by the first artifact
         self._blob_store: BlobStore | None = None  # None: the home's own
         self._artifacts_lock = threading.Lock()
+        self._media: MediaLogger | None = None  # made by the first media call
         # The hot path: an instance attribute shadows the documented method below.
         self.log_metrics = writer.make_log_metrics()  # type: ignore[method-assign]
 
@@ -269,20 +273,14 @@ class Run:
         """
         from polytrack.capture.data import HashCache, hash_source  # sqlite3, hashlib: on use
 
-        if (
-            not isinstance(name, str)
-            or not name.strip()
-            or len(name) > 256
-            or has_surrogates(name)
-        ):
+        if not isinstance(name, str) or not name.strip() or len(name) > 256 or has_surrogates(name):
             raise InvalidInputError(
                 f"data ref names must be non-empty strings of at most 256 characters;"
                 f" got {safe_repr(name)}"
             )
         if role not in DATA_ROLES:
             raise InvalidInputError(
-                f"role must be one of {', '.join(DATA_ROLES)};"
-                f" got {safe_repr(role)}"
+                f"role must be one of {', '.join(DATA_ROLES)}; got {safe_repr(role)}"
             )
         if self._hash_cache is None:
             cache_dir = self.settings.cache_dir or default_cache_dir(os.environ)
@@ -493,13 +491,11 @@ class Run:
         for label, value in (("kind", kind), ("framework", framework)):
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise InvalidInputError(
-                    f"{label} must be a non-empty string;"
-                    f" got {safe_repr(value)}"
+                    f"{label} must be a non-empty string; got {safe_repr(value)}"
                 )
         if role not in DATA_ROLES:
             raise InvalidInputError(
-                f"role must be one of {', '.join(DATA_ROLES)};"
-                f" got {safe_repr(role)}"
+                f"role must be one of {', '.join(DATA_ROLES)}; got {safe_repr(role)}"
             )
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidInputError(f"metadata must be a mapping; got {type(metadata).__name__}")
@@ -539,6 +535,402 @@ class Run:
     def own(self, collaborator: Collaborator) -> None:
         """Stop `collaborator` when the run finishes, last owned first."""
         self._collaborators.append(collaborator)
+
+    # -- media ----------------------------------------------------------------------------
+    # Each checks and copies its input here and returns; the run's encoder thread encodes
+    # it into the blob store and records it (`polytrack.media`). Bad input raises
+    # InvalidInputError naming the argument and its shape, recording nothing.
+
+    def log_image(
+        self,
+        name: str,
+        data: Any,
+        step: int | None = None,
+        *,
+        caption: str | None = None,
+        dataformats: str | None = None,
+    ) -> None:
+        """Record an image, or a batch of them as one step, kept as PNG.
+
+        Args:
+            name: what the images are called ("samples/val").
+            data: a numpy array HW, HWC or CHW (1, 3 or 4 channels; uint8, or floats in
+                [0, 1]), a batch NHWC or NCHW, a PIL image, a matplotlib figure or a
+                torch tensor. Copied before this returns.
+            step: default the run's current step (the last logged, 0 before any).
+            caption: shown under the image.
+            dataformats: "HWC", "CHW", "NCHW", ... where the shape alone is ambiguous.
+
+        Raises:
+            InvalidInputError: not an image (a 4-D array that is no batch of images, an
+                object dtype); the message names `data` and its shape.
+
+        Example:
+            >>> run.log_image("samples", batch_uint8, step=epoch, caption="validation")
+        """
+        # Reached by the first call only: the media logger's own `image` then takes the
+        # run's `log_image` over (as the journal's function takes `log_metrics`).
+        media = self._media or self._start_media("log_image")
+        if media is not None:
+            media.image(name, data, step, caption=caption, dataformats=dataformats)
+
+    def log_image_with_boxes(
+        self,
+        name: str,
+        data: Any,
+        boxes: Any,
+        step: int | None = None,
+        *,
+        labels: Any = None,
+        caption: str | None = None,
+        dataformats: str | None = None,
+    ) -> None:
+        """Record an image with bounding boxes drawn on it (and kept as numbers).
+
+        Args:
+            boxes: an (n, 4) array of (x_min, y_min, x_max, y_max) in pixels.
+            labels: n strings, one per box.
+
+        Raises:
+            InvalidInputError: as `log_image`; boxes not (n, 4) numbers, or labels not
+                one per box.
+
+        Example:
+            >>> run.log_image_with_boxes("detections", image, [[10, 10, 50, 80]], labels=["cat"])
+        """
+        from polytrack.media.images import check_boxes
+
+        media = self._media or self._start_media("log_image_with_boxes")
+        if media is not None:
+            checked = check_boxes(boxes, labels)
+            media.image(
+                name, data, step, caption=caption, dataformats=dataformats, boxes=checked,
+                what="log_image_with_boxes",
+            )  # fmt: skip
+
+    def log_histogram(
+        self, name: str, values: Any, step: int | None = None, *, bins: Any = 64
+    ) -> None:
+        """Record the distribution of `values` (weights, activations, ...), binned now.
+
+        Args:
+            values: numbers of any shape (numpy, torch, lists); only the bins are kept.
+            bins: a count (1 to 512), a numpy rule ("auto", "fd", ...) or the edges.
+
+        Raises:
+            InvalidInputError: not numbers, empty, or NaN/infinite values among them.
+
+        Example:
+            >>> run.log_histogram("weights/fc1", model.fc1.weight, step=epoch)
+        """
+        from polytrack.media.jobs import histogram_job
+
+        media = self._media or self._start_media("log_histogram")
+        if media is None:
+            return
+        job = histogram_job(media.name(name), values, media.step(step), bins=bins)
+        media.submit(job, "log_histogram")
+
+    def log_np_histogram(
+        self, name: str, values: Any, counts: Any, step: int | None = None
+    ) -> None:
+        """Record a histogram binned already: `values` are the edges (one more than
+        `counts`), as `numpy.histogram` returns them.
+
+        Raises:
+            InvalidInputError: the lengths do not fit, NaN among them, edges unsorted.
+
+        Example:
+            >>> counts, edges = np.histogram(data, bins=20)
+            >>> run.log_np_histogram("data", edges, counts)
+        """
+        from polytrack.media.jobs import np_histogram_job
+
+        media = self._media or self._start_media("log_np_histogram")
+        if media is None:
+            return
+        job = np_histogram_job(media.name(name), values, counts, media.step(step))
+        media.submit(job, "log_np_histogram")
+
+    def log_text(self, name: str, text: str, step: int | None = None) -> None:
+        """Record a text (a generated sample, a report) at a step.
+
+        Example:
+            >>> run.log_text("samples", model.generate(prompt), step=epoch)
+        """
+        from polytrack.media.jobs import text_job
+
+        media = self._media or self._start_media("log_text")
+        if media is None:
+            return
+        job = text_job(media.name(name), text, media.step(step))
+        media.submit(job, "log_text")
+
+    def log_html(self, name: str, html: str, step: int | None = None) -> None:
+        """Record an HTML document; the dashboard shows it sandboxed (no script reaches it).
+
+        Example:
+            >>> run.log_html("report", "<h1>Epoch 3</h1><p>ok</p>")
+        """
+        from polytrack.media.jobs import text_job
+
+        media = self._media or self._start_media("log_html")
+        if media is None:
+            return
+        job = text_job(media.name(name), html, media.step(step), kind="html")
+        media.submit(job, "log_html")
+
+    def log_table(
+        self,
+        name: str,
+        data: Any,
+        step: int | None = None,
+        *,
+        columns: Iterable[str] | None = None,
+    ) -> None:
+        """Record a table: a pandas DataFrame, a list of rows (lists or dicts) or a dict
+        of columns; read back cell for cell (`RunView.media`).
+
+        Raises:
+            InvalidInputError: rows of different lengths, cells that are no JSON values,
+                columns that do not fit.
+
+        Example:
+            >>> run.log_table("predictions", [[img_id, pred, label] for ...],
+            ...               columns=["id", "prediction", "label"])
+        """
+        from polytrack.media.tables import table_job
+
+        media = self._media or self._start_media("log_table")
+        if media is None:
+            return
+        job = table_job(media.name(name), data, media.step(step), columns=columns)
+        media.submit(job, "log_table")
+
+    def log_figure(
+        self, name: str, figure: Any, step: int | None = None, *, caption: str | None = None
+    ) -> None:
+        """Record a chart: matplotlib, plotly, bokeh or altair, kept as the library's own
+        spec (interactive in the dashboard) plus a PNG where the library can render one.
+
+        Raises:
+            InvalidInputError: not a figure of one of those libraries.
+
+        Example:
+            >>> run.log_figure("confusion", plotly_figure, step=epoch)
+        """
+        from polytrack.media.figures import figure_job
+        from polytrack.media.jobs import check_caption
+
+        media = self._media or self._start_media("log_figure")
+        if media is None:
+            return
+        job = figure_job(
+            media.name(name), figure, media.step(step),
+            caption=check_caption(caption),
+        )  # fmt: skip
+        media.submit(job, "log_figure")
+
+    def log_audio(
+        self,
+        name: str,
+        data: Any,
+        step: int | None = None,
+        *,
+        sample_rate: int = 44100,
+        caption: str | None = None,
+    ) -> None:
+        """Record a sound, kept as a WAV file (16-bit PCM).
+
+        Args:
+            data: samples, (frames,) or (frames, channels): floats in [-1, 1] or int16.
+            sample_rate: samples per second.
+
+        Example:
+            >>> run.log_audio("speech", waveform, sample_rate=16000)
+        """
+        from polytrack.media.jobs import check_caption
+        from polytrack.media.sound import audio_job
+
+        media = self._media or self._start_media("log_audio")
+        if media is None:
+            return
+        job = audio_job(
+            media.name(name), data, media.step(step),
+            sample_rate=sample_rate, caption=check_caption(caption),
+        )  # fmt: skip
+        media.submit(job, "log_audio")
+
+    def log_video(
+        self,
+        name: str,
+        frames: Any,
+        step: int | None = None,
+        *,
+        fps: float = 4,
+        format: str | None = None,
+        caption: str | None = None,
+    ) -> None:
+        """Record a video made of frames: a GIF (Pillow), or MP4/WebM with the `video` extra.
+
+        Args:
+            frames: (time, height, width, channels) or (time, channels, height, width),
+                uint8 or floats in [0, 1].
+            fps: frames per second.
+            format: "gif" (default), "mp4" or "webm".
+
+        Example:
+            >>> run.log_video("rollout", np.stack(frames), fps=30, format="mp4")
+        """
+        from polytrack.media.jobs import check_caption
+        from polytrack.media.sound import video_job
+
+        media = self._media or self._start_media("log_video")
+        if media is None:
+            return
+        job = video_job(
+            media.name(name), frames, media.step(step),
+            fps=fps, format=format, caption=check_caption(caption),
+            max_side=self.settings.media_max_side,
+        )  # fmt: skip
+        media.submit(job, "log_video")
+
+    def log_curve(
+        self,
+        name: str,
+        x: Any,
+        y: Any,
+        step: int | None = None,
+        *,
+        kind: str = "custom",
+        annotation: str | None = None,
+    ) -> None:
+        """Record a curve (x, y) at a step: "roc", "pr" or your own ("custom").
+
+        Raises:
+            InvalidInputError: x and y of different lengths, not numbers, NaN among them.
+
+        Example:
+            >>> run.log_curve("calibration", bins, observed, annotation="ECE 0.04")
+        """
+        from polytrack.media.curves import curve_job
+
+        media = self._media or self._start_media("log_curve")
+        if media is None:
+            return
+        job = curve_job(
+            media.name(name), x, y, media.step(step),
+            kind=kind, annotation=annotation,
+        )  # fmt: skip
+        media.submit(job, "log_curve")
+
+    def log_roc_curve(self, name: str, y_true: Any, y_score: Any, step: int | None = None) -> None:
+        """Record the ROC curve of binary labels and scores, with its AUC (numpy only).
+
+        Example:
+            >>> run.log_roc_curve("val/roc", labels, probabilities[:, 1])
+        """
+        from polytrack.media.curves import roc_job
+
+        media = self._media or self._start_media("log_roc_curve")
+        if media is None:
+            return
+        job = roc_job(media.name(name), y_true, y_score, media.step(step))
+        media.submit(job, "log_roc_curve")
+
+    def log_pr_curve(self, name: str, y_true: Any, y_score: Any, step: int | None = None) -> None:
+        """Record the precision-recall curve of binary labels and scores, with its
+        average precision (numpy only).
+
+        Example:
+            >>> run.log_pr_curve("val/pr", labels, probabilities[:, 1])
+        """
+        from polytrack.media.curves import pr_job
+
+        media = self._media or self._start_media("log_pr_curve")
+        if media is None:
+            return
+        job = pr_job(media.name(name), y_true, y_score, media.step(step))
+        media.submit(job, "log_pr_curve")
+
+    def log_confusion_matrix(
+        self,
+        name: str,
+        y_true: Any,
+        y_pred: Any,
+        step: int | None = None,
+        *,
+        labels: Iterable[Any] | None = None,
+    ) -> None:
+        """Record the confusion matrix of true and predicted labels (counts per pair).
+
+        Args:
+            labels: the classes in order; default every label seen, sorted.
+
+        Example:
+            >>> run.log_confusion_matrix("val/confusion", targets, predictions)
+        """
+        from polytrack.media.curves import confusion_job
+
+        media = self._media or self._start_media("log_confusion_matrix")
+        if media is None:
+            return
+        job = confusion_job(
+            media.name(name), y_true, y_pred, media.step(step),
+            labels=labels,
+        )  # fmt: skip
+        media.submit(job, "log_confusion_matrix")
+
+    def media(self, name: str) -> list[MediaItem]:
+        """Every value recorded under `name` so far, one per step (waits for the encoder).
+
+        Example:
+            >>> run.media("samples")[-1].value.shape
+            (224, 224, 3)
+        """
+        from polytrack.media.jobs import check_name
+        from polytrack.media.read import latest_per_step, read_media
+
+        check_name(name)
+        if self._media is not None:
+            self._media.encoder.drain()
+        return latest_per_step(read_media(self.dir, self._blobs_home(), name=name))
+
+    def _submit_media(self, job: MediaJob, what: str) -> None:
+        """Queue a media job built elsewhere (`polytrack.tracking`'s Polyaxon forms)."""
+        media = self._media or self._start_media(what)
+        if media is not None:
+            media.submit(job, what)
+
+    def _start_media(self, what: str) -> MediaLogger | None:
+        """The run's media logger and encoder thread, made by the first media call; None
+        after `finish()` (which warns once, as `what`)."""
+        if self._after_finish(what):
+            return None
+        with self._artifacts_lock:
+            if self._media is None:
+                from polytrack.media.encoder import MediaEncoder
+                from polytrack.media.logger import MediaLogger
+                from polytrack.store.blobs import BlobStore
+
+                encoder = MediaEncoder(
+                    store=self._blob_store or BlobStore(self.settings.home),
+                    record=self._writer.append_event,
+                    warn=lambda kind, message: self._writer.warn_once(kind, message, stacklevel=1),
+                    run_id=self.id,
+                    max_bytes=self.settings.media_queue_bytes,
+                )
+                encoder.start()
+                self.own(encoder)
+                self._media = MediaLogger(
+                    encoder,
+                    last_step=lambda: self._writer.last_step,
+                    max_side=self.settings.media_max_side,
+                    refused=self._after_finish,
+                )
+                # The hot path: one call frame less per image (see `log_image`).
+                self.log_image = self._media.image  # type: ignore[method-assign]
+            return self._media
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -645,6 +1037,8 @@ class Run:
         """In a forked child: never write into the parent's journal."""
         self._collaborators = []  # their threads live in the parent only
         self._artifacts = None
+        self._media = None
+        self.__dict__.pop("log_image", None)  # the parent's encoder: see _start_media
         self._artifacts_lock = threading.Lock()  # it may have been held at the fork
         self._sync = None
         self._hash_cache = None
@@ -803,6 +1197,17 @@ class DisabledRun:
 
     def log_outputs(self, *, reset: bool = False, **values: Any) -> None:
         pass
+
+    def _ignore(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    # Media: nothing is checked or kept (a disabled run costs the loop nothing).
+    log_image = log_image_with_boxes = log_histogram = log_np_histogram = _ignore
+    log_text = log_html = log_table = log_figure = log_audio = log_video = _ignore
+    log_curve = log_roc_curve = log_pr_curve = log_confusion_matrix = _ignore
+
+    def media(self, name: str) -> list[MediaItem]:
+        return []
 
     def artifact(self, name: str) -> ArtifactView:
         raise RunStateError("a disabled run records no artifacts")

@@ -105,7 +105,7 @@ def config_path(environ: Mapping[str, str]) -> Path:
     return base / "polytrack" / "config.toml"
 
 
-def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not value > 0:
         raise InvalidInputError(f"setting {attribute.name} must be positive, got {value!r}")
 
@@ -163,7 +163,8 @@ class Settings:
     (0: the pure-Python hot path even where the C one is built), `POLYTRACK_CACHE_DIR`,
     `POLYTRACK_CAPTURE_GIT`, `_CODE`, `_ENVIRONMENT`, `_HARDWARE`, `_SYSTEM`, `_LOGS` (0/1),
     `POLYTRACK_CAPTURE_BUDGET`, `POLYTRACK_SYSTEM_INTERVAL` (seconds),
-    `POLYTRACK_MAX_DIFF_BYTES`, `POLYTRACK_LOGS_MAX_BYTES`, `POLYTRACK_CONSOLE`
+    `POLYTRACK_MAX_DIFF_BYTES`, `POLYTRACK_LOGS_MAX_BYTES`, `POLYTRACK_MEDIA_MAX_SIDE`,
+    `POLYTRACK_MEDIA_QUEUE_BYTES`, `POLYTRACK_CONSOLE`
     (auto/wrap/redirect), `POLYTRACK_ENV_ALLOWLIST` (comma-separated patterns; the word
     `default` stands for the built-in list), and `POLYTRACK_RUN_ID` / `POLYTRACK_RUN_NAME`
     (the run `init()` attaches to, and its default name: set by `polytrack run` in the
@@ -204,6 +205,12 @@ class Settings:
     max_untracked: int = field(default=100, validator=_non_negative)
     system_interval: float = field(default=10.0, validator=_positive)
     logs_max_bytes: int = field(default=10 * 1024 * 1024, validator=_non_negative)
+    # Images wider or taller than this are scaled down (aspect kept) before they are
+    # encoded; 0 keeps every image at its size (`polytrack.media`).
+    media_max_side: int = field(default=2048, validator=_non_negative)
+    # Media waiting to be encoded, in bytes of copied arrays: a log call that would go
+    # past it waits for the encoder (memory stays bounded whatever the loop logs).
+    media_queue_bytes: int = field(default=512 * 1024 * 1024, validator=_positive)
     console: str = field(default="auto", validator=_console)
     env_allowlist: tuple[str, ...] = DEFAULT_ENV_ALLOWLIST
     # The run `init()` records into, created under this id if absent, else continued as a
@@ -256,14 +263,14 @@ class Settings:
                 kwargs[name] = env[f"POLYTRACK_{name.upper()}"]
         if env.get("POLYTRACK_ENV_ALLOWLIST") is not None:
             kwargs["env_allowlist"] = _patterns(env["POLYTRACK_ENV_ALLOWLIST"])
-        for name in ("max_diff_bytes", "logs_max_bytes"):
+        for name in ("max_diff_bytes", "logs_max_bytes", "media_max_side", "media_queue_bytes"):
             raw = env.get(f"POLYTRACK_{name.upper()}")
             if raw is not None:
                 try:
                     kwargs[name] = int(raw)
                 except ValueError:
                     raise InvalidInputError(
-                        f"POLYTRACK_{name.upper()} must be a number of bytes, got {raw!r}"
+                        f"POLYTRACK_{name.upper()} must be a whole number, got {raw!r}"
                     ) from None
         for name in (
             "fsync_interval",

@@ -257,3 +257,27 @@ def test_an_older_jupyter_server_names_the_notebook(tmp_path: Path) -> None:
         thread.join()
     (run,) = polytrack.runs(home=home)
     assert run.snapshot().code.notebook == str(tmp_path / "sub" / "old.ipynb")  # type: ignore[union-attr]
+
+
+def test_a_media_record_displays_itself_inline(tmp_path: Path) -> None:
+    """In a real kernel, a media item shown as a cell's value renders as HTML: the image
+    as an inline PNG with its (escaped) caption, a histogram as an inline SVG."""
+    home = tmp_path / "home"
+    notebook = _execute(
+        _notebook(
+            "import numpy as np, polytrack\n"
+            "run = polytrack.init(project='media', capture={'git': False, 'system': False})",
+            "run.log_image('samples', np.zeros((8, 8, 3), np.uint8), step=0,"
+            " caption='<b>zero</b>')\n"
+            "run.log_histogram('weights', np.arange(100.0), step=0)",
+            "run.media('samples')[-1]",
+            "run.media('weights')[-1]",
+        ),
+        tmp_path,
+        home,
+    )
+    cells = notebook["cells"]  # type: ignore[index]
+    image = cells[2]["outputs"][0]["data"]["text/html"]
+    assert "data:image/png;base64," in image
+    assert "&lt;b&gt;zero&lt;/b&gt;" in image and "<b>zero" not in image
+    assert "<svg" in cells[3]["outputs"][0]["data"]["text/html"]

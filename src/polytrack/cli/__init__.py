@@ -11,6 +11,7 @@ Every error becomes an exit code here, in `main()`, and nowhere else:
 |      | does not parse (`QueryError`; its message points at the token), or a home   |
 |      | that holds another tool's files (`NotAStoreError`)                          |
 | 3    | no run matches RUN, or several do (`RunNotFoundError`, `AmbiguousRunError`) |
+|      | or it has no such artifact or media (`ArtifactNotFoundError`, ...)          |
 | 130  | interrupted (Ctrl-C)                                                        |
 | 141  | stdout was closed early (`polytrack runs ls | head`), as if killed by SIGPIPE |
 
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Final, NoReturn, TextIO
 
 from polytrack.errors import (
     ArtifactNotFoundError,
+    MediaNotFoundError,
     NotAStoreError,
     PolytrackError,
     QueryError,
@@ -59,6 +61,7 @@ EXIT_BROKEN_PIPE: Final = 141
 _COMMANDS: Final = (
     "polytrack.cli.runs",
     "polytrack.cli.artifacts",
+    "polytrack.cli.media",
     "polytrack.cli.lineage",
     "polytrack.cli.index",
     "polytrack.cli.check",
@@ -104,7 +107,8 @@ def main(
         return exc.status
     except (QueryError, NotAStoreError) as exc:
         return _fail(err, exc, EXIT_USAGE)
-    except (RunNotFoundError, ArtifactNotFoundError) as exc:  # AmbiguousRunError included
+    # AmbiguousRunError included
+    except (RunNotFoundError, ArtifactNotFoundError, MediaNotFoundError) as exc:
         return _fail(err, exc, EXIT_NOT_FOUND)
     except PolytrackError as exc:
         return _fail(err, exc, EXIT_ERROR)

@@ -43,6 +43,7 @@ from polytrack.cli.compare import register as register_compare
 from polytrack.cli.completion import set_run_completer
 from polytrack.cli.history import register as register_history
 from polytrack.cli.manage import register as register_manage
+from polytrack.cli.media import media_columns
 from polytrack.errors import RunNotFoundError
 
 if TYPE_CHECKING:
@@ -455,6 +456,7 @@ def describe_run(view: RunView) -> str:
     lines = [describe(view)]
     lines += _describe_outputs(view.outputs)
     lines += _describe_artifacts(view)
+    lines += _describe_media(view)
     lines += describe_snapshot(view.snapshot())
     lines += describe_system(view.metrics)
     tail = view.logs(tail=LOG_TAIL)
@@ -468,6 +470,10 @@ def _full_record(view: RunView) -> dict[str, Any]:
     artifacts = [attrs.asdict(a, filter=lambda at, _: at.name != "home") for a in view.artifacts()]
     record["artifacts"] = [a for a in artifacts if a["kind"] != "model"]
     record["models"] = [a for a in artifacts if a["kind"] == "model"]
+    record["media"] = [
+        {"name": name, "kind": kind, "steps": steps}
+        for name, (kind, steps) in view.media_keys().items()
+    ]
     record["snapshot"] = attrs.asdict(view.snapshot())
     record["logs"] = [attrs.asdict(line) for line in view.logs(tail=LOG_TAIL)]
     return record
@@ -581,6 +587,15 @@ def _describe_artifacts(view: RunView) -> list[str]:
         ]
         lines += _indent(render(table))
     return lines
+
+
+def _describe_media(view: RunView) -> list[str]:
+    """Media (`log_image`, `log_histogram`, ...): name, kind, number of steps
+    (`media ls` lists a key's steps, `media get` fetches one)."""
+    keys = view.media_keys()
+    if not keys:
+        return ["", "media", "  none"]
+    return ["", "media", *_indent(render(media_columns(keys)))]
 
 
 def _indent(text: str) -> list[str]:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from polytrack.dashboard import api
+from polytrack.dashboard import api, media
 from polytrack.dashboard.security import SecurityMiddleware
 from polytrack.errors import (
     ArtifactNotFoundError,
@@ -110,6 +110,7 @@ def create_app(home: Path, *, token: str | None, loopback: bool) -> Starlette:
     """
     routes = [
         *api.routes(),
+        *media.routes(),
         Route("/", _page),
         Route("/runs/{rest:path}", _page),
         Route("/compare", _page),

@@ -11,7 +11,8 @@ The rules (docs/dashboard.md, "Security"):
   without it, so the token leaves the address bar and the history), then by that cookie,
   or as `Authorization: Bearer <token>`. Compared in constant time.
 - Every response carries a strict Content-Security-Policy (no inline script or style, no
-  other origin), `nosniff`, no referrer, and `Cache-Control: no-store` under /api.
+  other origin; a media file keeps its own, stricter sandbox policy), `nosniff`, no
+  referrer, and `Cache-Control: no-store` under /api.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "new_token",
 ]
 
+_CSP: Final = b"content-security-policy"
 COOKIE: Final = "polytrack_token"  # + "_<port>": see `cookie_name`
 
 Scope = MutableMapping[str, Any]
@@ -41,8 +43,13 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# The one hash is that of the empty string: an empty <style> element is allowed (and
+# nothing else inline), which plotly fills through the CSSOM (`insertRule`), as any
+# script of this origin may; its rules would otherwise be refused, element and all.
+_EMPTY_STYLE: Final = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
 _BASE_CSP: Final = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    f"default-src 'self'; script-src 'self'; style-src 'self' {_EMPTY_STYLE}; "
+    "img-src 'self' data: blob:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
 )
 # A run reference in a URL: an id, an id prefix or a run name (names are free text, so
@@ -110,8 +117,11 @@ class SecurityMiddleware:
 
         async def send_secured(message: Message) -> None:
             if message["type"] == "http.response.start":
+                # A response that sets its own policy keeps it: a media file's is the
+                # sandbox (`media.FILE_CSP`), stricter than the pages' one.
+                own = [v for n, v in message.get("headers", []) if n.lower() == _CSP]
                 extra = [
-                    (b"content-security-policy", self.csp),
+                    (_CSP, own[0] if own else self.csp),
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"),
                 ]

@@ -37,6 +37,7 @@ from polytrack.history.runs import RunView, _home
 from polytrack.models import (
     ArtifactLogged,
     Event,
+    MediaLogged,
     NoteSet,
     RunRenamed,
     RunRestored,
@@ -390,12 +391,14 @@ def _trashed_at(events: Sequence[tuple[int, Event]]) -> float | None:
 
 
 def _digests(events: Iterable[Event]) -> set[str]:
-    """The blobs that a run's artifact events refer to."""
+    """The blobs that a run's artifact and media events refer to."""
     found: set[str] = set()
     for event in events:
         if isinstance(event, ArtifactLogged):
             found.add(event.digest)
             found.update(file.digest for file in event.files)
+        elif isinstance(event, MediaLogged):
+            found.update(blob.digest for blob in event.blobs)
     return found
 
 

@@ -23,6 +23,8 @@ from polytrack.artifacts import ArtifactView, check_artifact_name, latest, read_
 from polytrack.capture.logs import LogLine, read_log
 from polytrack.errors import ArtifactNotFoundError, DamagedRecordsWarning, InvalidInputError
 from polytrack.history import frames, plot
+from polytrack.media.jobs import check_name
+from polytrack.media.read import MediaItem, latest_per_step, media_counts, read_media
 from polytrack.models import OutputsSet, RunInfo, Snapshot
 from polytrack.settings import Settings
 from polytrack.store.local import LocalStore, read_settled
@@ -186,6 +188,30 @@ class RunView(RunInfo):
                     outputs.clear()
                 outputs.update(event.outputs)
         return outputs
+
+    def media(self, name: str) -> list[MediaItem]:
+        """The media logged under `name`, one item per step (the last logged at each), in
+        step order; each decodes its value (`.value`) only when asked.
+
+        Raises:
+            InvalidInputError: `name` is not a media name.
+
+        Example:
+            >>> images = polytrack.get_run("a1b2").media("samples")
+            >>> images[-1].step, images[-1].value.shape
+            (9, (224, 224, 3))
+        """
+        check_name(name)
+        return latest_per_step(read_media(Path(self.path), self._home(), name=name))
+
+    def media_keys(self) -> dict[str, tuple[str, int]]:
+        """name -> (kind, number of steps) of every media the run logged, by name.
+
+        Example:
+            >>> polytrack.get_run("a1b2").media_keys()
+            {'samples': ('image', 10), 'weights': ('histogram', 10)}
+        """
+        return media_counts(read_media(Path(self.path), self._home()))
 
     def _home(self) -> Path:
         """The store the run lives in: its directory is `<home>/runs/<id>`."""

@@ -153,6 +153,56 @@ class BlobStore:
             return attrs.evolve(stored, source=key)
         return stored
 
+    def put_bytes(self, data: bytes | bytearray | memoryview) -> Stored:
+        """Store bytes made in memory (an encoded image, a JSON payload): hashed first,
+        so a blob already there costs no write at all. Not durable until `flush()`.
+
+        Raises:
+            StoreError: the store cannot be written (a full disk, say).
+        """
+        view = memoryview(data).cast("B")
+        digest = "sha256:" + hashlib.sha256(view).hexdigest()
+        final = blob_path(self.home, digest)
+        if final.is_file():
+            with contextlib.suppress(OSError):
+                os.utime(final)  # in use again: see _put_fd
+            with self._lock:
+                self._unsynced.add(final.parent)
+            return Stored(digest, len(view), new=False)
+        try:
+            self._tmp.mkdir(parents=True, exist_ok=True)
+            temporary = self._tmp / f"{os.getpid()}-{os.urandom(8).hex()}.tmp"
+            out = os.open(temporary, os.O_WRONLY | _NEW, 0o444)
+        except OSError as exc:
+            raise StoreError(f"cannot write to the blob store {self.home}: {exc}") from exc
+        kept = False
+        try:
+            written = 0
+            while written < len(view):
+                written += os.write(out, view[written:])
+            os.fsync(out)
+            self._make_dirs(final.parent)
+            os.replace(temporary, final)
+            kept = True
+        except OSError as exc:
+            raise StoreError(f"cannot write to the blob store {self.home}: {exc}") from exc
+        finally:
+            os.close(out)
+            if not kept:
+                temporary.unlink(missing_ok=True)
+        with self._lock:
+            self._unsynced.add(final.parent)
+        return Stored(digest, len(view), new=True)
+
+    def read_bytes(self, digest: str) -> bytes:
+        """The whole blob of `digest` (media payloads: small enough to hold in memory).
+
+        Raises:
+            StoreError: the store has no such blob.
+        """
+        with self.open(digest) as blob:
+            return blob.read()
+
     def _put_fd(self, src: int, path: str) -> Stored:
         try:
             self._tmp.mkdir(parents=True, exist_ok=True)

@@ -282,13 +282,13 @@ class RunSync:
             self._save()
         self._say_damaged()
         batch = _batch(seq, piece)
-        uploaded = 0
         try:
             self.backend.write(self.run_id, batch)
         except BackendRejectedError as exc:
+            # Some records were refused (a changed param, a media blob gc removed): the
+            # rest went, and so do the batch's artifacts.
             self._set_aside(seq, f"batch {seq}", exc, str(exc))
-        else:
-            uploaded = self._upload(_artifacts_of(piece.events, self.directory))
+        uploaded = self._upload(_artifacts_of(piece.events, self.directory))
         state.acked = piece.end
         state.seq = max(state.seq, seq + 1)
         state.pending = None

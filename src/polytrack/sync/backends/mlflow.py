@@ -22,6 +22,14 @@ environment, hardware, seeds   polytrack/<kind>.json artifacts plus summary tags
                                (polytrack.python, polytrack.gpus, polytrack.seed, ...)
 data refs                      tag polytrack.data.<name> = digest; inputs also as datasets
 artifacts                      the run's artifact root, through the server's artifact proxy
+media: images                  images/<key>+step+<step>+timestamp+<ms>+<uuid>.png and its
+                               ...+compressed.webp thumbnail, tag mlflow.loggedImages: what
+                               `mlflow.log_image(image, key=, step=)` writes, so MLflow's UI
+                               shows them with its step slider (one file pair per image)
+media: tables                  tables/<name>/step-<step>.json in `mlflow.log_table`'s JSON
+                               ({"columns", "data"}), listed in tag mlflow.loggedArtifacts
+media: the other kinds         media/<kind>/<name>/step-<step>.<ext> (a figure: its spec
+                               .json and its .png; a histogram, curve, confusion: .json)
 ```
 A name MLflow refuses (characters outside letters, digits, `_ - . / : space`, a path
 that normalises to another one, more than 250 characters) is sent as a cleaned name with
@@ -33,7 +41,13 @@ timestamp and value to one they hold; params, tags and datasets are set, not app
 artifact upload overwrites. Within a process, a retried batch skips those of its requests
 that were acknowledged already (MLflow's duplicate check is slow). A param whose value
 differs from the one MLflow holds is a conflict that MLflow refuses: everything else of
-the batch is sent first, then `BackendRejectedError` names the param.
+the batch is sent first, then `BackendRejectedError` names the param. A media file's name
+follows from its record alone (the run, name, step, the image's place in its batch and the
+time it was logged: the uuid in an image's name is derived from those), so a batch sent
+again overwrites the files it wrote before; of two records for one name and step in a
+batch, the later one goes. Media blobs are read from the home's blob store, the home being
+the one that holds the run's directory (`open_run`'s `workdir` is
+`<home>/runs/<run>/sync/<target>`, as `polytrack.sync.engine` lays it out).
 
 No retries here: the sync engine retries. Every failure is translated in one function,
 `_error`: unreachable, timed out, 429 and 5xx -> `BackendUnavailableError` (with the
@@ -45,11 +59,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import posixpath
 import re
 import sys
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
@@ -66,6 +82,7 @@ from polytrack.errors import (
     BackendError,
     BackendRejectedError,
     BackendUnavailableError,
+    StoreError,
 )
 from polytrack.models import (
     CHANGE_EVENTS,
@@ -74,6 +91,7 @@ from polytrack.models import (
     EnvironmentState,
     GitState,
     HardwareState,
+    MediaLogged,
     NoteSet,
     OutputsSet,
     ParamValue,
@@ -87,6 +105,7 @@ from polytrack.models import (
     TagsChanged,
 )
 from polytrack.redact import redact_url
+from polytrack.store.blobs import BlobStore
 from polytrack.sync.backends.base import Artifact, Batch, Series
 from polytrack.sync.backends.config import BackendConfig, Credentials, credentials_for, uri_key
 from polytrack.sync.backends.http import retry_after
@@ -132,6 +151,30 @@ _NAME_OK: Final = re.compile(r"[/\w.\- :]*")  # validate_param_and_metric_name, 
 _NAME_BAD_CHAR: Final = re.compile(r"[^/\w.\- :]")
 _WORKDIR_FILE: Final = "mlflow-run.json"
 
+# Media (issue 15), as MLflow 3.x's own client writes it (mlflow/tracking/client.py):
+# log_image's tag (set to str(True)), log_table's list of {"path", "type": "table"}.
+IMAGES_TAG: Final = "mlflow.loggedImages"
+ARTIFACTS_TAG: Final = "mlflow.loggedArtifacts"
+# mlflow.tracking.multimedia.COMPRESSED_IMAGE_SIZE: the longer side of the thumbnail.
+THUMBNAIL_SIDE: Final = 256
+# log_image's key check; "+" (its file name delimiter, as of MLflow 3.17) and "~" (its
+# stand-in for "/") are outside it, which keeps a key apart from the rest of the name.
+_MEDIA_NAME_OK: Final = re.compile(r"[a-zA-Z0-9_\-./ ]+")
+_MEDIA_NAME_BAD_CHAR: Final = re.compile(r"[^a-zA-Z0-9_\-./ ]")
+# The uuid in an image's file name is uuid5 of (run, name, step, index) in this namespace.
+_IMAGE_NAMESPACE: Final = uuid.UUID("8f0d6c1e-6a3b-5b8e-9f4c-2d7a1e5b3c90")
+_EXTENSIONS: Final = {
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/jpeg": "jpg",
+    "application/json": "json",
+    "text/plain": "txt",
+    "text/html": "html",
+    "audio/wav": "wav",
+    "video/mp4": "mp4",
+    "video/webm": "webm",
+}
+
 
 @frozen
 class _RemoteRun:
@@ -142,6 +185,16 @@ class _RemoteRun:
     # "<experiment>/<run>/artifacts" under the artifact proxy; None when the server keeps
     # artifacts where only its own clients can write (s3://..., a local path).
     artifact_path: str | None
+
+
+@frozen
+class _MediaFile:
+    """One file a media record becomes in MLflow: its artifact path, the blob it is made
+    from, and how (the blob's bytes as they are, a thumbnail of them, a table rewritten)."""
+
+    path: str
+    digest: str
+    make: Callable[[bytes], bytes]
 
 
 @frozen
@@ -198,6 +251,7 @@ class MlflowBackend:
         self._owns_session = session is None
         self._timeout = (connect_timeout, timeout)
         self._runs: dict[str, _RemoteRun] = {}
+        self._homes: dict[str, Path | None] = {}  # run id -> the home holding its blobs
         self._experiments: dict[str, str] = {}
         self._closed = False
         # Digests of the log-batch bodies acknowledged for the batch being written, kept
@@ -290,6 +344,7 @@ class MlflowBackend:
         Raises:
             BackendUnavailableError, BackendAuthError, BackendRejectedError: see the module.
         """
+        self._homes[run.id] = _home_of(workdir)
         if run.id in self._runs:
             return
         # Two processes syncing the run on this machine (a training process and
@@ -300,7 +355,7 @@ class MlflowBackend:
         self._runs[run.id] = remote
 
     def write(self, run_id: str, batch: Batch) -> None:
-        """Send a batch: metrics, then tags, datasets and snapshot files, then params.
+        """Send a batch: metrics, then tags, datasets, snapshot files and media, then params.
 
         Raises:
             BackendRejectedError: after sending all the rest, when MLflow refused part of
@@ -329,6 +384,9 @@ class MlflowBackend:
             if remote.artifact_path is not None:  # else: the summary tags carry the gist
                 for name, data in plan.files.items():
                     attempt(self._put_artifact, remote, name, data)
+            media = _media_of(batch)
+            if media:
+                refused.extend(self._log_media(run_id, remote, media))
             attempt(self._log_params, remote, batch.params())
             for event in batch.events:  # changes made afterwards, last and in order
                 if isinstance(event, CHANGE_EVENTS):
@@ -616,6 +674,121 @@ class MlflowBackend:
             content_type="application/octet-stream",
         )
 
+    # -- media ------------------------------------------------------------------------------
+
+    def _log_media(
+        self, run_id: str, remote: _RemoteRun, records: Sequence[MediaLogged]
+    ) -> list[BackendRejectedError]:
+        """Upload the files of `records` (see the module doc), then the tags through which
+        MLflow's UI finds them; returns what could not go, after sending the rest.
+
+        Raises:
+            BackendUnavailableError, BackendAuthError: at once; the batch is sent again.
+        """
+        if remote.artifact_path is None:
+            return [
+                BackendRejectedError(
+                    f"{self._key} keeps the artifacts of run {run_id} outside its artifact"
+                    f" proxy: {len(records)} media records were not uploaded (start `mlflow"
+                    " server` with --serve-artifacts, its default, to upload them)"
+                )
+            ]
+        home = self._homes.get(run_id)
+        if home is None:
+            return [
+                BackendRejectedError(
+                    f"run {run_id} was opened outside a home's runs directory: the blob store"
+                    f" of its {len(records)} media records is unknown"
+                )
+            ]
+        store = BlobStore(home)
+        refused: list[BackendRejectedError] = []
+        images = False
+        tables: list[str] = []
+        for record in records:
+            try:
+                for file in _media_files(run_id, record):
+                    self._put_media(remote, store, file)
+            except BackendRejectedError as exc:
+                refused.append(
+                    BackendRejectedError(
+                        f"{record.kind} {record.name!r} at step {record.step}: {exc}",
+                        status=exc.status,
+                    )
+                )
+                continue
+            if record.kind == "image" and record.blobs:
+                images = True
+            elif record.kind == "table" and record.blobs:
+                tables.append(_table_path(record))
+        if images:
+            self._log_tags(remote, {IMAGES_TAG: "True"})  # str(True), as log_image sets it
+        if tables:
+            refused.extend(self._list_tables(remote, tables))
+        return refused
+
+    def _put_media(self, remote: _RemoteRun, store: BlobStore, file: _MediaFile) -> None:
+        """Upload one media file, unless this try of the batch uploaded it already."""
+        acked = hashlib.blake2b(
+            f"media\0{file.path}\0{file.digest}".encode(), digest_size=16
+        ).digest()
+        if acked in self._acked[2]:
+            return
+        try:
+            source = store.read_bytes(file.digest)
+        except (StoreError, ValueError) as exc:  # gone (`polytrack gc`?), or no digest
+            raise BackendRejectedError(f"its blob cannot be read: {exc}") from None
+        except OSError as exc:  # a read that failed midway: may work next time
+            raise BackendUnavailableError(
+                f"cannot read blob {file.digest} of {file.path}: {exc.strerror or exc}"
+            ) from exc
+        try:
+            data = file.make(source)
+        except Exception as exc:  # a blob that Pillow or json cannot read: set it aside
+            raise BackendRejectedError(
+                f"its blob {file.digest} cannot be made into {file.path}: {exc}"
+            ) from exc
+        self._put_artifact(remote, file.path, data)
+        self._acked[2].add(acked)
+
+    def _list_tables(self, remote: _RemoteRun, paths: Sequence[str]) -> list[BackendRejectedError]:
+        """Add `paths` to the run's `mlflow.loggedArtifacts` (what `log_table` does, and
+        what `mlflow.load_table` searches), keeping the entries already there."""
+        found = self._call(
+            "GET", f"{_API}/runs/get", what="runs/get", params={"run_id": remote.run_id}
+        )
+        tags = found["run"].get("data", {}).get("tags", [])
+        held = next((tag.get("value") for tag in tags if tag.get("key") == ARTIFACTS_TAG), None)
+        try:
+            listed = json.loads(held) if held else []
+        except ValueError:
+            listed = []
+        if not isinstance(listed, list):
+            listed = []
+        before = len(listed)
+        left_out: list[str] = []
+        for path in paths:
+            entry = {"path": path, "type": "table"}
+            if entry in listed:
+                continue
+            # Formatted as MLflow's client does (json.dumps' defaults): load_table's search
+            # is a LIKE on '"path"%:%"<file>",%"type"%:%"table"'.
+            if len(json.dumps([*listed, entry])) > MAX_TAG_VALUE:
+                left_out.append(path)
+            else:
+                listed.append(entry)
+        if len(listed) != before:
+            self._log_tags(remote, {ARTIFACTS_TAG: json.dumps(listed)})
+        if not left_out:
+            return []
+        return [
+            BackendRejectedError(
+                f"tag {ARTIFACTS_TAG} is full ({MAX_TAG_VALUE} characters): the tables"
+                f" {', '.join(left_out)} were uploaded but are not listed in it, so"
+                " mlflow.load_table does not find them"
+            )
+        ]
+
     def _apply_change(self, remote: _RemoteRun, event: object) -> None:
         """A change made to the run afterwards (`polytrack.history.manage`): renamed with
         `runs/update`, tags set and deleted, the note as `mlflow.note.content` (what the
@@ -871,6 +1044,116 @@ def _path_unique(name: str) -> bool:
     """MLflow's `path_not_unique`, negated: names double as file paths in its stores."""
     norm = posixpath.normpath(name)
     return not (norm != name or norm == "." or norm.startswith("..") or norm.startswith("/"))
+
+
+# -- media ----------------------------------------------------------------------------------
+
+
+def _home_of(workdir: Path) -> Path | None:
+    """The home of the run whose backend workdir is `workdir`
+    (`<home>/runs/<run>/sync/<target>`: `polytrack.sync.engine.state_path`)."""
+    parents = workdir.absolute().parents
+    return parents[3] if len(parents) > 3 else None
+
+
+def _media_of(batch: Batch) -> list[MediaLogged]:
+    """The batch's media records, the later of two for one (kind, name, step) only: a
+    reader keeps the last, and both would write the same table and media files."""
+    latest: dict[tuple[str, str, int], MediaLogged] = {}
+    for event in batch.events:
+        if isinstance(event, MediaLogged):
+            latest[(event.kind, event.name, event.step)] = event
+    return list(latest.values())
+
+
+def _media_files(run_id: str, record: MediaLogged) -> list[_MediaFile]:
+    """The MLflow artifacts of one media record (see the module doc)."""
+    name = _media_name(record.name)
+    if record.kind == "image":
+        return _image_files(run_id, record, name)
+    if record.kind == "table":
+        path = _table_path(record)
+        return [_MediaFile(path, blob.digest, _mlflow_table) for blob in record.blobs[:1]]
+    extensions = [_EXTENSIONS.get(blob.media_type, "bin") for blob in record.blobs]
+    files = []
+    for index, (blob, extension) in enumerate(zip(record.blobs, extensions, strict=True)):
+        # One blob per type, nearly always (a figure: .json, .png, maybe .html).
+        stem = f"step-{record.step}"
+        if extensions.count(extension) > 1:
+            stem += f"-{index}"
+        path = f"media/{record.kind}/{name}/{stem}.{extension}"
+        files.append(_MediaFile(path, blob.digest, _same))
+    return files
+
+
+def _image_files(run_id: str, record: MediaLogged, name: str) -> list[_MediaFile]:
+    """What `mlflow.log_image(image, key=name, step=step)` writes, once per image of the
+    batch: the PNG and its WebP thumbnail, named `images/<key>+step+<step>+timestamp+<ms>+
+    <uuid>[+compressed]` with "/" in the key as "~" (MLflow 3.x; its UI reads "%" too)."""
+    key = name.replace("/", "~")
+    stamp = round(record.logged_at * 1000)
+    files = []
+    for index, blob in enumerate(record.blobs):
+        if blob.media_type != "image/png":
+            continue
+        unique = uuid.uuid5(_IMAGE_NAMESPACE, f"{run_id}\0{record.name}\0{record.step}\0{index}")
+        stem = f"images/{key}+step+{record.step}+timestamp+{stamp}+{unique}"
+        files.append(_MediaFile(f"{stem}.png", blob.digest, _same))
+        files.append(_MediaFile(f"{stem}+compressed.webp", blob.digest, _thumbnail))
+    return files
+
+
+def _table_path(record: MediaLogged) -> str:
+    """`tables/<name>/step-<step>.json`: a table's steps side by side in one folder."""
+    return f"tables/{_media_name(record.name)}/step-{record.step}.json"
+
+
+def _media_name(name: str) -> str:
+    """`name` if `mlflow.log_image` takes it as a key and it is a clean relative path (so
+    it also passes `log_table`'s file name check); else a stable stand-in, as `_mlflow_name`
+    makes (`loss@val` -> `loss_val-1a2b3c4d`)."""
+    if len(name) <= MAX_NAME and _MEDIA_NAME_OK.fullmatch(name) and _path_unique(name):
+        return name
+    suffix = "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    clean = _MEDIA_NAME_BAD_CHAR.sub("_", name)
+    if not _path_unique(clean):
+        clean = clean.replace("/", "_")
+    if not _path_unique(clean + suffix):
+        clean = "_" + clean
+    return clean[: MAX_NAME - len(suffix)] + suffix
+
+
+def _same(data: bytes) -> bytes:
+    return data
+
+
+def _thumbnail(png: bytes) -> bytes:
+    """The WebP that `log_image` stores beside a PNG: scaled so that its longer side is
+    256 pixels (up or down, as `mlflow.tracking.multimedia.compress_image_size` does),
+    saved with Pillow's WebP defaults."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        image.load()
+        width, height = image.size
+        if width > height:
+            size = (THUMBNAIL_SIDE, max(1, int(height * (THUMBNAIL_SIDE / width))))
+        else:
+            size = (max(1, int(width * (THUMBNAIL_SIDE / height))), THUMBNAIL_SIDE)
+        small = image.resize(size)
+    if small.mode not in ("RGB", "RGBA"):
+        small = small.convert("RGBA" if "A" in small.getbands() else "RGB")
+    out = io.BytesIO()
+    small.save(out, format="WEBP")
+    return out.getvalue()
+
+
+def _mlflow_table(data: bytes) -> bytes:
+    """A table's blob as `log_table` writes it (pandas' `orient="split"` JSON without the
+    index): {"columns": [...], "data": [[...], ...]}; polytrack's "dtypes" is left out."""
+    payload = json.loads(data)
+    table = {"columns": payload["columns"], "data": payload["data"]}
+    return json.dumps(table, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _pair(key: str, value: str) -> str:

@@ -20,6 +20,9 @@ How a polytrack run lands in Polyaxon:
   (`artifact` for other kinds) lineage artifacts; both with `summary.hash` = the digest;
 - metrics -> event files `events/metric/<name>.plx` (traceml's `step|timestamp|metric`
   format) that the dashboard draws; NaN and infinities are kept as points, read as null;
+- media -> Polyaxon's own event kinds, `events/<kind>/<name>.plx` (image, histogram,
+  curve, confusion, chart, html, text, dataframe, audio, video), their files under
+  `assets/<kind>/<name>_<step>.<ext>` (`polytrack.sync.backends.polyaxon_events`);
 - statuses -> status conditions (skipped is Polyaxon's `skipped`); crashed -> failed with
   reason `crashed`; a final status first uploads every staged point and sets `outputs`
   to each metric's last finite value;
@@ -39,6 +42,13 @@ on the next open), then uploads the changed files whole: at most every `upload_i
 seconds (stretched to three times the last upload's duration, so that re-uploading a
 growing file never takes more than a quarter of the time), on a final status, on
 `close()`, and on `open_run` when an earlier process left changes not uploaded.
+
+Media lines are staged the same way, in the batch's record. A media event's asset (the
+PNG, the WAV, the table as CSV, ...) is read from the home's blob store and uploaded by
+`write` before the batch's lines are staged, so that an event never points at a file the
+server lacks; each asset path's source digest is remembered with the uploaded artifacts,
+so a batch sent again uploads nothing twice. The home is the one the run directory is in
+(`<home>/runs/<id>/sync/<target>` is the workdir), unless `home=` names it.
 
 Every HTTP failure is translated in one function, `_failure`. A bare 405 (empty body) to
 a POST/PATCH is Polyaxon's internal error in disguise: its 500 handler is a view that
@@ -71,6 +81,7 @@ from polytrack.errors import (
     BackendError,
     BackendRejectedError,
     BackendUnavailableError,
+    StoreError,
 )
 from polytrack.models import (
     CHANGE_EVENTS,
@@ -81,6 +92,7 @@ from polytrack.models import (
     GitState,
     HandedOver,
     HardwareState,
+    MediaLogged,
     NoteSet,
     OutputsSet,
     RunLinked,
@@ -92,10 +104,16 @@ from polytrack.models import (
     TagsChanged,
 )
 from polytrack.redact import redact_url
+from polytrack.store.blobs import BlobStore
 from polytrack.sync.backends.base import Artifact, Batch
 from polytrack.sync.backends.config import BackendConfig, credentials_for, uri_key
 from polytrack.sync.backends.http import retry_after
-from polytrack.sync.backends.polyaxon_events import StagedEvents, event_name
+from polytrack.sync.backends.polyaxon_events import (
+    MediaEvent,
+    StagedEvents,
+    event_name,
+    media_events,
+)
 
 __all__ = ["PolyaxonBackend", "event_name", "run_uuid"]
 
@@ -130,6 +148,12 @@ def _slug(name: str) -> str:
     value = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     value = re.sub(r"[^-a-zA-Z0-9_]+", "-", value).strip("-")
     return value[:128] or "run"
+
+
+def _home_of(workdir: Path) -> Path:
+    """The home a run's sync workdir is in: `<home>/runs/<run id>/sync/<target>`."""
+    parents = workdir.parents
+    return parents[3] if len(parents) > 3 else workdir
 
 
 def _iso(at: float) -> str:
@@ -322,6 +346,7 @@ class _Run:
     staged: StagedEvents
     next_upload: float  # time.monotonic() after which a due upload may start
     gap: float
+    blobs: BlobStore  # the home's, where media bytes are read from
 
 
 class PolyaxonBackend:
@@ -336,6 +361,8 @@ class PolyaxonBackend:
         namespace: the streams API's namespace segment (the agent's namespace).
         upload_interval: least seconds between two uploads of the staged event files.
         timeout: (connect, read) seconds for each request.
+        home: the polytrack home whose blob store holds the media bytes; by default the
+            one the run's workdir is in.
 
     Example:
         >>> backend = PolyaxonBackend.from_uri(
@@ -357,11 +384,13 @@ class PolyaxonBackend:
         upload_interval: float = 10.0,
         timeout: float | tuple[float, float] = (10.0, 120.0),
         session: requests.Session | None = None,
+        home: Path | None = None,
     ) -> None:
         self._url = url.rstrip("/")
         self._owner, self._project, self._namespace = owner, project, namespace
         self._upload_interval = upload_interval
         self._timeout = timeout
+        self._home = home
         self._session = session or requests.Session()
         if token:
             self._session.headers["Authorization"] = f"Token {token}"
@@ -455,7 +484,9 @@ class PolyaxonBackend:
                 raise BackendUnavailableError(
                     f"cannot open the staging of run {run.id} in {workdir}: {exc}"
                 ) from exc
-            state = _Run(run_uuid(self._owner, self._project, run.id), staged, 0.0, 0.0)
+            home = self._home if self._home is not None else _home_of(workdir)
+            uuid_hex = run_uuid(self._owner, self._project, run.id)
+            state = _Run(uuid_hex, staged, 0.0, 0.0, BlobStore(home))
             self._runs[run.id] = state
         if self._get_run(state.uuid) is None:
             self._create_run(run, state.uuid)
@@ -486,8 +517,14 @@ class PolyaxonBackend:
                         self._apply_change(state, event)
             except BackendRejectedError as exc:
                 refused = exc
+            media, skipped = self._media(state, batch)
+            if skipped and refused is None:
+                refused = BackendRejectedError(
+                    f"run {run_id}: {len(skipped)} media not sent to Polyaxon: "
+                    + "; ".join(skipped[:3])
+                )
             try:
-                staged.append(batch.seq, [s for s in batch.metrics if len(s)])
+                staged.append(batch.seq, [s for s in batch.metrics if len(s)], media)
             except OSError as exc:
                 raise BackendUnavailableError(
                     f"cannot stage batch {batch.seq} of run {run_id} in {staged.directory}: "
@@ -654,6 +691,58 @@ class PolyaxonBackend:
             patch["outputs"] = _jsonable(outputs)
         return patch, list(lineage.values())
 
+    # -- media -------------------------------------------------------------------------------
+
+    def _media(
+        self, state: _Run, batch: Batch
+    ) -> tuple[list[tuple[str, str, int, bytes]], list[str]]:
+        """The batch's media events as lines to stage, their assets uploaded first; and
+        what could not be sent (a blob missing, an asset the server refused).
+
+        Raises:
+            BackendUnavailableError: an upload failed; nothing is staged, the batch is
+                sent again (assets uploaded already are not).
+        """
+        chosen: dict[tuple[str, str, int], MediaEvent] = {}  # the last one per step wins
+        skipped: list[str] = []
+        for event in batch.events:
+            if isinstance(event, MediaLogged):
+                try:
+                    made = media_events(event, state.blobs.read_bytes)
+                except ValueError as exc:
+                    skipped.append(str(exc))
+                    continue
+                for one in made:
+                    chosen.pop((one.kind, one.key, one.step), None)
+                    chosen[(one.kind, one.key, one.step)] = one
+        staged = state.staged
+        lines: list[tuple[str, str, int, bytes]] = []
+        uploaded = False
+        try:
+            for one in chosen.values():
+                name = staged.media_name_for(one.kind, one.key)
+                if one.asset is not None:
+                    path = one.asset_path(name)
+                    if staged.artifacts.get(path) != one.asset.marker:
+                        try:
+                            data = one.asset.load()
+                        except (StoreError, ValueError) as exc:
+                            skipped.append(f"{one.kind} {one.key!r} at step {one.step}: {exc}")
+                            continue
+                        directory, _, filename = path.rpartition("/")
+                        try:
+                            self._upload(state, directory, filename, [data])
+                        except BackendRejectedError as exc:
+                            skipped.append(str(exc))
+                            continue
+                        staged.artifacts[path] = one.asset.marker
+                        uploaded = True
+                lines.append((f"{one.kind}/{name}", one.key, one.step, one.line(name)))
+        finally:
+            if uploaded:
+                staged.save_uploaded()
+        return lines, skipped
+
     # -- uploads -----------------------------------------------------------------------------
 
     def _flush(self, state: _Run, *, force: bool) -> None:
@@ -665,7 +754,8 @@ class PolyaxonBackend:
         for name in pending:
             pieces, _ = state.staged.event_file(name)
             total = state.staged.totals[name]
-            self._upload(state, "events/metric", f"{name}.plx", pieces)
+            kind, _, media_name = name.rpartition("/")  # a media file is `<kind>/<name>`
+            self._upload(state, f"events/{kind or 'metric'}", f"{media_name}.plx", pieces)
             state.staged.uploaded[name] = total
         state.staged.save_uploaded()
         took = time.monotonic() - started
