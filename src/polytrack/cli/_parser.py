@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     Subcommands = argparse._SubParsersAction["Parser"]
 
-__all__ = ["Parser", "ParserExit", "add_command", "add_home_option"]
+__all__ = ["Parser", "ParserExit", "add_command", "add_home_option", "whole_number"]
 
 
 class ParserExit(Exception):
@@ -117,3 +117,14 @@ def add_home_option(parser: Parser, *, default: Any) -> None:
             "or ~/.local/share/polytrack)"
         ),
     )
+
+
+def whole_number(text: str) -> int:
+    """An argument type: an int of 0 or more (`--depth 2`, `--step 9`)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value

@@ -11,7 +11,7 @@ import argparse
 from typing import TYPE_CHECKING, Final
 
 from polytrack.cli._context import Context
-from polytrack.cli._parser import Parser, add_command
+from polytrack.cli._parser import Parser, add_command, whole_number
 from polytrack.errors import RunNotFoundError
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def register(commands: Subcommands, parent: Parser) -> None:
     parser.add_argument(
         "--depth",
         metavar="N",
-        type=_depth,
+        type=whole_number,
         default=None,
         help="follow at most N edges from TARGET (a run and its data are one apart)",
     )
@@ -64,15 +64,6 @@ def register(commands: Subcommands, parent: Parser) -> None:
     parser.add_argument("--project", metavar="P", help="look run names up in project P only")
     parser.set_defaults(handler=show_lineage)
 
-
-def _depth(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def show_lineage(args: argparse.Namespace, ctx: Context) -> int:

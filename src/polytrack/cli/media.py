@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final, cast
 
 from polytrack.cli._context import Context
 from polytrack.cli._format import MISSING, printable, to_json
-from polytrack.cli._parser import Parser, add_command
+from polytrack.cli._parser import Parser, add_command, whole_number
 from polytrack.cli._snapshot import format_bytes
 from polytrack.cli._table import Cell, Column, render
 from polytrack.cli.completion import set_run_completer
@@ -94,12 +94,12 @@ def register(commands: Subcommands, parent: Parser) -> None:
     set_run_completer(get.add_argument("run", metavar="RUN", help="id, unique id prefix, or name"))
     get.add_argument("name", metavar="NAME", help="the media's name")
     get.add_argument(
-        "--step", metavar="N", type=_step, help="the step to fetch (default: the last)"
+        "--step", metavar="N", type=whole_number, help="the step to fetch (default: the last)"
     )
     get.add_argument(
         "--index",
         metavar="I",
-        type=_step,
+        type=whole_number,
         default=0,
         help="which file of the step: an image of a batch, a figure's PNG (1); default 0",
     )
@@ -112,15 +112,6 @@ def register(commands: Subcommands, parent: Parser) -> None:
     get.add_argument("--project", metavar="P", help="look names up in project P only")
     get.set_defaults(handler=get_media)
 
-
-def _step(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def _run(args: argparse.Namespace, ctx: Context) -> RunView:
