@@ -11,8 +11,9 @@ is three 200x200 matrix products (~1.5 ms here), so the encoder thread competes 
 loop for the interpreter as it would in a real one.
 
 - V1: one `log_image` call against one `array.copy()` of the same image, both timed in
-  the same loop (median per call), ratio; target <= 2x.
-- V2: 1,000 training steps, one image each: `finish()` after the last call; <= 1 s.
+  the same loop, in turns first (median per call), ratio; target <= 2x.
+- V2: 1,000 training steps, one image each (each a different image): `finish()` after
+  the last call; <= 1 s.
 - V3: the same 1,000 images logged back to back with no step between (a burst): the
   encoder is behind by nearly all of them when `finish()` starts; <= 1 s.
 - V4: bytes kept per image (info).
@@ -63,13 +64,24 @@ def bench_call(report: Report, root: Path, steps: int) -> None:
     clock = time.perf_counter
     for step in range(steps):
         training_step(matrix)
-        t0 = clock()
-        run.log_image("sample", image, step=step)
-        t1 = clock()
-        kept = image.copy()
-        t2 = clock()
-        calls.append(t1 - t0)
-        copies.append(t2 - t1)
+        # Whichever goes first reads the image from colder caches (the step's products
+        # evicted it): the order alternates, so that neither side always pays for that.
+        if step % 2:
+            t0 = clock()
+            run.log_image("sample", image, step=step)
+            t1 = clock()
+            kept = image.copy()
+            t2 = clock()
+            calls.append(t1 - t0)
+            copies.append(t2 - t1)
+        else:
+            t0 = clock()
+            kept = image.copy()
+            t1 = clock()
+            run.log_image("sample", image, step=step)
+            t2 = clock()
+            copies.append(t1 - t0)
+            calls.append(t2 - t1)
         del kept
     run.finish()
     call, copy = statistics.median(calls) * 1e9, statistics.median(copies) * 1e9
@@ -95,6 +107,9 @@ def bench_finish(report: Report, root: Path, steps: int, *, burst: bool) -> None
     for step in range(steps):
         if not burst:
             training_step(matrix)
+        # A different image at each step (one pixel tells them apart), as in a real run:
+        # the same bytes twice would be stored once, and cost the encoder nothing.
+        image[0, 0, :2] = (step % 256, step // 256)
         run.log_image("sample", image, step=step)
     t_last = time.perf_counter()
     run.finish()
@@ -102,6 +117,7 @@ def bench_finish(report: Report, root: Path, steps: int, *, burst: bool) -> None
     items = polytrack.get_run(run.id, home=home).media("sample")
     assert len(items) == steps, (len(items), steps)
     assert np.array_equal(items[-1].value, image)
+    assert len({item.blobs[0].digest for item in items}) == steps
     report.add(
         Result(
             "V3" if burst else "V2",

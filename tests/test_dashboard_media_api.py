@@ -37,7 +37,7 @@ def _image(value: int) -> np.ndarray:
 
 def _home(root: Path) -> dict[str, Any]:
     """Two runs: one with every kind the dashboard inlines or serves, one with an image
-    of its own at a step the first lacks."""
+    of its own at a step the first lacks and a text at 250 steps."""
     home = root / "home"
     with polytrack.init("m", "first", dir=home, mode="offline", capture=CAPTURE) as first:
         for step in range(3):
@@ -54,6 +54,8 @@ def _home(root: Path) -> dict[str, Any]:
     with polytrack.init("m", "second", dir=home, mode="offline", capture=CAPTURE) as second:
         second.log_image("samples", _image(200), step=7)
         second.log_image("private", _image(99), step=0)
+        for tick in range(250):  # more steps than a key's answer carries by default
+            second.log_text("ticks", f"tick {tick}", step=3 * tick)
     return {"home": home, "first": first.id, "second": second.id}
 
 
@@ -157,6 +159,31 @@ def test_answers_stay_bounded(client: TestClient, recorded: dict[str, Any]) -> N
     assert [s["step"] for s in one["steps"]] == [12]
     assert client.get(f"{_base(recorded)}/weights", params={"step": 99}).status_code == 404
     assert client.get(f"{_base(recorded)}/weights", params={"limit": 0}).status_code == 400
+
+
+def test_the_listing_names_every_step_of_a_sampled_key(
+    client: TestClient, recorded: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key with more steps than its answer carries lists all of them in `all_steps`, and
+    each one left out is fetched with `?step=N`; past `ALL_STEPS_MAX` they are spread."""
+    ticks = f"{_base(recorded, 'second')}/ticks"
+    data = client.get(ticks).json()
+    assert data["total"] == 250 and data["sampled"] is True
+    assert len(data["steps"]) == media_api.DEFAULT_STEPS
+    assert data["all_steps"] == [3 * tick for tick in range(250)]
+    assert data["all_steps_complete"] is True
+    left_out = sorted(set(data["all_steps"]) - {s["step"] for s in data["steps"]})
+    assert len(left_out) == 50
+    (one,) = client.get(ticks, params={"step": left_out[0]}).json()["steps"]
+    assert one["step"] == left_out[0] and one["value"] == f"tick {left_out[0] // 3}"
+
+    limited = client.get(f"{_base(recorded)}/weights", params={"limit": 4}).json()
+    assert limited["all_steps"] == list(range(30))
+
+    monkeypatch.setattr(media_api, "ALL_STEPS_MAX", 5)
+    bounded = client.get(ticks).json()
+    assert bounded["all_steps"] == [0, 186, 372, 561, 747]
+    assert bounded["all_steps_complete"] is False
 
 
 def test_html_is_served_sandboxed(client: TestClient, recorded: dict[str, Any]) -> None:

@@ -218,8 +218,9 @@ export async function renderItem(box, kind, item, onLeave) {
 const HIST_ROWS = 64;
 
 /** Steps x bins on a canvas: each column a step, each row a value range; darker where
- * more of that step's values fell (each step scaled to its own largest bin). */
-function renderHistogram(box, steps) {
+ * more of that step's values fell (each step scaled to its own largest bin). `total`,
+ * where given, is how many steps the key has: the columns are a sample of them. */
+function renderHistogram(box, steps, total = null) {
   const hists = steps.filter((s) => s.value?.edges?.length);
   if (!hists.length) {
     box.append(h("p", { class: "muted", text: "No histogram values." }));
@@ -258,17 +259,71 @@ function renderHistogram(box, steps) {
   ctx2d.putImageData(img, 0, 0);
   const first = hists[0].step;
   const last = hists[hists.length - 1].step;
+  const sampled = total !== null && total > cols;
+  const note = sampled ? `${cols} of ${total} steps, spread evenly` : `${cols} step${cols === 1 ? "" : "s"}`;
+  canvas.title = `steps ${first}–${last}: ${note}`;
+  if (sampled) canvas.dataset.sampled = "1";
   box.append(h("div", { class: "media-heatmap-wrap" },
     h("div", { class: "media-heatmap-y" }, h("span", { text: fmtNum(hi) }), h("span", { text: fmtNum(lo) })),
     canvas),
-  h("div", { class: "media-heatmap-x muted" }, h("span", { text: `step ${first}` }), h("span", { text: cols > 1 ? `step ${last}` : "" })));
+  h("div", { class: "media-heatmap-x muted" }, h("span", { text: `step ${first}` }),
+    sampled ? h("span", { class: "media-heatmap-sampled", text: note }) : null,
+    h("span", { text: cols > 1 ? `step ${last}` : "" })));
 }
 
 // -- a key's card -------------------------------------------------------------------------
 
-/** A card for one media key: loads its steps, shows one at a time with a slider (all of
- * them at once for a histogram: the heatmap), the last one unless `keep` names the step
- * to stay at. `card.media` holds destroy(), and where the slider is (for a redraw). */
+const STEP_CACHE = 64; // single steps fetched on demand, kept per key (scrubbing back and forth)
+
+/** The key's step numbers, all of them (the answer's `all_steps`; its `steps` where an
+ * older server sent none). */
+function stepsOf(data) {
+  return data?.all_steps || (data?.steps || []).map((s) => s.step);
+}
+
+/** The index of the last of the sorted `steps` at or before `step`, -1 if none is. */
+function atOrBefore(steps, step) {
+  let lo = 0;
+  let hi = steps.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (steps[mid] <= step) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
+}
+
+/** A key's steps by number: those its answer carried, and any other fetched when picked
+ * (`?step=N`), the last `STEP_CACHE` of those kept. `get(step)` resolves to the item. */
+function stepSource(runId, name, data) {
+  const loaded = new Map((data?.steps || []).map((s) => [s.step, s]));
+  const fetched = new Map(); // step -> Promise of its item, oldest first
+  return {
+    get(step) {
+      if (loaded.has(step)) return Promise.resolve(loaded.get(step));
+      let got = fetched.get(step);
+      if (got) {
+        fetched.delete(step); // most recently used last
+      } else {
+        got = fetchMedia(runId, name, { step }).then((d) => {
+          const item = d.steps?.[0];
+          if (!item) throw new Error(`no step ${step}`);
+          return item;
+        });
+        got.catch(() => { if (fetched.get(step) === got) fetched.delete(step); });
+      }
+      fetched.set(step, got);
+      while (fetched.size > STEP_CACHE) fetched.delete(fetched.keys().next().value);
+      return got;
+    },
+  };
+}
+
+/** A card for one media key: loads its steps, shows one at a time with a slider over
+ * every step the key has (one the answer left out is fetched when picked), or all of the
+ * answer's steps at once for a histogram (the heatmap, of the sampled steps where the key
+ * has more than the answer). The last step unless `keep` names the step to stay at.
+ * `card.media` holds destroy(), and where the slider is (for a redraw). */
 export async function mediaCard(runId, key, keep = null) {
   const body = h("div", { class: "media-body" });
   const card = h("div", { class: "media-card", "data-name": key.name, "data-kind": key.kind },
@@ -278,11 +333,11 @@ export async function mediaCard(runId, key, keep = null) {
     body);
   let leaveHooks = [];
   let index = 0;
-  let steps = [];
+  let all = [];
   card.media = {
     destroy: () => { leaveHooks.forEach((f) => f()); leaveHooks = []; },
-    atLast: () => index >= steps.length - 1,
-    step: () => steps[index]?.step,
+    atLast: () => index >= all.length - 1,
+    step: () => all[index],
   };
   let data;
   try {
@@ -291,43 +346,47 @@ export async function mediaCard(runId, key, keep = null) {
     body.append(h("div", { class: "error", text: `Could not load ${key.name}: ${err.message}` }));
     return card;
   }
-  steps = data.steps;
   if (key.kind === "histogram") {
-    renderHistogram(body, data.steps);
-    index = steps.length - 1;
+    all = data.steps.map((s) => s.step);
+    renderHistogram(body, data.steps, data.sampled ? data.total : null);
+    index = all.length - 1;
     card.dataset.drawn = "1";
     return card;
   }
+  all = stepsOf(data);
+  const source = stepSource(runId, key.name, data);
   const slot = h("div", { class: "media-slot" });
   const label = h("span", { class: "media-step" });
-  const slider = h("input", { class: "media-slider", type: "range", min: 0, max: Math.max(0, steps.length - 1), step: 1, value: steps.length - 1 });
+  const slider = h("input", { class: "media-slider", type: "range", min: 0, max: Math.max(0, all.length - 1), step: 1, value: all.length - 1 });
   let shown = 0;
   const show = async (i) => {
     const mine = ++shown;
-    card.media.destroy();
     index = i;
-    const item = steps[i];
-    label.textContent = `step ${item.step}`;
-    card.dataset.step = String(item.step);
+    const step = all[i];
+    label.textContent = `step ${step}`;
+    card.dataset.step = String(step);
     card.dataset.drawn = "0";
     try {
+      const item = await source.get(step);
+      if (mine !== shown) return;
+      card.media.destroy();
       const box = h("div", { class: "media-item", "data-step": item.step });
       await renderItem(box, key.kind, item, (f) => leaveHooks.push(f));
       if (mine !== shown) return;
       clear(slot).append(box);
     } catch (err) {
-      if (mine === shown) clear(slot).append(h("div", { class: "error", text: `Could not show step ${item.step}: ${err.message}` }));
+      if (mine === shown) clear(slot).append(h("div", { class: "error", text: `Could not show step ${step}: ${err.message}` }));
     }
     if (mine === shown) card.dataset.drawn = "1";
   };
   slider.addEventListener("input", () => show(Number(slider.value)));
-  if (steps.length > 1) {
+  if (all.length > 1) {
     body.append(h("div", { class: "toolbar media-controls" }, slider, label,
-      data.sampled ? h("span", { class: "muted", text: `${steps.length} of ${data.total} steps` }) : null));
+      data.all_steps_complete === false ? h("span", { class: "muted", text: `${all.length} of ${data.total} steps on the slider` }) : null));
   } else body.append(h("div", { class: "toolbar media-controls" }, label));
   body.append(slot);
-  const kept = keep === null ? -1 : steps.findIndex((s) => s.step === keep);
-  const start = kept >= 0 ? kept : steps.length - 1;
+  const kept = keep === null ? -1 : all.indexOf(keep);
+  const start = kept >= 0 ? kept : all.length - 1;
   slider.value = String(start);
   await show(start);
   return card;
@@ -375,8 +434,9 @@ export async function mediaSection(runId, onLeave) {
 
 // -- compare: two runs side by side at a step ---------------------------------------------
 
-/** Compare's Media section: a key, a step, and each run's value at that step (the last
- * logged at or before it). */
+/** Compare's Media section: a key, a step (any step either run logged), and each run's
+ * value at that step (the last logged at or before it, fetched when its answer left it
+ * out; a histogram draws its sampled steps up to there). */
 export async function compareMedia(runs, onLeave) {
   const box = h("div", { id: "compare-media" });
   const lists = await Promise.all(runs.map((r) => fetchMediaKeys(r.id).then((m) => m.media).catch(() => [])));
@@ -392,38 +452,60 @@ export async function compareMedia(runs, onLeave) {
   const label = h("span", { class: "media-step", id: "compare-media-step" });
   const cols = runs.map((r) => h("div", { class: "compare-media-col", "data-run-id": r.id }));
   box.append(h("div", { class: "toolbar" }, select, slider, label), h("div", { class: "compare-media-grid" }, cols));
-  let per = [];
+  let per = []; // each run's answer for the key (null: the run lacks it)
+  let sources = []; // each run's stepSource
   let allSteps = [];
   let hooks = [];
   let generation = 0;
   const draw = async () => {
     const mine = ++generation;
-    hooks.forEach((f) => f());
-    hooks = [];
     const step = allSteps[Number(slider.value)];
     label.textContent = step === undefined ? "" : `step ${step}`;
     box.dataset.step = step === undefined ? "" : String(step);
+    box.dataset.drawn = "0";
     const kind = kinds.get(select.value);
-    await Promise.all(cols.map(async (col, i) => {
-      const steps = per[i]?.steps || [];
-      let item = null;
-      for (const s of steps) if (s.step <= step) item = s;
+    const drawn = await Promise.all(cols.map(async (col, i) => {
       const inner = h("div", { class: "media-item" });
-      const title = h("div", { class: "compare-media-title" }, runs[i].name || runs[i].id,
-        h("span", { class: "muted", text: item ? ` · step ${item.step}` : " · nothing at or before this step" }));
+      const itsHooks = [];
+      let at = null;
       try {
-        if (item && kind === "histogram") renderHistogram(inner, steps.filter((s) => s.step <= step));
-        else if (item) await renderItem(inner, kind, item, (f) => hooks.push(f));
+        if (kind === "histogram") {
+          const upTo = (per[i]?.steps || []).filter((s) => s.step <= step);
+          at = upTo.length ? upTo[upTo.length - 1].step : null;
+          // The key's steps up to here, of which the heatmap draws the sampled ones.
+          if (upTo.length) renderHistogram(inner, upTo, atOrBefore(stepsOf(per[i]), step) + 1);
+        } else {
+          const own = stepsOf(per[i]);
+          const j = step === undefined ? -1 : atOrBefore(own, step);
+          at = j >= 0 ? own[j] : null;
+          if (at !== null) {
+            const item = await sources[i].get(at);
+            if (mine !== generation) return null;
+            await renderItem(inner, kind, item, (f) => itsHooks.push(f));
+          }
+        }
       } catch (err) {
         inner.append(h("div", { class: "error", text: err.message }));
       }
-      if (mine === generation) clear(col).append(title, inner);
+      const title = h("div", { class: "compare-media-title" }, runs[i].name || runs[i].id,
+        h("span", { class: "muted", text: at !== null ? ` · step ${at}` : " · nothing at or before this step" }));
+      return [col, title, inner, itsHooks];
     }));
+    if (mine !== generation) {
+      drawn.forEach((d) => d?.[3].forEach((f) => f()));
+      return;
+    }
+    hooks.forEach((f) => f());
+    hooks = drawn.flatMap((d) => d[3]);
+    for (const [col, title, inner] of drawn) clear(col).append(title, inner);
+    box.dataset.drawn = "1";
   };
   const load = async () => {
     const name = select.value;
     per = await Promise.all(runs.map((r, i) => (lists[i].some((k) => k.name === name) ? fetchMedia(r.id, name).catch(() => null) : Promise.resolve(null))));
-    allSteps = [...new Set(per.flatMap((p) => (p?.steps || []).map((s) => s.step)))].sort((a, b) => a - b);
+    sources = runs.map((r, i) => stepSource(r.id, name, per[i]));
+    const steps = kinds.get(name) === "histogram" ? (p) => (p?.steps || []).map((s) => s.step) : stepsOf;
+    allSteps = [...new Set(per.flatMap((p) => steps(p)))].sort((a, b) => a - b);
     slider.max = String(Math.max(0, allSteps.length - 1));
     slider.value = String(Math.max(0, allSteps.length - 1));
     await draw();

@@ -75,6 +75,53 @@ def media(
     return start_ui(home), ids
 
 
+MANY = 250  # image steps: more than a key's answer carries (200 by default)
+
+
+def _tiny(step: int, run: int) -> np.ndarray:
+    """A 4x4 image whose red channel is the step and green names the run."""
+    image = np.zeros((4, 4, 3), np.uint8)
+    image[..., 0] = step
+    image[..., 1] = 50 + 100 * run
+    return image
+
+
+def left_out_steps() -> list[int]:
+    """The steps 0..MANY-1 that an answer of 200 spread evenly (first and last kept, as
+    the server spreads them) does not carry."""
+    carried = {round(i * (MANY - 1) / 199) for i in range(200)}
+    return sorted(set(range(MANY)) - carried)
+
+
+@pytest.fixture(scope="module")
+def many(
+    tmp_path_factory: pytest.TempPathFactory, start_ui: Callable[..., UiServer]
+) -> tuple[UiServer, dict[str, str]]:
+    """Two runs with a 4x4 image at each of steps 0..MANY-1; the first also a histogram."""
+    home = tmp_path_factory.mktemp("many") / "home"
+    ids = {}
+    rng = np.random.default_rng(2)
+    for index in range(2):
+        with polytrack.init(project="many", name=f"many-{index}", dir=home, capture=QUIET) as run:
+            for step in range(MANY):
+                run.log_image("frames", _tiny(step, index), step=step)
+                if index == 0:
+                    run.log_histogram("weights", rng.normal(step, 1.0, 50), step=step, bins=8)
+            ids[f"many-{index}"] = run.id
+    return start_ui(home), ids
+
+
+def set_slider(driver: WebDriver, slider: Any, position: int) -> None:
+    """Moves a range input to `position` as a user's drag does: value, then 'input'."""
+    driver.execute_script(
+        "arguments[0].value = String(arguments[1]);"
+        " arguments[0].dispatchEvent(new Event('input', {bubbles: true}));"
+        " arguments[0].dispatchEvent(new Event('change', {bubbles: true}))",
+        slider,
+        position,
+    )
+
+
 def card(driver: WebDriver, name: str) -> Any:
     """The media card of `name`, once drawn."""
     selector = f'.media-card[data-name="{name}"][data-drawn="1"]'
@@ -245,4 +292,87 @@ def test_a_live_run_media_follow_without_reload(
         text = card(browser, "notes").find_element(By.CSS_SELECTOR, ".media-text")
         assert text.text == "written later"
     assert browser.execute_script("return document.body.dataset.marker") == "same-page"
+    assert console_errors(browser) == []
+
+
+def test_gallery_slider_reaches_a_step_the_answer_left_out(
+    browser: WebDriver, many: tuple[UiServer, dict[str, str]]
+) -> None:
+    """With more image steps than the key's answer carries, the slider still ranges over
+    all of them; a step left out is fetched and shown, and fetched once when scrubbing
+    back to it."""
+    server, ids = many
+    left_out = left_out_steps()
+    assert left_out, "the answer must leave some steps out for this test to mean anything"
+    wanted = left_out[len(left_out) // 2]
+    open_page(browser, f"{server.base}/runs/{ids['many-0']}")
+    gallery = card(browser, "frames")
+    slider = gallery.find_element(By.CSS_SELECTOR, "input.media-slider")
+    assert slider.get_attribute("max") == str(MANY - 1)
+    assert wait(browser, lambda d: shown_image(d, "frames"))["pixel"][:3] == [MANY - 1, 50, 0]
+
+    def shows(step: int) -> Any:
+        def check(d: WebDriver) -> Any:
+            shown = shown_image(d, "frames")
+            return shown and f"step={step}&" in shown["src"] and shown
+
+        return wait(browser, check)
+
+    set_slider(browser, slider, wanted)
+    assert shows(wanted)["pixel"][:3] == [wanted, 50, 0]
+    assert gallery.find_element(By.CSS_SELECTOR, ".media-step").text == f"step {wanted}"
+    assert card(browser, "frames").get_attribute("data-step") == str(wanted)
+
+    set_slider(browser, slider, wanted + 1)
+    shows(wanted + 1)
+    set_slider(browser, slider, wanted)
+    assert shows(wanted)["pixel"][:3] == [wanted, 50, 0]
+    fetched = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+        ".filter(n => n.endsWith('/media/frames?step=' + arguments[0])).length",
+        wanted,
+    )
+    assert fetched == 1
+
+    heat = card(browser, "weights").find_element(By.CSS_SELECTOR, "canvas.media-heatmap")
+    assert heat.get_attribute("data-steps") == "200" and heat.get_attribute("data-sampled") == "1"
+    assert f"200 of {MANY} steps" in heat.get_attribute("title")
+    assert console_errors(browser) == []
+
+
+def test_compare_slider_reaches_a_step_the_answers_left_out(
+    browser: WebDriver, many: tuple[UiServer, dict[str, str]]
+) -> None:
+    """Compare's media slider ranges over every step; at one both answers left out, each
+    run's image of that step is fetched and shown."""
+    server, ids = many
+    wanted = left_out_steps()[0]
+    open_page(browser, f"{server.base}/compare?ids={ids['many-0']},{ids['many-1']}")
+    select = wait(browser, lambda d: d.find_element(By.ID, "compare-media-key"))
+    assert select.get_attribute("value") == "frames"  # the first key, shown at its last step
+    slider = browser.find_element(By.ID, "compare-media-slider")
+    assert slider.get_attribute("max") == str(MANY - 1)
+
+    def pixels(d: WebDriver) -> list[list[int]] | None:
+        found: list[list[int]] | None = d.execute_script(
+            """
+            const imgs = [...document.querySelectorAll('.compare-media-col img')];
+            if (imgs.length !== 2 || imgs.some(i => !i.complete || !i.naturalWidth)) return null;
+            const at = `step=${arguments[0]}&`;
+            if (!imgs.every(i => i.getAttribute('src').includes(at))) return null;
+            return imgs.map(img => {
+              const c = document.createElement('canvas'); c.width = 1; c.height = 1;
+              const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+              return [...g.getImageData(0, 0, 1, 1).data].slice(0, 3);
+            });
+            """,
+            wanted,
+        )
+        return found
+
+    set_slider(browser, slider, wanted)
+    assert wait(browser, pixels) == [[wanted, 50, 0], [wanted, 150, 0]]
+    assert browser.find_element(By.ID, "compare-media-step").text == f"step {wanted}"
+    titles = [t.text for t in browser.find_elements(By.CSS_SELECTOR, ".compare-media-title")]
+    assert all(t.endswith(f"step {wanted}") for t in titles)
     assert console_errors(browser) == []

@@ -75,3 +75,26 @@ def test_a_tiny_model_trains_reproducibly_under_seed_everything(home: Path) -> N
         assert snapshot.environment is not None
         assert snapshot.environment.frameworks["torch"] == torch.__version__
         assert snapshot.environment.packages["torch"] == torch.__version__
+
+
+def test_tensors_as_media(home: Path) -> None:
+    """A tiny model's tensors as media: a CHW float image (with grad) comes back as its
+    pixels, a weight matrix as the histogram numpy makes of it, audio as samples."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 4)
+    image = torch.rand(3, 5, 6, requires_grad=True)
+    batch = (torch.rand(2, 1, 4, 4) * 255).to(torch.uint8)
+    with polytrack.init(dir=home, capture=False) as run:
+        run.log_image("input", image * 1.0, step=0)
+        run.log_image("batch", batch, step=0)
+        run.log_histogram("fc.weight", model.weight, step=0, bins=10)
+        run.log_audio("tone", torch.sin(torch.linspace(0, 100, 800)), step=0, sample_rate=8000)
+    view = polytrack.get_run(run.id, home=home)
+    expected = (image.detach().permute(1, 2, 0).double().numpy() * 255).round().astype("uint8")
+    assert (view.media("input")[0].value == expected).all()
+    assert (view.media("batch")[0].value == batch[:, 0].numpy()).all()  # grayscale: NHW
+    counts = view.media("fc.weight")[0].value.counts
+    import numpy as np
+
+    assert counts.tolist() == np.histogram(model.weight.detach().numpy(), bins=10)[0].tolist()
+    assert view.media("tone")[0].value.sample_rate == 8000

@@ -6,7 +6,9 @@ curve, confusion, table, text, a figure's spec), the value itself, so the front-
 draws a key with one request; the answer stays bounded: at most `limit` steps (spread
 evenly over the key's steps, first and last kept) and at most `INLINE_BUDGET` bytes of
 inline values (past it, or for a file over `INLINE_MAX`, `value` is null and the
-front-end fetches the file).
+front-end fetches the file). So that every step stays reachable, the answer also lists
+the key's steps themselves (`all_steps`, plain ints: up to `ALL_STEPS_MAX` of them, spread
+evenly past that); the front-end asks for a step the answer left out with `?step=N`.
 
 A file is served only from the records of the run the URL names, looked up by step and
 index (never by a path or a digest), with its recorded media type. Every file answer
@@ -31,10 +33,13 @@ from polytrack.dashboard.api import BadRequest, _guarded, _int, _json, _run, jso
 from polytrack.history.runs import RunView
 from polytrack.media.read import MediaItem
 
-__all__ = ["FILE_CSP", "INLINE_BUDGET", "INLINE_MAX", "routes"]
+__all__ = ["ALL_STEPS_MAX", "FILE_CSP", "INLINE_BUDGET", "INLINE_MAX", "routes"]
 
 DEFAULT_STEPS: Final = 200
 MAX_STEPS: Final = 1000
+# The step numbers listed in a key's answer, at most: a slider's positions. 100,000 ints
+# are about 700 KB of JSON, read once per card; a key with more is listed spread evenly.
+ALL_STEPS_MAX: Final = 100_000
 INLINE_MAX: Final = 1024 * 1024  # one file inlined in a key's answer, at most
 INLINE_BUDGET: Final = 8 * 1024 * 1024  # all inlined files of one answer, at most
 # The kinds whose value comes inline (JSON or text); the others are files (images,
@@ -163,9 +168,16 @@ def media_detail(request: Request, name: str | None = None) -> Response:
         if not items:
             raise HTTPException(404, f"media {name!r} has no step {step}")
         picked = items
+        listed: dict[str, Any] = {}
     else:
         limit = _int(request, "limit", DEFAULT_STEPS, 1, MAX_STEPS)
         picked = [items[i] for i in _spread(len(items), limit)]
+        # The steps themselves, so that a slider reaches each one (`?step=N` fetches it).
+        every = _spread(len(items), ALL_STEPS_MAX)
+        listed = {
+            "all_steps": [items[i].step for i in every],
+            "all_steps_complete": len(every) == len(items),
+        }
     budget = [INLINE_BUDGET]
     return _json(
         {
@@ -173,6 +185,7 @@ def media_detail(request: Request, name: str | None = None) -> Response:
             "kind": items[0].kind,
             "total": len(items),
             "sampled": len(picked) < len(items),
+            **listed,
             "steps": [_item_json(run, item, budget) for item in picked],
         }
     )

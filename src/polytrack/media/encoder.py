@@ -138,22 +138,28 @@ class MediaEncoder:
         the bytes it holds in memory. As `submit` otherwise."""
         if self._stopping:
             return False
-        if self._queued_bytes - self._done_bytes + size > self._max_bytes and self._jobs:
-            with self._room:
-                self._room.wait_for(
-                    lambda: (
-                        not self._jobs
-                        or self._queued_bytes - self._done_bytes + size <= self._max_bytes
-                        or self._stopping
-                    ),
-                    timeout=None,
-                )
-        self._queued_bytes += size
+        queued = self._queued_bytes + size
+        if queued - self._done_bytes > self._max_bytes and self._jobs:
+            self._wait_for_room(size)
+            queued = self._queued_bytes + size
+        self._queued_bytes = queued
         self._submitted += 1
-        self._jobs.append(item)
-        if len(self._jobs) >= WAKE_AT and not self._wake.is_set():
+        jobs = self._jobs
+        jobs.append(item)
+        if len(jobs) >= WAKE_AT and not self._wake.is_set():
             self._wake.set()
         return True
+
+    def _wait_for_room(self, size: int) -> None:
+        with self._room:
+            self._room.wait_for(
+                lambda: (
+                    not self._jobs
+                    or self._queued_bytes - self._done_bytes + size <= self._max_bytes
+                    or self._stopping
+                ),
+                timeout=None,
+            )
 
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until every job handed over so far is recorded (or failed); False after

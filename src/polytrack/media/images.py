@@ -5,7 +5,8 @@ numpy arrays HW, HWC or CHW (C of 1, 3 or 4), or a batch NHWC / NCHW logged as o
 step; uint8, bool, other integers in 0..255 and floats in [0, 1] (clipped; NaN as 0);
 PIL images; matplotlib figures (rendered to PNG there, since matplotlib is not thread
 safe); torch tensors (detached and moved to the CPU). A channel count that could be
-either (a 3x3x3 array) is read as HWC, unless `dataformats` says otherwise.
+either (a 3x3x3 array) is read as HWC (CHW for a torch tensor), unless `dataformats`
+says otherwise.
 
 The encoder thread transposes, scales down past `Settings.media_max_side` and encodes
 each image as PNG with Pillow: uint8 pixels come back exactly as logged.
@@ -54,7 +55,11 @@ def prepare_image(
     Raises:
         InvalidInputError: what it is not (named with `arg` and its shape).
     """
+    # torch lays images out channels first (CHW, NCHW): where the shape alone could be
+    # either, a tensor is read that way, as TensorBoard's add_image does.
+    channels_first = False
     if type(data) is not np.ndarray:
+        channels_first = type(data).__module__.startswith("torch")
         data = _as_array(data, arg)
         if isinstance(data, tuple):
             return data
@@ -66,6 +71,7 @@ def prepare_image(
         and shape[2] in (3, 4)
         and shape[0] > 0
         and shape[1] > 0
+        and not (channels_first and shape[0] in _CHANNELS)
     ):
         layout = "HWC"  # the common case, checked without the general machinery below
     else:
@@ -74,7 +80,7 @@ def prepare_image(
                 f"{arg} has dtype {data.dtype} (shape {shape}): an image is made of "
                 "numbers (uint8, or floats in [0, 1])"
             )
-        layout = _layout(shape, arg, dataformats)
+        layout = _layout(shape, arg, dataformats, channels_first=channels_first)
     copy = data.copy()  # in C order: the user may change theirs as soon as we return
     if layout == "HWC":
         return copy, layout, (1, shape[0], shape[1], shape[2])
@@ -108,7 +114,9 @@ def _as_array(data: Any, arg: str) -> np.ndarray | tuple[bytes, str, tuple[int, 
     )
 
 
-def _layout(shape: tuple[int, ...], arg: str, dataformats: str | None) -> str:
+def _layout(
+    shape: tuple[int, ...], arg: str, dataformats: str | None, *, channels_first: bool = False
+) -> str:
     if dataformats is not None:
         wanted = dataformats.upper()
         if wanted not in FORMATS:
@@ -125,7 +133,8 @@ def _layout(shape: tuple[int, ...], arg: str, dataformats: str | None) -> str:
         )
     if len(shape) == 2 and min(shape) > 0:
         return "HW"
-    for layout in ("HWC", "CHW") if len(shape) == 3 else ("NHWC", "NCHW"):
+    order = ("HWC", "CHW") if len(shape) == 3 else ("NHWC", "NCHW")
+    for layout in reversed(order) if channels_first else order:
         if len(layout) == len(shape) and _fits(shape, layout):
             return layout
     if len(shape) == 4:
