@@ -148,3 +148,21 @@ def test_kill_9_keeps_every_recorded_image_readable(home: Path, tmp_path: Path) 
     image = np.arange(32 * 32 * 3, dtype=np.uint8).reshape(32, 32, 3)
     for item in items:
         assert np.array_equal(item.value, image)
+
+
+def test_a_job_that_cannot_be_made_on_the_thread_warns_and_frees_its_room(home: Path) -> None:
+    """A hand-over made on the thread (`submit_later`) that fails: one warning, the rest
+    recorded, its bytes given back to the bound, and the thread still running."""
+    recorded: list[Event] = []
+
+    def broken(*_: Any) -> MediaJob:
+        raise ValueError("cannot make")
+
+    encoder = encoder_on(home, recorded, max_bytes=100)
+    with pytest.warns(TrackingWarning, match="cannot make"):
+        assert encoder.submit_later(100, (broken, 1, 2))
+        assert encoder.drain(5)
+    encoder.submit(job("after", b"fine", size=100))  # room again: it does not wait
+    assert encoder.drain(5)
+    encoder.stop()
+    assert [event.name for event in recorded if isinstance(event, MediaLogged)] == ["after"]

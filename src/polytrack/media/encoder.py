@@ -10,7 +10,7 @@ points at bytes that are not there, whatever kills the process and whenever; wha
 
 The queue is bounded by the bytes it holds (`Settings.media_queue_bytes`): a log call
 that would go past it waits for the encoder, so memory stays bounded whatever the loop
-logs. Handing over is a deque append and, when the thread sleeps, one wake-up: a log
+logs. Handing over is a deque append (and, once a few values wait, one wake-up): a log
 call costs little more than the copy of its value.
 """
 
@@ -101,8 +101,8 @@ class MediaEncoder:
         self._warn = warn
         self._run_id = run_id
         self._max_bytes = max_bytes
-        # MediaJob, or (make, *args) for a job made on the thread (`submit_later`).
-        self._jobs: deque[Any] = deque()
+        # (bytes held, a MediaJob or (make, *args) for a job made on the thread).
+        self._jobs: deque[tuple[int, Any]] = deque()
         self._wake = threading.Event()
         self._room = threading.Condition()
         # Bytes handed over and bytes done: each has one writer (the callers' total may
@@ -145,7 +145,7 @@ class MediaEncoder:
         self._queued_bytes = queued
         self._submitted += 1
         jobs = self._jobs
-        jobs.append(item)
+        jobs.append((size, item))
         if len(jobs) >= WAKE_AT and not self._wake.is_set():
             self._wake.set()
         return True
@@ -180,7 +180,7 @@ class MediaEncoder:
         if self._thread is not threading.current_thread():
             self._thread.join()
         while self._jobs:  # handed over while the thread was ending
-            self._run_batch([self._take() for _ in range(min(BATCH, len(self._jobs)))])
+            self._run_batch([self._jobs.popleft() for _ in range(min(BATCH, len(self._jobs)))])
         with self._room:
             self._room.notify_all()
 
@@ -189,24 +189,20 @@ class MediaEncoder:
             self._wake.wait(WAKE_EVERY)
             self._wake.clear()
             while self._jobs:
-                batch: list[MediaJob] = []
+                batch: list[tuple[int, Any]] = []
                 while self._jobs and len(batch) < BATCH:
-                    batch.append(self._take())
+                    batch.append(self._jobs.popleft())
                 self._run_batch(batch)
             if self._stopping and not self._jobs:
                 return
 
-    def _take(self) -> MediaJob:
-        item = self._jobs.popleft()
-        if type(item) is tuple:
-            job: MediaJob = item[0](*item[1:])
-            return job
-        return item  # type: ignore[no-any-return]
-
-    def _run_batch(self, batch: list[MediaJob]) -> None:
+    def _run_batch(self, batch: list[tuple[int, Any]]) -> None:
         made: list[tuple[MediaJob, tuple[MediaBlob, ...], tuple[int, ...], dict[str, Any]]] = []
-        for position, job in enumerate(batch):
+        for position, (size, item) in enumerate(batch):
+            what = "a media value"
             try:
+                job: MediaJob = item[0](*item[1:]) if type(item) is tuple else item
+                what = f"{job.kind} {job.name!r}"
                 behind = len(self._jobs) + len(batch) - position
                 hurry = self._stopping or behind >= BEHIND
                 files, shape, meta = job.encode(fast=hurry) if job.has_fast else job.encode()
@@ -217,9 +213,9 @@ class MediaEncoder:
                 )
                 made.append((job, blobs, job.shape if shape is None else shape, meta))
             except Exception as exc:  # a tracking failure: never the training loop's
-                self._warn_safely(f"polytrack could not store {job.kind} {job.name!r}: {exc}")
+                self._warn_safely(f"polytrack could not store {what}: {exc}")
             finally:
-                self._done_bytes += job.size
+                self._done_bytes += size
         with self._room:
             self._room.notify_all()
         try:
