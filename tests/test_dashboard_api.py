@@ -15,6 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 import polytrack
+from _isolated import isolated
 from polytrack.dashboard.app import create_app
 
 # What the tests' runs record: no git, environment or system sampling (slow, and noise
@@ -88,13 +89,7 @@ def _home(root: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("dashboard")
-    with pytest.MonkeyPatch.context() as patch:  # as conftest's autouse fixture does
-        patch.setenv("POLYTRACK_HOME", str(root / "default-home"))
-        patch.setenv("POLYTRACK_CONFIG", str(root / "no-config.toml"))
-        patch.setenv("POLYTRACK_CACHE_DIR", str(root / "cache"))
-        for name in ("POLYTRACK_PROJECT", "POLYTRACK_MODE", "POLYTRACK_BACKEND"):
-            patch.delenv(name, raising=False)
-        patch.chdir(root)
+    with isolated(root):
         yield _home(root)
 
 
