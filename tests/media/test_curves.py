@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-import polytrack
 from polytrack.errors import InvalidInputError
 from polytrack.media.curves import (
     ConfusionMatrix,
@@ -23,17 +22,10 @@ from polytrack.media.curves import (
     roc_curve,
 )
 
+from ._logged import logged
+
 TOLERANCE = 1e-12
 
-
-def logged(home: Path, log: Callable[[Any], None]) -> Any:
-    """Log with `log(run)` in a real run on `home`, finish, and read the run back."""
-    run = polytrack.init(dir=home, capture=False)
-    try:
-        log(run)
-    finally:
-        run.finish()
-    return polytrack.get_run(run.id, home=home)
 
 
 def scored(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

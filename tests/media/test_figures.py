@@ -5,26 +5,16 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-import polytrack
 from polytrack.errors import InvalidInputError
 from polytrack.media.figures import figure_job, library_of, mpl_to_plotly_job
 
-
-def logged(home: Path, log: Callable[[Any], None]) -> Any:
-    """Log with `log(run)` in a real run on `home`, finish, and read the run back."""
-    run = polytrack.init(dir=home, capture=False)
-    try:
-        log(run)
-    finally:
-        run.finish()
-    return polytrack.get_run(run.id, home=home)
+from ._logged import logged
 
 
 def media_types(item: Any) -> list[str]:

@@ -16,17 +16,10 @@ import polytrack
 from polytrack.errors import InvalidInputError, TrackingWarning
 from polytrack.media import images
 
+from ._logged import logged
+
 RNG = np.random.default_rng(7)
 
-
-def logged(home: Path, log: Callable[[Any], None], **init: Any) -> Any:
-    """Log with `log(run)` in a real run on `home`, finish, and read the run back."""
-    run = polytrack.init(dir=home, capture=False, **init)
-    try:
-        log(run)
-    finally:
-        run.finish()
-    return polytrack.get_run(run.id, home=home)
 
 
 def pixels(*shape: int) -> np.ndarray:

@@ -6,26 +6,16 @@ from __future__ import annotations
 import io
 import subprocess
 import wave
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-import polytrack
 from polytrack.errors import InvalidInputError
 from polytrack.media.sound import Audio, audio_job, decode_audio
 
-
-def logged(home: Path, log: Callable[[Any], None]) -> Any:
-    """Log with `log(run)` in a real run on `home`, finish, and read the run back."""
-    run = polytrack.init(dir=home, capture=False)
-    try:
-        log(run)
-    finally:
-        run.finish()
-    return polytrack.get_run(run.id, home=home)
+from ._logged import logged
 
 
 def test_float_audio_reads_back_within_one_pcm_step(home: Path) -> None:

@@ -6,26 +6,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-import polytrack
 from polytrack.errors import InvalidInputError
 from polytrack.media.tables import Table, decode, prepare_table
 
-
-def logged(home: Path, log: Callable[[Any], None]) -> Any:
-    """Log with `log(run)` in a real run on `home`, finish, and read the run back."""
-    run = polytrack.init(dir=home, capture=False)
-    try:
-        log(run)
-    finally:
-        run.finish()
-    return polytrack.get_run(run.id, home=home)
+from ._logged import logged
 
 
 def test_a_dataframe_reads_back_cell_for_cell_with_its_dtypes(home: Path) -> None:
