@@ -32,6 +32,7 @@ __all__ = [
     "Snapshot",
     "KeyDefined",
     "KeyTable",
+    "MEDIA_EXTENSIONS",
     "MEDIA_KINDS",
     "MediaBlob",
     "MediaLogged",
@@ -303,6 +304,21 @@ MEDIA_KINDS: Final = (
     "image", "histogram", "text", "html", "table", "figure", "audio", "video", "curve",
     "confusion",
 )  # fmt: skip
+
+
+# The file name extension of each media type a media record's blobs have (downloads,
+# artifact names on a server); anything else is ".bin".
+MEDIA_EXTENSIONS: Final = {
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/jpeg": "jpg",
+    "application/json": "json",
+    "text/plain": "txt",
+    "text/html": "html",
+    "audio/wav": "wav",
+    "video/mp4": "mp4",
+    "video/webm": "webm",
+}
 
 
 @frozen

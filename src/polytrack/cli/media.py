@@ -20,25 +20,15 @@ from polytrack.cli._snapshot import format_bytes
 from polytrack.cli._table import Cell, Column, render
 from polytrack.cli.completion import set_run_completer
 from polytrack.errors import MediaNotFoundError, PolytrackError, RunNotFoundError, StoreError
+from polytrack.models import MEDIA_EXTENSIONS
 
 if TYPE_CHECKING:
     from polytrack.cli._parser import Subcommands
     from polytrack.history.runs import RunView
     from polytrack.media.read import MediaItem
 
-__all__ = ["EXTENSIONS", "default_file_name", "get_media", "list_media", "register"]
+__all__ = ["default_file_name", "get_media", "list_media", "register"]
 
-# The file name extension of each media type the store keeps.
-EXTENSIONS: Final = {
-    "image/png": "png",
-    "image/gif": "gif",
-    "application/json": "json",
-    "text/plain": "txt",
-    "text/html": "html",
-    "audio/wav": "wav",
-    "video/mp4": "mp4",
-    "video/webm": "webm",
-}
 _TEXT_TYPES: Final = frozenset({"application/json", "text/plain", "text/html"})
 _STEPS_NAMED: Final = 10  # steps listed in "no such step" before "…"
 
@@ -260,7 +250,7 @@ def default_file_name(name: str, step: int, media_type: str, index: int = 0) -> 
     if stem.startswith("."):  # no hidden file, no "..": a name is text, not a path
         stem = "_" + stem[1:]
     suffix = f"-{index}" if index else ""
-    return f"{stem}-{step}{suffix}.{EXTENSIONS.get(media_type, 'bin')}"
+    return f"{stem}-{step}{suffix}.{MEDIA_EXTENSIONS.get(media_type, 'bin')}"
 
 
 def _to_stdout(ctx: Context, data: bytes, media_type: str) -> None:

@@ -23,9 +23,10 @@ from typing import Any, Final
 import numpy as np
 from attrs import frozen
 
-from polytrack._text import has_surrogates, safe_repr
+from polytrack._text import safe_repr
 from polytrack.errors import InvalidInputError
 from polytrack.media.encoder import Encoded, MediaJob
+from polytrack.media.jobs import check_caption
 
 __all__ = [
     "CURVE_KINDS",
@@ -129,15 +130,6 @@ def _same_length(a: np.ndarray, b: np.ndarray, names: str) -> None:
         )
 
 
-def _annotation(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or has_surrogates(value) or len(value) > 4096:
-        raise InvalidInputError(
-            f"annotation must be a string of at most 4096 characters; got {safe_repr(value)}"
-        )
-    return value
-
 
 def _binary_labels(y_true: Any) -> np.ndarray:
     """`y_true` as booleans (positive = 1 or True): labels in {0, 1}, {-1, 1} or bools."""
@@ -192,7 +184,7 @@ def curve_job(
         raise InvalidInputError(
             f"kind must be one of {', '.join(CURVE_KINDS)}; got {safe_repr(kind)}"
         )
-    note = _annotation(annotation)
+    note = check_caption(annotation, "annotation")
     xs, ys = _numbers(x, "x"), _numbers(y, "y")
     _same_length(xs, ys, "x/y")
     info: dict[str, Any] = {"kind": kind, **(meta or {})}

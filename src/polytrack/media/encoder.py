@@ -138,10 +138,10 @@ class MediaEncoder:
         the bytes it holds in memory. As `submit` otherwise."""
         if self._stopping:
             return False
-        queued = self._queued_bytes + size
-        if queued - self._done_bytes > self._max_bytes and self._jobs:
+        held = self._queued_bytes - self._done_bytes  # queued or being encoded
+        if held and held + size > self._max_bytes:
             self._wait_for_room(size)
-            queued = self._queued_bytes + size
+        queued = self._queued_bytes + size
         self._queued_bytes = queued
         self._submitted += 1
         jobs = self._jobs
@@ -153,8 +153,10 @@ class MediaEncoder:
     def _wait_for_room(self, size: int) -> None:
         with self._room:
             self._room.wait_for(
+                # Room, or nothing held at all (one value bigger than the bound goes
+                # through alone), or the thread ended.
                 lambda: (
-                    not self._jobs
+                    self._queued_bytes == self._done_bytes
                     or self._queued_bytes - self._done_bytes + size <= self._max_bytes
                     or self._stopping
                 ),

@@ -93,9 +93,10 @@ def bin_values(
 def check_binned(edges: Any, counts: Any) -> tuple[np.ndarray, np.ndarray]:
     """Pre-binned values (`log_np_histogram`): `edges` has one more entry than `counts`.
 
-    Polyaxon's own `log_np_histogram(values, counts)` passes numpy's (counts, edges)
-    pair as values=edges; a `values` as long as `counts` (bin centres, say) is taken as
-    the bins' left edges, with a last edge one step further.
+    (Polyaxon's own client passes numpy's pair the other way round, counts as `values`
+    and edges as `counts`: `polytrack.tracking.log_np_histogram` swaps them back.) An
+    `edges` as long as `counts` (bins' left edges, say) gets a last edge one step
+    further.
     """
     edges_array = _numbers(edges, "values").astype(np.float64).ravel()
     counts_array = _numbers(counts, "counts").ravel()

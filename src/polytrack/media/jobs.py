@@ -50,12 +50,14 @@ def check_step(step: object, last_step: int) -> int:
     return int(step)
 
 
-def check_caption(caption: object) -> str | None:
+def check_caption(caption: object, label: str = "caption") -> str | None:
+    """A caption (or a curve's annotation: `label`): None or text of at most 4096
+    characters."""
     if caption is None:
         return None
     if not isinstance(caption, str) or has_surrogates(caption) or len(caption) > 4096:
         raise InvalidInputError(
-            f"caption must be a string of at most 4096 characters; got {safe_repr(caption)}"
+            f"{label} must be a string of at most 4096 characters; got {safe_repr(caption)}"
         )
     return caption
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # numpy is not imported by init(): the sync thread brings it
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["Artifact", "Backend", "Batch", "Series"]
+__all__ = ["Artifact", "Backend", "Batch", "Series", "home_of"]
 
 
 @frozen(eq=False)
@@ -150,3 +150,11 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release connections; the engine calls nothing after it."""
+
+
+def home_of(workdir: Path) -> Path | None:
+    """The home of the run whose backend workdir is `workdir`, where its blob store is
+    (the engine lays workdirs out as `<home>/runs/<run>/sync/<target>`:
+    `polytrack.sync.engine.state_path`); None for a workdir outside a home."""
+    parents = workdir.absolute().parents
+    return parents[3] if len(parents) > 3 else None

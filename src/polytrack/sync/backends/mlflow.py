@@ -86,6 +86,7 @@ from polytrack.errors import (
 )
 from polytrack.models import (
     CHANGE_EVENTS,
+    MEDIA_EXTENSIONS,
     CodeState,
     DataRef,
     EnvironmentState,
@@ -106,7 +107,7 @@ from polytrack.models import (
 )
 from polytrack.redact import redact_url
 from polytrack.store.blobs import BlobStore
-from polytrack.sync.backends.base import Artifact, Batch, Series
+from polytrack.sync.backends.base import Artifact, Batch, Series, home_of
 from polytrack.sync.backends.config import BackendConfig, Credentials, credentials_for, uri_key
 from polytrack.sync.backends.http import retry_after
 
@@ -163,17 +164,6 @@ _MEDIA_NAME_OK: Final = re.compile(r"[a-zA-Z0-9_\-./ ]+")
 _MEDIA_NAME_BAD_CHAR: Final = re.compile(r"[^a-zA-Z0-9_\-./ ]")
 # The uuid in an image's file name is uuid5 of (run, name, step, index) in this namespace.
 _IMAGE_NAMESPACE: Final = uuid.UUID("8f0d6c1e-6a3b-5b8e-9f4c-2d7a1e5b3c90")
-_EXTENSIONS: Final = {
-    "image/png": "png",
-    "image/gif": "gif",
-    "image/jpeg": "jpg",
-    "application/json": "json",
-    "text/plain": "txt",
-    "text/html": "html",
-    "audio/wav": "wav",
-    "video/mp4": "mp4",
-    "video/webm": "webm",
-}
 
 
 @frozen
@@ -344,7 +334,7 @@ class MlflowBackend:
         Raises:
             BackendUnavailableError, BackendAuthError, BackendRejectedError: see the module.
         """
-        self._homes[run.id] = _home_of(workdir)
+        self._homes[run.id] = home_of(workdir)
         if run.id in self._runs:
             return
         # Two processes syncing the run on this machine (a training process and
@@ -1049,12 +1039,6 @@ def _path_unique(name: str) -> bool:
 # -- media ----------------------------------------------------------------------------------
 
 
-def _home_of(workdir: Path) -> Path | None:
-    """The home of the run whose backend workdir is `workdir`
-    (`<home>/runs/<run>/sync/<target>`: `polytrack.sync.engine.state_path`)."""
-    parents = workdir.absolute().parents
-    return parents[3] if len(parents) > 3 else None
-
 
 def _media_of(batch: Batch) -> list[MediaLogged]:
     """The batch's media records, the later of two for one (kind, name, step) only: a
@@ -1074,7 +1058,7 @@ def _media_files(run_id: str, record: MediaLogged) -> list[_MediaFile]:
     if record.kind == "table":
         path = _table_path(record)
         return [_MediaFile(path, blob.digest, _mlflow_table) for blob in record.blobs[:1]]
-    extensions = [_EXTENSIONS.get(blob.media_type, "bin") for blob in record.blobs]
+    extensions = [MEDIA_EXTENSIONS.get(blob.media_type, "bin") for blob in record.blobs]
     files = []
     for index, (blob, extension) in enumerate(zip(record.blobs, extensions, strict=True)):
         # One blob per type, nearly always (a figure: .json, .png, maybe .html).

@@ -105,7 +105,7 @@ from polytrack.models import (
 )
 from polytrack.redact import redact_url
 from polytrack.store.blobs import BlobStore
-from polytrack.sync.backends.base import Artifact, Batch
+from polytrack.sync.backends.base import Artifact, Batch, home_of
 from polytrack.sync.backends.config import BackendConfig, credentials_for, uri_key
 from polytrack.sync.backends.http import retry_after
 from polytrack.sync.backends.polyaxon_events import (
@@ -149,11 +149,6 @@ def _slug(name: str) -> str:
     value = re.sub(r"[^-a-zA-Z0-9_]+", "-", value).strip("-")
     return value[:128] or "run"
 
-
-def _home_of(workdir: Path) -> Path:
-    """The home a run's sync workdir is in: `<home>/runs/<run id>/sync/<target>`."""
-    parents = workdir.parents
-    return parents[3] if len(parents) > 3 else workdir
 
 
 def _iso(at: float) -> str:
@@ -484,7 +479,7 @@ class PolyaxonBackend:
                 raise BackendUnavailableError(
                     f"cannot open the staging of run {run.id} in {workdir}: {exc}"
                 ) from exc
-            home = self._home if self._home is not None else _home_of(workdir)
+            home = self._home or home_of(workdir) or workdir
             uuid_hex = run_uuid(self._owner, self._project, run.id)
             state = _Run(uuid_hex, staged, 0.0, 0.0, BlobStore(home))
             self._runs[run.id] = state
