@@ -388,11 +388,10 @@ class ArtifactView:
 
 def read_artifacts(directory: Path) -> list[ArtifactLogged]:
     """Every artifact recorded in a run directory, every attempt, in the order logged."""
-    # The journal reader needs numpy: loaded only when artifacts are read back.
-    from polytrack.store.reader import _list, _read_all_events
+    # The journal reader needs numpy and SQLite: loaded only when artifacts are read back.
+    from polytrack.store.local import read_events
 
-    events, _ = _read_all_events(directory, _list(directory), [])
-    return [event for _, event in events if isinstance(event, ArtifactLogged)]
+    return [event for event in read_events(directory) if isinstance(event, ArtifactLogged)]
 
 
 def latest(artifacts: list[ArtifactLogged], name: str) -> ArtifactLogged | None:

@@ -25,13 +25,11 @@ from polytrack.errors import ArtifactNotFoundError, DamagedRecordsWarning, Inval
 from polytrack.history import frames, plot
 from polytrack.media.jobs import check_name
 from polytrack.media.read import MediaItem, latest_per_step, media_counts, read_media
-from polytrack.models import OutputsSet, RunInfo, Snapshot
+from polytrack.models import RunInfo, Snapshot
 from polytrack.settings import Settings
-from polytrack.store.local import LocalStore, read_settled
+from polytrack.store.local import LocalStore, read_outputs, read_settled
 from polytrack.store.reader import (
     MetricSeries,
-    _list,
-    _read_all_events,
     read_run_files,
     read_snapshot,
 )
@@ -178,16 +176,7 @@ class RunView(RunInfo):
         Example:
             >>> polytrack.get_run("a1b2").outputs["accuracy"]
         """
-        events, _ = read_settled(
-            Path(self.path), lambda directory: _read_all_events(directory, _list(directory), [])
-        )
-        outputs: dict[str, Any] = {}
-        for _, event in events:
-            if isinstance(event, OutputsSet):
-                if event.reset:
-                    outputs.clear()
-                outputs.update(event.outputs)
-        return outputs
+        return read_outputs(Path(self.path))
 
     def media(self, name: str) -> list[MediaItem]:
         """The media logged under `name`, one item per step (the last logged at each), in

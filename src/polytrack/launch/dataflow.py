@@ -27,12 +27,11 @@ from attrs import frozen
 from polytrack import spec
 from polytrack._convert import Rendered
 from polytrack.errors import LaunchError, PolytrackError, QueryError
-from polytrack.models import OutputsSet, RunInfo
+from polytrack.models import RunInfo
 from polytrack.spec.refs import ops_namespace
 from polytrack.spec.templates import Context, Namespace, render
 from polytrack.store import query
-from polytrack.store.local import LocalStore, read_settled
-from polytrack.store.reader import _list, _read_all_events
+from polytrack.store.local import LocalStore, read_outputs
 
 if TYPE_CHECKING:
     from polytrack.launch.manifests import Target
@@ -135,20 +134,8 @@ def _run_values(info: RunInfo) -> dict[str, Any]:
         "name": info.name,
         "status": info.status,
         "inputs": dict(info.params),
-        "outputs": run_outputs(Path(info.path)),
+        "outputs": read_outputs(Path(info.path)),
     }
-
-
-def run_outputs(directory: Path) -> dict[str, Any]:
-    """What a run recorded with `log_outputs` (later values win; `reset` forgets)."""
-    events, _ = read_settled(directory, lambda d: _read_all_events(d, _list(d), []))
-    outputs: dict[str, Any] = {}
-    for _, event in events:
-        if isinstance(event, OutputsSet):
-            if event.reset:
-                outputs.clear()
-            outputs.update(event.outputs)
-    return outputs
 
 
 def join_values(operation: spec.Operation, home: Path) -> dict[str, list[Any]] | None:
@@ -253,7 +240,7 @@ def _join_value(info: RunInfo, what: str, index: int, name: str) -> Any:
     if section == "metrics" and key in info.metrics:
         return info.metrics[key].last
     if section == "outputs":
-        outputs = run_outputs(Path(info.path))
+        outputs = read_outputs(Path(info.path))
         if key in outputs:
             return outputs[key]
     raise LaunchError(

@@ -135,15 +135,12 @@ def read_media(directory: Path, home: Path, *, name: str | None = None) -> list[
     """Every media record of the run in `directory` (all attempts), in the order logged;
     only those called `name` when given. `home` holds the blob store."""
     # The journal reader needs numpy and SQLite: loaded only when media are read back.
-    from polytrack.store.local import read_settled
-    from polytrack.store.reader import _list, _read_all_events
+    from polytrack.store.local import read_events
 
-    # Settled: a live run's events read again where a rotation raced the read.
-    events, _ = read_settled(directory, lambda found: _read_all_events(found, _list(found), []))
     store = BlobStore(home)
     return [
         MediaItem.of(event, store)
-        for _, event in events
+        for event in read_events(directory)
         if isinstance(event, MediaLogged) and (name is None or event.name == name)
     ]
 

@@ -28,7 +28,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Concatenate, Final, ParamSpec, TypeVar
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
 
 import attrs
 
@@ -75,11 +75,21 @@ from polytrack.store.reader import (
     MetricSeries,
     SealedSegment,
     SeriesSummary,
+    _list,
+    _read_all_events,
     read_series,
     summarize_run_files,
 )
 
-__all__ = ["INDEX_FILE", "LocalStore", "RunRead", "check_home", "read_settled"]
+__all__ = [
+    "INDEX_FILE",
+    "LocalStore",
+    "RunRead",
+    "check_home",
+    "read_events",
+    "read_outputs",
+    "read_settled",
+]
 
 INDEX_FILE: Final = "index.sqlite3"
 
@@ -761,6 +771,25 @@ def read_settled(directory: Path, read: Callable[[Path], _T]) -> _T:
         if not directory.is_dir():
             raise StoreError(f"run directory {directory} is gone") from error
     raise StoreError(f"the files of {directory} kept vanishing while read: {error}") from error
+
+
+def read_events(directory: Path) -> list[Event]:
+    """Every event of the run in `directory`, every attempt's, in the order written; read
+    again from a fresh listing where the run changed while read (`read_settled`)."""
+    events, _ = read_settled(directory, lambda found: _read_all_events(found, _list(found), []))
+    return [event for _, event in events]
+
+
+def read_outputs(directory: Path) -> dict[str, Any]:
+    """What the run in `directory` reported with `log_outputs`: later values win, and a
+    `reset` forgets every earlier one."""
+    outputs: dict[str, Any] = {}
+    for event in read_events(directory):
+        if isinstance(event, OutputsSet):
+            if event.reset:
+                outputs.clear()
+            outputs.update(event.outputs)
+    return outputs
 
 
 # Top-level entries of a home that polytrack makes: runs, artifacts (`blobs`), launched
