@@ -286,3 +286,31 @@ def start_building(cache: Path, name: str) -> Path:
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
     return building
+
+
+def generate_runs(
+    code: str, building: Path, runs: int, *, extra: Sequence[Sequence[str]] = ()
+) -> None:
+    """Run `python -c code building first count` in up to 4 processes, each writing its
+    share of `runs` runs into `building`, plus one process per `extra` argument list
+    (`python -c ...`); RuntimeError if any fails. Indexing is left to the first read."""
+    workers = max(1, min(os.cpu_count() or 1, 4))
+    env = child_env(POLYTRACK_INDEX_ON_FINISH="0")
+    share = -(-runs // workers)
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                code,
+                str(building),
+                str(w * share),
+                str(max(0, min(share, runs - w * share))),
+            ],
+            env=env,
+        )
+        for w in range(workers)
+    ]
+    procs += [subprocess.Popen([sys.executable, "-c", *args], env=env) for args in extra]
+    if any(p.wait() != 0 for p in procs):
+        raise RuntimeError(f"generating runs in {building} failed")

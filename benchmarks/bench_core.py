@@ -49,6 +49,7 @@ from _harness import (
     chosen,
     finish,
     fs_type,
+    generate_runs,
     header,
     log,
     machine_meta,
@@ -701,27 +702,9 @@ def ensure_store(cache: Path, runs: int) -> tuple[Path, str]:
     if read_stamp(store / "bench-store.json") == stamp:
         return store, "cached"
     building = start_building(cache, name)
-    workers = max(1, min(os.cpu_count() or 1, 4))
-    log(f"generating {runs:,} runs in {building} with {workers} processes (cached after)")
+    log(f"generating {runs:,} runs in {building} (cached after)")
     t0 = perf_counter()
-    env = child_env(POLYTRACK_INDEX_ON_FINISH="0")
-    share = -(-runs // workers)
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                _GEN_CODE,
-                str(building),
-                str(w * share),
-                str(max(0, min(share, runs - w * share))),
-            ],
-            env=env,
-        )
-        for w in range(workers)
-    ]
-    if any(p.wait() != 0 for p in procs):
-        raise RuntimeError("generating the store failed")
+    generate_runs(_GEN_CODE, building, runs)
     generated = perf_counter() - t0
     marker_tmp = building / "bench-store.json"
     marker_tmp.write_text(json.dumps(stamp))

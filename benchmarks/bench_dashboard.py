@@ -37,6 +37,7 @@ from _harness import (
     add_common_arguments,
     child_env,
     finish,
+    generate_runs,
     header,
     log,
     machine_meta,
@@ -83,30 +84,9 @@ def ensure_home(cache: Path, runs: int, points: int) -> tuple[Path, str]:
     if read_stamp(home / "bench-dashboard.json") == stamp:
         return home, "cached"
     building = start_building(cache, name)
-    workers = max(1, min(os.cpu_count() or 1, 4))
     log(f"generating {runs:,} runs and a {points:,}-point series in {building} (cached after)")
     started = time.perf_counter()
-    env = child_env(POLYTRACK_INDEX_ON_FINISH="0")
-    share = -(-runs // workers)
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                _GEN_CODE,
-                str(building),
-                str(w * share),
-                str(max(0, min(share, runs - w * share))),
-            ],
-            env=env,
-        )
-        for w in range(workers)
-    ]
-    procs.append(
-        subprocess.Popen([sys.executable, "-c", _LONG_CODE, str(building), str(points)], env=env)
-    )
-    if any(p.wait() != 0 for p in procs):
-        raise RuntimeError("generating the home failed")
+    generate_runs(_GEN_CODE, building, runs, extra=[[_LONG_CODE, str(building), str(points)]])
     (building / "bench-dashboard.json").write_text(json.dumps(stamp))
     building.rename(home)
     return home, f"generated in {time.perf_counter() - started:.0f} s"
