@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from local_helpers import cli, python_job
@@ -411,12 +412,11 @@ def test_a_service_prints_its_ports(polyaxonfile: Write, environ: dict) -> None:
     assert run.status == "succeeded"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_ctrl_c_stops_every_process_and_records_stopped(
-    polyaxonfile: Write, environ: dict, tmp_path: Path, signum: signal.Signals
-) -> None:
-    """SIGINT (Ctrl-C) or SIGTERM to the runner: the job's process is gone, the run is
-    stopped, and the runner exits 130."""
+def _sleepy_runner(
+    polyaxonfile: Write, environ: dict, tmp_path: Path, **popen: Any
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`polytrack run --local` of a job that sleeps for two minutes, once that job has
+    started: the runner and the job's pid."""
     pidfile = tmp_path / "pid"
     script = (
         f"import os, pathlib, time\npathlib.Path({str(pidfile)!r}).write_text(str(os.getpid()))\n"
@@ -429,19 +429,38 @@ def test_ctrl_c_stops_every_process_and_records_stopped(
         [sys.executable, "-m", "polytrack", "run", "-f", path, "--local"],
         env=environ,
         cwd=tmp_path,
+        **popen,
+    )
+    waiting = threading.Event()
+    deadline = time.monotonic() + 60
+    try:
+        while not pidfile.exists() or not pidfile.read_text():
+            assert runner.poll() is None, "the runner ended before its job started"
+            assert time.monotonic() < deadline, "the job never started"
+            waiting.wait(0.05)
+    except BaseException:
+        runner.kill()
+        runner.wait()
+        raise
+    return runner, int(pidfile.read_text())
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_stops_every_process_and_records_stopped(
+    polyaxonfile: Write, environ: dict, tmp_path: Path, signum: signal.Signals
+) -> None:
+    """SIGINT (Ctrl-C) or SIGTERM to the runner: the job's process is gone, the run is
+    stopped, and the runner exits 130."""
+    runner, child = _sleepy_runner(
+        polyaxonfile,
+        environ,
+        tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         # A background shell starts its children with SIGINT ignored: give it back.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        waiting = threading.Event()
-        deadline = time.monotonic() + 60
-        while not pidfile.exists() or not pidfile.read_text():
-            assert runner.poll() is None, runner.communicate()
-            assert time.monotonic() < deadline, "the job never started"
-            waiting.wait(0.05)
-        child = int(pidfile.read_text())
         runner.send_signal(signum)
         _, err = runner.communicate(timeout=60)
     finally:
@@ -470,30 +489,11 @@ def test_a_killed_runner_leaves_no_process_behind(
     polyaxonfile: Write, environ: dict, tmp_path: Path
 ) -> None:
     """SIGKILL to the runner (nothing of it runs on): its job's process dies with it."""
-    pidfile = tmp_path / "pid"
-    script = (
-        f"import os, pathlib, time\npathlib.Path({str(pidfile)!r}).write_text(str(os.getpid()))\n"
-        "time.sleep(120)\n"
+    runner, child = _sleepy_runner(
+        polyaxonfile, environ, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    path = polyaxonfile(
-        "sleepy", {"kind": "component", "name": "sleepy", "run": python_job(script)}
-    )
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "polytrack", "run", "-f", path, "--local"],
-        env=environ,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    child = None
     try:
         waiting = threading.Event()
-        deadline = time.monotonic() + 60
-        while not pidfile.exists() or not pidfile.read_text():
-            assert runner.poll() is None, "the runner ended before its job started"
-            assert time.monotonic() < deadline, "the job never started"
-            waiting.wait(0.05)
-        child = int(pidfile.read_text())
         runner.kill()
         runner.wait()
         deadline = time.monotonic() + 30
@@ -504,7 +504,7 @@ def test_a_killed_runner_leaves_no_process_behind(
         if runner.poll() is None:
             runner.kill()
             runner.wait()
-        if child is not None and _alive(child):
+        if _alive(child):
             os.killpg(child, signal.SIGKILL)  # its own group (start_new_session)
 
 
