@@ -24,8 +24,9 @@ from polytrack.cli import EXIT_INTERRUPTED
 pytest.importorskip("optuna")
 
 # A trial: loss falls with the epochs, to a floor set by lr; the last trials of a bracket
-# whose floor is high are pruned. Slow enough (0.3 s an epoch) that a pruned process is
-# still running when the controller stops it.
+# whose floor is high are pruned. Slow enough (0.5 s an epoch: a pruned process has 1.5 s
+# of epochs left after the first rung) that it is still running when the controller,
+# which reads the store between its own steps, stops it, even on a busy machine.
 TRAIN = textwrap.dedent(
     """\
     import sys, time, polytrack
@@ -33,7 +34,7 @@ TRAIN = textwrap.dedent(
     run = polytrack.init()
     for epoch in range(1, epochs + 1):
         run.log_metric("loss", 10 * (lr - 0.3) ** 2 + 1 / epoch, step=epoch)
-        time.sleep(0.3)
+        time.sleep(0.5)
     """
 )
 
