@@ -314,13 +314,17 @@ def test_the_runs_threads_import_only_inside_the_fork_gate(tmp_path: Path) -> No
 def _open_connections() -> list[sqlite3.Connection]:
     """The SQLite connections alive in this process and not closed."""
     found = []
-    for thing in gc.get_objects():
-        if isinstance(thing, sqlite3.Connection):
-            try:
-                thing.total_changes  # noqa: B018  (raises once it is closed)
-            except sqlite3.ProgrammingError:
-                continue
-            found.append(thing)
+    with warnings.catch_warnings():
+        # isinstance() reads `__class__`, which some libraries' deprecated objects warn
+        # on (torch.distributed.reduce_op, once torch is imported in this process).
+        warnings.simplefilter("ignore")
+        objects = [thing for thing in gc.get_objects() if isinstance(thing, sqlite3.Connection)]
+    for thing in objects:
+        try:
+            thing.total_changes  # noqa: B018  (raises once it is closed)
+        except sqlite3.ProgrammingError:
+            continue
+        found.append(thing)
     return found
 
 

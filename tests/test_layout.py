@@ -37,7 +37,7 @@ BASE = frozenset(
     }
 )
 # The face: the run and the module-level API over it, at the package root.
-FACE = frozenset({"run", "artifacts", "tracking", "_state", "_api", "_display"})
+FACE = frozenset({"run", "ranks", "artifacts", "tracking", "_state", "_api", "_display"})
 
 # What the readers and everything above them may use.
 _READERS_MAY = frozenset({"base", "store", "capture", "spec", "media", "face", "history"})
@@ -58,6 +58,8 @@ MAY_IMPORT: Mapping[str, frozenset[str]] = {
     # coming, and like the CLI above the rest: they use the public API as a user would.
     "integrations": _READERS_MAY | {"package"},
     "importers": _READERS_MAY | {"package"},
+    # `polytrack.tracking.contrib`: Polyaxon's callback names, built on the integrations.
+    "contrib": _READERS_MAY | {"integrations", "package"},
     # The dashboard (`polytrack ui`): not `ui/`, which would shadow the `polytrack.ui()`
     # function once imported (a submodule import sets the package attribute).
     "dashboard": _READERS_MAY | {"package"},
@@ -67,7 +69,7 @@ MAY_IMPORT: Mapping[str, frozenset[str]] = {
 }
 
 # The wings that are folders (the others are groups of root modules, or the package).
-FOLDERS = frozenset(MAY_IMPORT) - {"base", "face", "package"}
+FOLDERS = frozenset(MAY_IMPORT) - {"base", "face", "package", "contrib"}
 
 # Packages whose `__init__.py` is a docstring and nothing else: `init()` imports one module
 # of `sync` and `store` each, and must not pay for their siblings (numpy, SQLite, HTTP).
@@ -162,6 +164,8 @@ def wing(module: str) -> str | None:
     if len(parts) == 1:
         return "package"
     name = parts[1]
+    if parts[1:3] == ["tracking", "contrib"]:  # Polyaxon's callbacks, over the integrations
+        return "contrib"
     if name in BASE:
         return "base"
     if name in FACE:

@@ -232,9 +232,9 @@ def test_init_maps_polyaxons_options(home: Path) -> None:
         artifacts_path="/ignored",
         log_context=True,
     )
-    assert isinstance(run, Run)
+    assert isinstance(run, tracking.Run) and isinstance(run.polytrack_run, Run)
     assert tracking.TRACKING_RUN is run
-    settings = run.settings
+    settings = run.polytrack_run.settings
     assert settings.mode == "offline" and settings.project == "p"
     assert not (settings.capture_git or settings.capture_code or settings.capture_logs)
     assert not settings.capture_system

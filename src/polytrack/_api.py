@@ -77,6 +77,7 @@ def init(
     settings: Settings | None = None,
     environ: Mapping[str, str] | None = None,
     reinit: str = "finish_previous",
+    log_all_ranks: bool | None = None,
 ) -> Run | DisabledRun:
     """Start recording a run and make it the current run.
 
@@ -105,6 +106,11 @@ def init(
             `runs ls`, queryable (`user = 'ana'`), and synced (MLflow's `mlflow.user`).
         settings: a full `Settings`; the arguments above override it.
         environ: read instead of `os.environ` (for tests).
+        log_all_ranks: in a distributed job (`RANK`, `WORLD_SIZE`, ...), record the
+            metrics of every rank, labelled `rank<N>/<key>`, not rank 0's only; default
+            `POLYTRACK_LOG_ALL_RANKS`. Every rank records into one run: rank 0 creates
+            it, the others return a `polytrack.ranks.RankRun` that records their system
+            metrics (see docs/distributed.md).
         reinit: what a call made while a run is current does (W&B's `reinit`), the same
             in a notebook and in a script: "finish_previous" (the default) finishes that
             run, succeeded, says so in one line on stderr, and starts a new one; the
@@ -153,6 +159,8 @@ def init(
     if user is not None:
         _check_text("user", user)
         settings = settings.evolve(user=user)
+    if log_all_ranks is not None:
+        settings = settings.evolve(log_all_ranks=bool(log_all_ranks))
     flat = flatten_params(params) if params is not None else {}
     clean_tags = check_tags(tags) if tags is not None else ()
     if notes is not None:
@@ -168,6 +176,16 @@ def init(
         disabled = DisabledRun(on_finish=_state.forget)
         _state.set_current(disabled)
         return disabled
+    if settings.distributed is not None:
+        # A rank of a distributed job: all ranks record into one run, rank 0 creates it.
+        from polytrack.ranks import RankRun, join_job
+
+        settings = join_job(settings)
+        if settings.distributed is not None and settings.distributed.rank != 0:
+            rank_run = RankRun.start(settings, on_finish=_state.forget)
+            _state.set_current(rank_run)
+            _state.pending_seeds = None  # every rank seeds; rank 0's run records it
+            return rank_run
 
     run: Run | DisabledRun
     try:
@@ -400,7 +418,7 @@ def _start_captures(
         return
     from polytrack.capture.logs import LogCapture
     from polytrack.capture.snapshot import QUIET_START, SnapshotCapture
-    from polytrack.capture.system import SystemSampler
+    from polytrack.capture.system import SystemSampler, rank_prefix
 
     def warn(kind: str, message: str) -> None:
         writer.warn_once(kind, message, stacklevel=1)
@@ -439,6 +457,8 @@ def _start_captures(
     # (or at finish()): it imports psutil, which would hold the GIL while init() waits
     # and while the user's loop starts.
     if settings.capture_system:
+        # Beside the other ranks' in a distributed job: `system/rank0/...`.
+        rank = None if settings.distributed is None else settings.distributed.rank
         _start_collaborator(
             run,
             "system",
@@ -447,6 +467,7 @@ def _start_captures(
                 interval=settings.system_interval,
                 run_id=run.id,
                 delay=QUIET_START,
+                prefix=rank_prefix(rank),
             ),
             warn,
         )

@@ -19,6 +19,8 @@ PolytrackError                    base of everything below
 │   └── DagCycleError             a DAG's dependencies form a cycle, named in `cycle`
 ├── UnsupportedMatrixError (ValueError) a matrix kind that needs a tuner, not an expansion
 ├── ReproduceError                a run cannot be reproduced as asked: says why, and what to do
+├── ServerOnlyError (NotImplementedError) a Polyaxon call that needs Polyaxon's server
+├── ImportSourceError             a history to import is unreadable or unsupported: names it
 ├── BackendError                  a tracking server or artifact store failed a request
 │   ├── BackendUnavailableError   unreachable, timed out, 429 or 5xx: worth retrying later
 │   ├── BackendRejectedError      a 4xx other than 401/403: this request will never succeed
@@ -51,6 +53,7 @@ __all__ = [
     "CorruptRecordError",
     "DagCycleError",
     "DamagedRecordsWarning",
+    "ImportSourceError",
     "InvalidInputError",
     "InvalidMetricError",
     "InvalidParamError",
@@ -70,6 +73,7 @@ __all__ = [
     "ReproduceError",
     "RunNotFoundError",
     "RunStateError",
+    "ServerOnlyError",
     "SpecError",
     "StoreError",
     "TrackingWarning",
@@ -224,6 +228,17 @@ class ReproduceError(PolytrackError):
     """The run cannot be reproduced as asked: no git state to check out, a commit that
     cannot be reached, a diff that does not apply, a command that cannot be replayed.
     The message says which, and what to do."""
+
+
+class ImportSourceError(PolytrackError):
+    """A source to import (an MLflow store, an event file, an offline run) cannot be read
+    or is not supported; the message names the file or URI. `polytrack.importers` goes on
+    with the rest of the source and reports each in its summary."""
+
+
+class ServerOnlyError(PolytrackError, NotImplementedError):
+    """A Polyaxon client call that only Polyaxon's server can answer (its REST clients,
+    agents, model registry); the message says what polytrack offers instead."""
 
 
 class BackendError(PolytrackError):

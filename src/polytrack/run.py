@@ -105,6 +105,7 @@ class Run:
         self._handed_over_to: str | None = None
         self._on_finish = on_finish  # the process-wide state forgets the run
         self._collaborators: list[Collaborator] = []
+        self._before_finish: list[Callable[[], None]] = []  # see `before_finish`
         self._sync: SyncWorker | None = None
         self._hash_cache: HashCache | None = None
         self._artifacts: ArtifactCopier | None = None  # started by the first artifact
@@ -536,6 +537,12 @@ class Run:
         """Stop `collaborator` when the run finishes, last owned first."""
         self._collaborators.append(collaborator)
 
+    def before_finish(self, hook: Callable[[], None]) -> None:
+        """Call `hook` once when `finish()` starts, while the run still records: however
+        it finishes (`finish()`, at exit, an uncaught exception, a stop signal). Polyaxon's
+        outputs directory is kept as an artifact so (`polytrack.tracking`)."""
+        self._before_finish.append(hook)
+
     # -- media ----------------------------------------------------------------------------
     # Each checks and copies its input here and returns; the run's encoder thread encodes
     # it into the blob store and records it (`polytrack.media`). Bad input raises
@@ -948,6 +955,12 @@ class Run:
             )
         if self.finished or self._handed_over_to is not None or os.getpid() != self._pid:
             return
+        hooks, self._before_finish = self._before_finish, []
+        for hook in hooks:
+            try:
+                hook()
+            except Exception as exc:  # finishing must reach the status record regardless
+                self._warn_once("stop", f"polytrack could not finish {hook!r}: {exc!r}")
         self._status = status
         self.log_metrics = self._finished_log_metrics  # type: ignore[method-assign]
         self._stop_collaborators()
@@ -1036,6 +1049,7 @@ class Run:
     def detach_after_fork(self) -> None:
         """In a forked child: never write into the parent's journal."""
         self._collaborators = []  # their threads live in the parent only
+        self._before_finish = []
         self._artifacts = None
         self._media = None
         self.__dict__.pop("log_image", None)  # the parent's encoder: see _start_media
@@ -1137,7 +1151,7 @@ class DisabledRun:
     id = "disabled"
     project = "disabled"
     name = "disabled"
-    dir = None
+    dir: Path | None = None  # a `polytrack.ranks.RankRun` stands for a run with one
     status = "disabled"
     finished = False
     step = -1

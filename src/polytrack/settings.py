@@ -15,8 +15,10 @@ from polytrack.errors import InvalidInputError
 
 __all__ = [
     "CAPTURES",
+    "ClientConfig",
     "CONSOLE_MODES",
     "DEFAULT_ENV_ALLOWLIST",
+    "Distributed",
     "MODES",
     "Mode",
     "Settings",
@@ -133,6 +135,102 @@ def _run_id(instance: object, attribute: attrs.Attribute[str | None], value: str
         )
 
 
+@frozen
+class Distributed:
+    """Where this process stands in a distributed job, as its launcher's environment says
+    (`distributed_from_env`): present only for a job of more than one process.
+
+    `job` is what every process of the job finds the same in its environment, and no
+    other job does: `polytrack.ranks.shared_run_id` makes the run's id of it, so the
+    ranks agree on one run without talking to each other. With `same_parent`, the
+    environment names no job (`MASTER_ADDR`/`MASTER_PORT` only, which the next job on
+    the machine reuses): the parent process that started the ranks completes it.
+    """
+
+    rank: int
+    world_size: int
+    local_rank: int | None = None
+    source: str = "torch"  # which variables said it: torch, mpi or slurm
+    job: str = ""
+    same_parent: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.world_size < 2:
+            raise InvalidInputError(
+                f"a distributed job has 2 processes or more, not {self.world_size}"
+            )
+        if not 0 <= self.rank < self.world_size:
+            raise InvalidInputError(
+                f"rank {self.rank} is not within the world size {self.world_size} "
+                f"(from the {self.source} variables)"
+            )
+
+
+# Who says which rank a process is, first match wins: (source, rank, size, local rank).
+# torch: the `env://` convention of torch.distributed, which torchrun, accelerate,
+# DeepSpeed's and Lightning's launchers set. mpi: Open MPI's `mpirun`. slurm: tasks that
+# `srun` starts (SLURM_STEP_ID set: a batch script alone has SLURM_NTASKS too).
+RANK_VARIABLES: tuple[tuple[str, str, str, str], ...] = (
+    ("torch", "RANK", "WORLD_SIZE", "LOCAL_RANK"),
+    ("mpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK"),
+    ("slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"),
+)
+
+
+def distributed_from_env(environ: Mapping[str, str]) -> Distributed | None:
+    """This process's rank in a distributed job of more than one process, from the
+    variables of `RANK_VARIABLES`; None outside one (or in a job of one process).
+
+    The job is named, first match wins, by `TORCHELASTIC_RUN_ID` with `MASTER_ADDR` and
+    `MASTER_PORT` (torchrun: its `--rdzv-id`, a random one with `--standalone`; the
+    port tells apart jobs that reuse an id), `SLURM_JOB_ID` with `SLURM_STEP_ID`,
+    `PMIX_NAMESPACE` (Open MPI's job), else `MASTER_ADDR`, `MASTER_PORT` and the world
+    size, completed by the parent process (`Distributed.same_parent`): ranks on one
+    machine, started by one process (`torch.multiprocessing.spawn`, a shell script).
+
+    Raises:
+        InvalidInputError: a rank or size that is not a whole number, or a rank not
+            below the size (names the variable).
+    """
+    for source, rank_name, size_name, local_name in RANK_VARIABLES:
+        if not environ.get(rank_name) or not environ.get(size_name):
+            continue
+        if source == "slurm" and not environ.get("SLURM_STEP_ID"):
+            continue
+        rank = _whole(environ, rank_name)
+        size = _whole(environ, size_name)
+        local = _whole(environ, local_name) if environ.get(local_name) else None
+        if size <= 1:
+            return None
+        addr, port = environ.get("MASTER_ADDR", ""), environ.get("MASTER_PORT", "")
+        same_parent = False
+        if environ.get("TORCHELASTIC_RUN_ID"):
+            job = f"torchelastic:{environ['TORCHELASTIC_RUN_ID']}:{addr}:{port}"
+        elif environ.get("SLURM_JOB_ID"):
+            job = f"slurm:{environ['SLURM_JOB_ID']}.{environ.get('SLURM_STEP_ID', '')}"
+        elif environ.get("PMIX_NAMESPACE"):
+            job = f"pmix:{environ['PMIX_NAMESPACE']}"
+        else:
+            job, same_parent = f"local:{addr}:{port}:{size}", True
+        return Distributed(
+            rank=rank,
+            world_size=size,
+            local_rank=local,
+            source=source,
+            job=job,
+            same_parent=same_parent,
+        )
+    return None
+
+
+def _whole(environ: Mapping[str, str], name: str) -> int:
+    raw = environ[name]
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInputError(f"{name} must be a whole number, got {raw!r}") from None
+
+
 def _mode(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if value not in MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(MODES)}; got {value!r}")
@@ -172,7 +270,10 @@ class Settings:
     reproduces: set by `polytrack reproduce --run`), `POLYTRACK_BACKEND` (where runs are
     synced, a URI), `POLYTRACK_ARTIFACT_STORE` (an fsspec URL), `POLYTRACK_SYNC_TIMEOUT`,
     `POLYTRACK_SYNC_INTERVAL` (seconds), `POLYTRACK_SYNC_HANDOFF` (0/1) and
-    `POLYTRACK_USER` (who runs it; default the login name). The config file
+    `POLYTRACK_USER` (who runs it; default the login name), `POLYTRACK_LOG_ALL_RANKS`
+    (0/1: in a distributed job, record every rank's metrics, not rank 0's only). Also
+    read, not ours: the rank variables of a distributed job (`distributed_from_env`).
+    The config file
     (`polytrack.sync.backends.config`) is read by `init()`, not here.
     """
 
@@ -232,6 +333,11 @@ class Settings:
     reproduces: str | None = field(default=None, validator=_run_id)
     # Who runs it: POLYTRACK_USER, else the login name (see `login_name`).
     user: str | None = None
+    # A rank of a distributed job (RANK, WORLD_SIZE, ...: `distributed_from_env`): every
+    # rank records into one run, rank 0 its metrics (docs/distributed.md).
+    distributed: Distributed | None = None
+    # Record the metrics of every rank, not rank 0's only, labelled `rank<N>/<key>`.
+    log_all_ranks: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -258,6 +364,7 @@ class Settings:
         if env.get("POLYTRACK_REPRODUCES"):
             kwargs["reproduces"] = env["POLYTRACK_REPRODUCES"]
         kwargs["user"] = env.get("POLYTRACK_USER") or login_name(env)
+        kwargs["distributed"] = distributed_from_env(env)
         for name in ("backend", "artifact_store"):
             if env.get(f"POLYTRACK_{name.upper()}"):
                 kwargs[name] = env[f"POLYTRACK_{name.upper()}"]
@@ -288,7 +395,7 @@ class Settings:
                     raise InvalidInputError(
                         f"POLYTRACK_{name.upper()} must be a number of seconds, got {raw!r}"
                     ) from None
-        flags = ["index_on_finish", "speedups", "sync_handoff"]
+        flags = ["index_on_finish", "speedups", "sync_handoff", "log_all_ranks"]
         flags += [f"capture_{what}" for what in CAPTURES]
         for name in flags:
             raw = env.get(f"POLYTRACK_{name.upper()}")
@@ -303,6 +410,43 @@ class Settings:
     def evolve(self, **changes: Any) -> Settings:
         """A copy with `changes` applied (validated again)."""
         return attrs.evolve(self, **changes)
+
+
+@frozen
+class ClientConfig:
+    """What a Polyaxon script reads of `settings.CLIENT_CONFIG`, from polytrack's own
+    environment: `is_managed` is true in a workload `polytrack run` started (locally or
+    on Kubernetes: both set `POLYTRACK_RUN_ID`, the run `init()` attaches to), as
+    Polyaxon's is in a job its agent scheduled; `is_offline` is `POLYTRACK_MODE=offline`,
+    `no_op` `POLYTRACK_MODE=disabled`. There is no server to name: `host` is None."""
+
+    is_managed: bool = False
+    is_offline: bool = False
+    no_op: bool = False
+    host: str | None = None
+    # Polyaxon's pause before a script ends (for its sidecar): polytrack's journal is
+    # durable when a call returns, so there is nothing to wait for.
+    tracking_flush_delay: float = 0.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientConfig:
+        """Read `POLYTRACK_RUN_ID` and `POLYTRACK_MODE` from `environ` (default:
+        `os.environ`)."""
+        env = os.environ if environ is None else environ
+        mode = env.get("POLYTRACK_MODE", "").strip().lower()
+        return cls(
+            is_managed=bool(env.get("POLYTRACK_RUN_ID")),
+            is_offline=mode == "offline",
+            no_op=mode == "disabled",
+        )
+
+
+def __getattr__(name: str) -> Any:
+    # Polyaxon's `settings.CLIENT_CONFIG`, read when asked (PEP 562): importing this
+    # module reads no environment.
+    if name == "CLIENT_CONFIG":
+        return ClientConfig.from_env()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _patterns(raw: str) -> tuple[str, ...]:

@@ -45,6 +45,10 @@ Choices, and why:
   machine, whatever `CUDA_VISIBLE_DEVICES` says. A reading that fails before it ever
   succeeded (power on a board without the sensor) is not asked again.
 
+In a distributed job every rank samples its own process and machine, written as
+`system/rank<N>/...` (`rank_prefix`): rank 0's into the run's journal, the others' into
+their side journals of the run (`polytrack.ranks`), so the ranks' series never mix.
+
 One sample costs 0.3 to 1 ms of CPU, NVML's readings of a GPU included (measured in
 `benchmarks/bench_capture.py`): at the default 10 s interval, about 0.01% of one core.
 """
@@ -68,9 +72,23 @@ if TYPE_CHECKING:
 from polytrack import _forkgate
 from polytrack.errors import TrackingWarning
 
-__all__ = ["PREFIX", "Nvml", "SystemSampler"]
+__all__ = ["PREFIX", "Nvml", "SystemSampler", "rank_prefix"]
 
 PREFIX: Final = "system/"
+
+
+def rank_prefix(rank: int | None) -> str:
+    """The keys' prefix of a process's samples: `system/`, or in a distributed job
+    `system/rank<N>/`, so that each rank's samples are a series of their own in the one
+    shared run (`system/rank1/cpu.percent`; docs/distributed.md).
+
+    Example:
+        >>> rank_prefix(1)
+        'system/rank1/'
+    """
+    return PREFIX if rank is None else f"{PREFIX}rank{rank}/"
+
+
 # The last sample at stop() needs this much time since the previous one (or `interval`).
 _FINAL_SAMPLE_AFTER: Final = 1.0
 # What is read of each GPU; a reading may give several metrics (memory: used and percent).
@@ -109,6 +127,8 @@ class SystemSampler:
         nvml: an NVML binding (see `Nvml`); default: `pynvml` where it is installed.
         delay: seconds before the first sample (`init()` passes the snapshot's quiet
             start, `polytrack.capture.snapshot.QUIET_START`); `stop()` cuts it short.
+        prefix: what the written keys start with, in place of `system/`: a rank's
+            (`rank_prefix`) in a distributed job. `sample()` returns `system/` keys.
 
     Example:
         >>> got = []
@@ -128,8 +148,10 @@ class SystemSampler:
         pid: int | None = None,
         nvml: Nvml | None = None,
         delay: float = 0.0,
+        prefix: str = PREFIX,
     ) -> None:
         self._write = write
+        self._prefix = prefix
         self._interval = interval
         self._delay = delay
         self._run_id = run_id
@@ -208,6 +230,9 @@ class SystemSampler:
     def _sample_and_write(self) -> None:
         with _forkgate.held():  # psutil's import and locks, NVML's: never held at a fork
             values = self.sample()
+        if self._prefix != PREFIX:
+            cut = len(PREFIX)
+            values = {self._prefix + key[cut:]: value for key, value in values.items()}
         try:
             self._write(values, self._step)
         except Exception as exc:  # a full disk, a closed journal: training goes on

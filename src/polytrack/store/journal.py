@@ -11,6 +11,9 @@ A run directory holds, per attempt (the first start and each resume):
   count from the segment's start (in its header); the writer starts a new segment after
   `SEGMENT_MAX_AGE`, which keeps a float32 time within 8 ms.
 
+and, in a distributed run, `ranks/<rank>/` for each other rank: a side journal of the same
+files, metrics only, written by that rank's process (`RANKS_DIR`).
+
 Both are written through shared memory maps. A store into a `MAP_SHARED` page is in the page
 cache the moment it happens, so a `kill -9` right after a log call returned loses nothing, and
 no log call makes a system call. A record's `kind` field, at its end, is stored last (by
@@ -76,6 +79,8 @@ __all__ = [
     "HEADER_SIZE",
     "KIND_POINT",
     "KIND_ROW",
+    "RANKS_DIR",
+    "RANK_RE",
     "SEGMENT_RE",
     "block_bounds",
     "block_crcs",
@@ -113,6 +118,13 @@ EVENTS_RE: Final = re.compile(r"events-(\d{3})\.log$")
 CHANGES_ATTEMPT: Final = 999
 CHANGES_FILE: Final = f"events-{CHANGES_ATTEMPT:03d}.log"
 SEGMENT_RE: Final = re.compile(r"points-(\d{3})-(\d{3})-(\d{5})\.seg$")
+# The side journals of a distributed run's other ranks: `ranks/<rank>/` in the run's
+# directory, each a journal of this same format (events logs and segments, with their
+# own attempts), written by that rank's process alone. They hold metrics only (their
+# keys labelled with the rank by the writer), never the run's own records; readers merge
+# their points into the run's (`polytrack.store.reader`, docs/distributed.md).
+RANKS_DIR: Final = "ranks"
+RANK_RE: Final = re.compile(r"[1-9]\d{0,6}$")
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:

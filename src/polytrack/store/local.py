@@ -5,6 +5,7 @@ $POLYTRACK_HOME/
   index.sqlite3           the index: a cache, rebuilt from the run directories at will
   runs/<run id>/          one directory per run, written only by the run's own process
     events-000.log  points-000-000-00000.seg  ...  heartbeat
+    ranks/<rank>/         a distributed run's other ranks: each one's side journal
 ```
 Writers never take a cross-process lock: each run writes its own directory, so parallel
 runs and distributed ranks can share a home, also on a shared volume. Readers bring the
@@ -799,7 +800,7 @@ _HOME_ENTRIES: Final = frozenset({"runs", "blobs", "ops", "trash", "counters"})
 # Files of a run directory, by name alone: damaged bytes leave a run recognisably ours.
 _RUN_FILE: Final = re.compile(
     r"(events-\d+\.log|points-\d+-\d+-\d+\.seg|heartbeat|sync|output-\d+\.log|git-\d+\.diff"
-    r"|manifest-.*\.json)$"
+    r"|manifest-.*\.json|ranks)$"  # ranks/: a distributed run's side journals
 )
 
 
@@ -875,8 +876,9 @@ def _not_a_store(home: Path, strangers: Sequence[Path]) -> str:
     more = ", ..." if len(strangers) > 3 else ""
     return (
         f"{home} is not a polytrack store: {what} ({examples}{more}), and no run that"
-        " polytrack recorded. polytrack cannot import other tools' runs yet; pass the home"
-        " of a polytrack store (--home, home=, or POLYTRACK_HOME). Nothing was written here."
+        " polytrack recorded. Pass the home of a polytrack store (--home, home=, or"
+        " POLYTRACK_HOME), or import these runs into one (`polytrack import KIND SOURCE`)."
+        " Nothing was written here."
     )
 
 

@@ -5,6 +5,15 @@ run's bytes to be well-formed: records torn by a crash are skipped; what is dama
 that fails its checksum, a frame that fails its CRC, a record that does not decode, a point
 whose key id no event names, a damaged segment header) is skipped, and reported once in
 `corrupt` with its file and byte range; reading goes on after it.
+
+The side journals of a distributed run's other ranks (`ranks/<rank>/`, see
+`polytrack.store.journal.RANKS_DIR`) are read with the run: their points join the run's
+series (their keys carry the rank already, `system/rank1/cpu.percent`), their damage is
+reported under their path (`ranks/1/events-000.log@64: ...`), and their events serve only
+to read their points: a side journal never speaks for the run (its status, params, start).
+A directory that holds side journals but no events log of its own holds no run yet (rank
+1 started before rank 0 created it): its side journals are not read then, so that the
+run's absence stays visible to `init()` and to readers.
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ from polytrack.store.journal import (
     KIND_POINT,
     KIND_ROW,
     POINT_SIZE,
+    RANK_RE,
+    RANKS_DIR,
     SEGMENT_HEADER,
     SEGMENT_MAGIC,
     SEGMENT_RE,
@@ -61,6 +72,7 @@ __all__ = [
     "RunSummary",
     "SealedSegment",
     "SegmentTotals",
+    "SideJournal",
     "SeriesSummary",
     "failed_slots",
     "read_run_files",
@@ -69,6 +81,7 @@ __all__ = [
     "read_snapshot",
     "segment_dtype",
     "read_series",
+    "side_journals",
     "summarize_run_files",
 ]
 
@@ -285,8 +298,59 @@ def read_run_files(
     parts: dict[str, list[tuple[Any, ...]]] = {}
     for key, chunk in _point_chunks(directory, entries, layout, corrupt, keys, with_times):
         parts.setdefault(key, []).append(chunk)
+    for side in side_journals(directory, entries, corrupt):
+        said: list[str] = []
+        _, side_layout = _read_all_events(side.directory, side.entries, said)
+        for key, chunk in _point_chunks(
+            side.directory, side.entries, side_layout, said, keys, with_times
+        ):
+            parts.setdefault(key, []).append(chunk)
+        corrupt.extend(side.prefix + message for message in said)
     series = {key: _merge(chunks, with_times) for key, chunks in parts.items()}
     return RunFiles(events=events, series=series, corrupt=corrupt)
+
+
+@attrs.frozen
+class SideJournal:
+    """The side journal of one other rank of a distributed run, as listed for a read."""
+
+    rank: int
+    directory: Path
+    entries: list[str]
+    prefix: str  # its path in the run's directory, ending in "/": names its files
+
+
+def side_journals(directory: Path, entries: Sequence[str], corrupt: list[str]) -> list[SideJournal]:
+    """The side journals (`ranks/<rank>/`) of the run in `directory`, by rank, listed.
+
+    None where the directory holds no events log of its own (no run yet, see the module's
+    docstring). One that cannot be listed is reported in `corrupt` and left out; one that
+    is gone since is left out quietly.
+    """
+    if RANKS_DIR not in entries or not any(EVENTS_RE.match(name) for name in entries):
+        return []
+    ranks = directory / RANKS_DIR
+    try:
+        names = os.listdir(ranks)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        corrupt.append(f"{RANKS_DIR}: cannot be read: {exc.strerror or exc}")
+        return []
+    found = []
+    for name in sorted(names, key=lambda name: (len(name), name)):
+        if RANK_RE.match(name) is None:
+            continue  # not a rank's: another tool's file, or a temporary one
+        path = ranks / name
+        try:
+            listed = sorted(os.listdir(path))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            corrupt.append(f"{RANKS_DIR}/{name}: cannot be read: {exc.strerror or exc}")
+            continue
+        found.append(SideJournal(int(name), path, listed, f"{RANKS_DIR}/{name}/"))
+    return found
 
 
 def read_series(directory: Path, key: str, *, with_times: bool = False) -> MetricSeries:
@@ -376,21 +440,15 @@ def summarize_run_files(
     totals: dict[str, _Totals] = {}
     fresh: dict[str, SealedSegment] = {}
     spans: list[tuple[float, float]] = []
-    for name in entries:
-        if not SEGMENT_RE.match(name):
-            continue
-        known = sealed.get(name) if sealed is not None and name in layout.checks else None
-        if known is None:
-            said = len(corrupt)
-            known = _summarize_segment(directory, name, layout, corrupt)
-            if name in layout.checks:
-                fresh[name] = attrs.evolve(known, corrupt=tuple(corrupt[said:]))
-        else:
-            corrupt.extend(known.corrupt)
-        if known.times is not None:
-            spans.append(known.times)
-        for key, data in known.totals.items():
-            totals.setdefault(key, _Totals()).merge(_Totals.from_json(data))
+    _summarize_segments(directory, entries, layout, "", sealed, corrupt, totals, fresh, spans)
+    for side in side_journals(directory, entries, corrupt):
+        said: list[str] = []
+        _, side_layout = _read_all_events(side.directory, side.entries, said)
+        corrupt.extend(side.prefix + message for message in said)
+        _summarize_segments(
+            side.directory, side.entries, side_layout, side.prefix, sealed, corrupt, totals,
+            fresh, spans,
+        )  # fmt: skip
     metrics = {key: t.result() for key, t in totals.items() if t.count}
     return RunSummary(
         events=events,
@@ -400,6 +458,40 @@ def summarize_run_files(
         first_point_at=min((lo for lo, _ in spans), default=None),
         last_point_at=max((hi for _, hi in spans), default=None),
     )
+
+
+def _summarize_segments(
+    directory: Path,
+    entries: list[str],
+    layout: _Layout,
+    prefix: str,
+    sealed: Mapping[str, SealedSegment] | None,
+    corrupt: list[str],
+    totals: dict[str, _Totals],
+    fresh: dict[str, SealedSegment],
+    spans: list[tuple[float, float]],
+) -> None:
+    """Add the segments of one journal (the run's, or a side journal's at `prefix`) to
+    `totals`, `fresh` and `spans`; sealed segments are named by their path in the run's
+    directory (`ranks/1/points-...`), so that two journals' files never share a name."""
+    for name in entries:
+        if not SEGMENT_RE.match(name):
+            continue
+        path = prefix + name
+        known = sealed.get(path) if sealed is not None and name in layout.checks else None
+        if known is None:
+            said: list[str] = []
+            known = _summarize_segment(directory, name, layout, said)
+            said = [prefix + message for message in said]
+            corrupt.extend(said)
+            if name in layout.checks:
+                fresh[path] = attrs.evolve(known, corrupt=tuple(said))
+        else:
+            corrupt.extend(known.corrupt)
+        if known.times is not None:
+            spans.append(known.times)
+        for key, data in known.totals.items():
+            totals.setdefault(key, _Totals()).merge(_Totals.from_json(data))
 
 
 def _summarize_segment(

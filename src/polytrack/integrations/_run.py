@@ -1,0 +1,48 @@
+"""The run an integration records into: the current one, else one it starts and owns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import polytrack
+from polytrack.run import DisabledRun, Run
+
+__all__ = ["RunHandle"]
+
+
+class RunHandle:
+    """The run a callback records into, and whether the callback must finish it.
+
+    A callback made while a run is current records into that run and leaves its end to
+    whoever started it. A callback made with no current run starts one at the first event
+    (`polytrack.init(**init_args)`), not in its constructor, so that building a Trainer
+    records nothing by itself; and finishes it when training ends.
+    """
+
+    def __init__(self, run: Run | DisabledRun | None = None, **init_args: Any) -> None:
+        self._run = run
+        self._init_args: Mapping[str, Any] = init_args
+        self._owned = False
+
+    @property
+    def run(self) -> Run | DisabledRun:
+        """The run, started now if there is none yet."""
+        if self._run is None:
+            current = polytrack.current_run()
+            if current is not None and not current.finished:
+                self._run = current
+            else:
+                self._run = polytrack.init(**self._init_args)
+                self._owned = True
+        return self._run
+
+    @property
+    def owned(self) -> bool:
+        """True when this handle started the run (and so finishes it)."""
+        return self._owned
+
+    def finish(self, status: str = "succeeded") -> None:
+        """Finish the run if this handle started it; a run it found is left recording."""
+        if self._owned and self._run is not None and not self._run.finished:
+            self._run.finish(status)
