@@ -364,7 +364,9 @@ class OutputsSet:
     reset: bool = False
 
 
-RUN_RELATIONS: Final = ("reproduces",)
+# "imported-from": the run was imported (`polytrack.importers`); `run_id` is then
+# "<kind>:<source uri>#<original id>", no polytrack run.
+RUN_RELATIONS: Final = ("reproduces", "imported-from")
 
 
 @frozen

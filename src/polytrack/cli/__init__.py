@@ -72,6 +72,7 @@ _COMMANDS: Final = (
     "polytrack.cli.gc",
     "polytrack.cli.completion",
     "polytrack.cli.ui",
+    "polytrack.cli._import",
 )
 
 

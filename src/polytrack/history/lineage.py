@@ -287,6 +287,8 @@ def _verb(edge: Edge, way: str) -> str:
     """How the printed node relates to its parent line in the tree."""
     if edge.relation == "reproduces":
         return "reproduces" if way == "up" else "reproduced by"
+    if edge.relation == "imported-from":  # its other end is a source's run (`importers`)
+        return "imported from" if way == "up" else "imported as"
     if edge.relation == "input":
         return "consumed" if way == "up" else "consumed by"
     return "produced by" if way == "up" else "produced"
