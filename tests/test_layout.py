@@ -42,8 +42,7 @@ FACE = frozenset({"run", "ranks", "artifacts", "tracking", "_state", "_api", "_d
 # What the readers and everything above them may use.
 _READERS_MAY = frozenset({"base", "store", "capture", "spec", "media", "face", "history"})
 # Which wings a wing's modules may import, besides its own. Lowest first; read with the
-# map in STYLE.md. The wings marked "coming" have no modules yet: their place is decided
-# here so that the issues adding them meet a rule, not a blank.
+# map in STYLE.md (whose `ui/` is built as `dashboard/`, see below).
 MAY_IMPORT: Mapping[str, frozenset[str]] = {
     "base": frozenset(),
     "store": frozenset({"base"}),
@@ -52,10 +51,10 @@ MAY_IMPORT: Mapping[str, frozenset[str]] = {
     "spec": frozenset({"base"}),
     # store: the local runner and the tuners read trials' statuses and outputs back.
     "launch": frozenset({"base", "spec", "store"}),
-    "media": frozenset({"base", "store"}),  # coming: encoders, below the run
+    "media": frozenset({"base", "store"}),  # encoders, below the run
     "face": frozenset({"base", "store", "capture", "sync", "media"}),
     "history": _READERS_MAY - {"history"},
-    # coming, and like the CLI above the rest: they use the public API as a user would.
+    # Like the CLI, above the rest: they use the public API as a user would.
     "integrations": _READERS_MAY | {"package"},
     "importers": _READERS_MAY | {"package"},
     # `polytrack.tracking.contrib`: Polyaxon's callback names, built on the integrations.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import polytrack
@@ -46,3 +47,15 @@ class RunHandle:
         """Finish the run if this handle started it; a run it found is left recording."""
         if self._owned and self._run is not None and not self._run.finished:
             self._run.finish(status)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[Run | DisabledRun]:
+        """The run, for a one-shot call (scikit-learn's `log_estimator`): a run started
+        here is finished when the block ends, failed if it raised."""
+        run = self.run
+        try:
+            yield run
+        except BaseException:
+            self.finish("failed")
+            raise
+        self.finish()

@@ -78,9 +78,7 @@ def log_estimator(
             raise InvalidInputError(f"log_estimator: give both {which}, or neither")
         if features is not None:
             datasets[split] = (features, target)
-    handle = RunHandle(run)
-    recording = handle.run
-    try:
+    with RunHandle(run).recording() as recording:
         recording.log_params(estimator_params(estimator))
         scores: dict[str, float] = {}
         for split, (features, target) in datasets.items():
@@ -109,10 +107,6 @@ def log_estimator(
                     "sklearn_version": sklearn.__version__,
                 },
             )
-    except BaseException:
-        handle.finish("failed")
-        raise
-    handle.finish()
     return scores
 
 

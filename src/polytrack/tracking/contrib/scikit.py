@@ -51,9 +51,7 @@ def log_classifier(
     """
     if not is_classifier(classifier):
         raise InvalidInputError("log_classifier: classifier should be a sklearn classifier")
-    handle = RunHandle(run)
-    recording = handle.run
-    try:
+    with RunHandle(run).recording() as recording:
         log_estimator(classifier, X_test=X_test, y_test=y_test, run=recording)
         predicted = np.asarray(classifier.predict(X_test))
         results: dict[str, float] = {}
@@ -78,10 +76,6 @@ def log_classifier(
                     columns=[str(c) for c in classifier.classes_],
                 )
         _log_predictions(recording, np.asarray(y_test), predicted, nrows)
-    except BaseException:
-        handle.finish("failed")
-        raise
-    handle.finish()
 
 
 def log_regressor(
@@ -101,9 +95,7 @@ def log_regressor(
     """
     if not is_regressor(regressor):
         raise InvalidInputError("log_regressor: regressor should be a sklearn regressor")
-    handle = RunHandle(run)
-    recording = handle.run
-    try:
+    with RunHandle(run).recording() as recording:
         log_estimator(regressor, X_test=X_test, y_test=y_test, run=recording)
         predicted = np.asarray(regressor.predict(X_test))
         truth = np.asarray(y_test)
@@ -118,10 +110,6 @@ def log_regressor(
             results = {"r2": float(regressor.score(X_test, y_test))}
         recording.log_metrics(results)
         _log_predictions(recording, truth, predicted, nrows)
-    except BaseException:
-        handle.finish("failed")
-        raise
-    handle.finish()
 
 
 def _log_predictions(run: Run | DisabledRun, truth: Any, predicted: Any, nrows: int) -> None:
