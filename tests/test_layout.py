@@ -64,7 +64,7 @@ MAY_IMPORT: Mapping[str, frozenset[str]] = {
     "dashboard": _READERS_MAY | {"package"},
     "cli": _READERS_MAY | {"sync", "launch", "integrations", "importers", "dashboard", "package"},
     # `polytrack/__init__.py`: re-exports, imported lazily (its imports are type-only).
-    "package": _READERS_MAY | {"sync", "dashboard", "integrations"},
+    "package": _READERS_MAY | {"sync", "dashboard", "integrations", "importers"},
 }
 
 # The wings that are folders (the others are groups of root modules, or the package).

@@ -40,6 +40,25 @@ def test_init_without_captures_loads_no_capture_module(home: Path) -> None:
     assert polytrack.get_run(polytrack.runs(home=home)[0].id, home=home).metrics["loss"].count
 
 
+def test_subpackages_are_attributes_loaded_on_first_use() -> None:
+    """`polytrack.importers`, `.integrations` and `.tracking` are reachable after `import
+    polytrack` alone, and none is loaded before it is named."""
+    code = (
+        "import sys, polytrack\n"
+        "names = ('importers', 'integrations', 'tracking')\n"
+        "print([f'polytrack.{n}' in sys.modules for n in names])\n"
+        "print(polytrack.importers.mlflow.__module__, polytrack.tracking.Run.__name__,\n"
+        "      polytrack.integrations.__name__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split("\n")[:2] == [
+        "[False, False, False]",
+        "polytrack.importers Run polytrack.integrations",
+    ], out.stderr
+
+
 def test_default_names_count_in_the_same_file_as_before(home: Path) -> None:
     """The project's counter file is still named by blake2b (now from `_blake2`): a home
     made before keeps counting where it was."""

@@ -294,7 +294,14 @@ if TYPE_CHECKING:  # explicit re-exports (`X as X`) for type checkers
     from polytrack.sync.backends.memory import InMemoryBackend as InMemoryBackend
 
 
+# Subpackages a user reaches as attributes after `import polytrack` alone
+# (`polytrack.importers.mlflow(...)`, as with `from polytrack import importers`).
+_SUBPACKAGES = frozenset({"importers", "integrations", "tracking"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"polytrack.{name}")  # sets the attribute itself
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'polytrack' has no attribute {name!r}")
