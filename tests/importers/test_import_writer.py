@@ -284,3 +284,111 @@ def test_imported_run_refuses_bad_points_before_writing_any(home: Path) -> None:
     assert sorted(p.name for p in (home / "runs" / "abcd1234").glob("points-*")) == [
         "points-000-000-00000.seg"
     ]
+
+
+def test_secrets_from_the_source_are_redacted_as_a_live_runs(home: Path) -> None:
+    """Params, outputs, tags, notes, env variables, argv, the git remote, the source URI
+    and the summary lose their secrets as `init(params=...)` would; re-import adds nothing."""
+    token = "ghp_" + "a1B2" * 9
+    run = _run(
+        uri="http://alice:hunter2@mlflow.example/x",
+        params={"lr": 0.1, "wandb.api_key": "k3y-abc", "db": "postgres://bob:pw123@db/x"},
+        outputs={"acc": 0.9, "hf_token": "tok-xyz"},
+        tags=("baseline", f"pushed with {token}"),
+        notes=f"used {token}",
+        git=GitState(available=True, commit="a" * 40, remote="https://bob:pw456@github.com/o/r"),
+        environment={"WANDB_API_KEY": "envsecret", "argv": ["train.py", "--password", "pw789"]},
+    )
+    summary = write_runs([run], kind="test", source=run.uri, home=home)
+    again = write_runs([run], kind="test", source=run.uri, home=home)
+    assert (again.runs_unchanged, again.points) == (1, 0)
+    view = polytrack.get_run(summary.run_ids[0], home=home)
+    assert view.params == {
+        "lr": 0.1,
+        "wandb.api_key": "[REDACTED]",
+        "db": "postgres://bob:[REDACTED]@db/x",
+    }
+    assert view.tags == ("baseline", "pushed with [REDACTED]")
+    assert view.notes == "used [REDACTED]"
+    snapshot = view.snapshot()
+    assert snapshot.environment is not None
+    assert snapshot.environment.variables == {"WANDB_API_KEY": "[REDACTED]"}
+    assert snapshot.code is not None
+    assert snapshot.code.argv == ("train.py", "--password", "[REDACTED]")
+    assert (
+        snapshot.git is not None and snapshot.git.remote == "https://bob:[REDACTED]@github.com/o/r"
+    )
+    from polytrack.store.local import LocalStore
+
+    with LocalStore.open(home) as store:
+        read = store.read_run(summary.run_ids[0])
+    assert [link.run_id for link in read.links] == [
+        "test:http://alice:[REDACTED]@mlflow.example/x#r1"
+    ]
+    assert read.outputs == {"acc": 0.9, "hf_token": "[REDACTED]"}
+    assert "hunter2" not in summary.describe()
+    for secret in ("hunter2", "k3y-abc", "pw123", "tok-xyz", token, "pw456", "envsecret", "pw789"):
+        for path in home.rglob("*"):
+            assert not path.is_file() or secret.encode() not in path.read_bytes(), (secret, path)
+
+
+def test_a_metric_key_polytrack_refuses_is_named_and_the_rest_imports(home: Path) -> None:
+    """A key over 250 characters (TensorBoard and W&B allow them) is a problem of its run:
+    that run's other metrics and the next runs import; a second import adds nothing."""
+    long_key = "x" * 300
+    bad = _run("r1", series=lambda: [_series("loss", 10), _series(long_key, 5)])
+    first = _write(home, bad, _run("r2", points=7))
+    second = _write(home, bad, _run("r2", points=7))
+    assert (first.runs_new, first.points) == (2, 17)
+    assert len(first.problems) == 1 and "must have 1 to 250 characters" in first.problems[0]
+    assert first.problems[0].startswith("run run-r1: metric ")
+    assert (second.runs_unchanged, second.points) == (2, 0)
+    counts = {v.name: {k: s.count for k, s in v.metrics.items()} for v in polytrack.runs(home=home)}
+    assert counts == {"run-r1": {"loss": 10}, "run-r2": {"loss": 7}}
+
+
+def test_an_artifact_file_that_is_gone_is_named_and_the_rest_imports(home: Path) -> None:
+    """A file of an artifact that vanished (a dangling symlink in a local artifact store)
+    is a problem of its run: its other artifacts, and the next runs, import."""
+    good = home.parent / "good.bin"
+    good.write_bytes(b"good" * 10)
+
+    def artifacts() -> Iterator[tuple[str, str, list[SourceFile]]]:
+        yield "gone", "artifact", [SourceFile(path="gone", local=home.parent / "missing")]
+        yield "good.bin", "artifact", [SourceFile(path="good.bin", local=good)]
+
+    summary = _write(home, _run("a", artifacts=artifacts), _run("b"))
+    assert (summary.runs_new, summary.artifacts) == (2, 1)
+    assert len(summary.problems) == 1 and "missing" in summary.problems[0]
+    assert summary.problems[0].startswith("run run-a: artifact 'gone': ")
+    view = polytrack.get_run(import_run_id("test", "/data/source", "a"), home=home)
+    assert view.status == "succeeded"
+    assert view.artifact("good.bin").download(home.parent / "out").read_bytes() == b"good" * 10
+
+
+def test_nested_params_are_flattened_and_redacted_as_inits(home: Path) -> None:
+    """A nested config (W&B's, Polyaxon's inputs) is recorded as `init(params=...)` records
+    it: dotted keys, lists kept, secrets redacted by name; a second import adds nothing."""
+    from polytrack.run import flatten_params
+
+    params = {
+        "optimizer": {"name": "adam", "lr": 0.1},
+        "db": {"password": "hunter2", "host": "h"},
+        "layers": [1, 2],
+        "ratio": float("nan"),
+    }
+    run = _run(params=params)
+    assert _write(home, run).runs_new == 1
+    assert (_write(home, run).runs_unchanged, _write(home, run).points) == (1, 0)
+    view = polytrack.get_run(import_run_id("test", "/data/source", "r1"), home=home)
+    assert view.params == {
+        "optimizer.name": "adam",
+        "optimizer.lr": 0.1,
+        "db.password": "[REDACTED]",
+        "db.host": "h",
+        "layers": [1, 2],
+        "ratio": "nan",
+    }
+    assert {k: v for k, v in view.params.items() if k != "ratio"} == {
+        k: v for k, v in flatten_params(params).items() if k != "ratio"
+    }

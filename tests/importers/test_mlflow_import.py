@@ -266,3 +266,47 @@ def test_a_metric_file_in_another_form_is_read_by_mlflow(tmp_path: Path, home: P
     view = {v.name: v for v in polytrack.runs(home=home)}["live"]
     steps, values = view.history("loss")
     assert steps.tolist() == [0, 0] and values.tolist() == [0.5, 0.25]
+
+
+def test_a_server_behind_basic_auth_is_reached_and_its_password_kept_out(home: Path) -> None:
+    """The credentials of `http://user:pass@host` reach the server (a real HTTP server that
+    answers 401 without them) and appear in no summary or record."""
+    import base64
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    expected = "Basic " + base64.b64encode(b"alice:hunter2").decode()
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            seen.append(self.headers.get("Authorization") or "")
+            ok = self.headers.get("Authorization") == expected
+            body = json.dumps({"experiments": []} if ok else {"error_code": "UNAUTHENTICATED"})
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        source = f"http://alice:hunter2@127.0.0.1:{server.server_address[1]}/"
+        summary = polytrack.importers.mlflow(source, home=home, progress=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=30)
+    assert seen and set(seen) == {expected}
+    assert (summary.runs_seen, summary.problems) == (0, ())
+    assert "hunter2" not in summary.describe()

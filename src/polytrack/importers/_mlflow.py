@@ -55,6 +55,7 @@ from polytrack.importers.source import (
     SourceSeries,
 )
 from polytrack.models import GitState
+from polytrack.redact import redact_text
 
 __all__ = ["normalize_uri", "read"]
 
@@ -125,7 +126,7 @@ def read(
     """
     uri = normalize_uri(source)
     _check_exists(uri, source)
-    client = _client(uri)
+    client = _client(uri, _connection_uri(source, uri))
     wanted = (
         None
         if experiment is None
@@ -193,6 +194,16 @@ def _runs_one_by_one(client: Any, uri: str, exp: Any) -> Iterator[Any]:
     yield from sorted(found, key=lambda run: run.info.start_time or 0)
 
 
+def _connection_uri(source: str, uri: str) -> str:
+    """What MLflow's client is given: `uri` for a local store; a server's or a database's
+    URI as the user spelled it, credentials included, since they are needed to connect
+    (only `uri`, without them, is recorded or printed)."""
+    text = str(source)
+    if "://" not in text or text.partition("://")[0].lower() in ("file", "sqlite"):
+        return uri
+    return text.rstrip("/")
+
+
 def _check_exists(uri: str, source: str) -> None:
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///"))
@@ -215,10 +226,12 @@ def _translated(where: str) -> Iterator[None]:
         raise
     except Exception as exc:  # MlflowException, requests', SQLAlchemy's, OSError, ...
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        raise ImportSourceError(f"{where}: {message.splitlines()[0]}") from exc
+        # A driver's message may quote the URI it was given, credentials and all.
+        message = redact_text(str(message).splitlines()[0])
+        raise ImportSourceError(f"{where}: {message}") from exc
 
 
-def _client(uri: str) -> Any:
+def _client(uri: str, connect: str) -> Any:
     try:
         from mlflow import MlflowClient
     except ImportError as exc:
@@ -226,8 +239,8 @@ def _client(uri: str) -> Any:
             f"importing from MLflow needs its client: pip install 'polytrack[import-mlflow]' "
             f"({exc})"
         ) from exc
-    with _translated(uri), _file_store_allowed(uri):
-        client = MlflowClient(tracking_uri=uri)
+    with _translated(uri), _file_store_allowed(connect):
+        client = MlflowClient(tracking_uri=connect)
         # Builds (and caches, by URI) the store now, while a file store is allowed.
         client.search_experiments(max_results=1)
     return client
@@ -553,7 +566,9 @@ def _artifacts(
 
                 path = Path(
                     download_artifacts(
-                        artifact_uri=model.artifact_location, dst_path=tmp, tracking_uri=uri
+                        artifact_uri=model.artifact_location,
+                        dst_path=tmp,
+                        tracking_uri=client.tracking_uri,
                     )
                 )
             yield name, "model", list(_walk(path, ""))

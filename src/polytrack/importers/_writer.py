@@ -17,7 +17,9 @@ the rest:
 
 Nothing at all is written for a run with nothing new: a second import adds no attempt.
 None of the importing process' own environment is recorded (no snapshot capture): the
-run's host, git and environment are what the source recorded.
+run's host, git and environment are what the source recorded. Secrets are redacted as
+for a live run (`polytrack.redact`): a W&B config's api key or an MLflow param holding a
+token is no more recorded than one given to `init(params=...)`.
 """
 
 from __future__ import annotations
@@ -59,9 +61,11 @@ from polytrack.models import (
     RunStarted,
     StatusChanged,
 )
+from polytrack.redact import redact_argv, redact_remote, redact_text, redact_url, redact_value
 from polytrack.store.blobs import BlobStore
 from polytrack.store.imported import ImportedRun
 from polytrack.store.local import LocalStore, RunRead, read_events
+from polytrack.store.writer import _check_key
 
 __all__ = ["import_run_id", "write_runs"]
 
@@ -128,18 +132,19 @@ def write_runs(
     ids: list[str] = []
     counts = {"new": 0, "updated": 0, "unchanged": 0}
     points = artifacts = media = 0
+    source = redact_url(source)
     store = LocalStore.open(home, create=not dry_run)
     blobs = BlobStore(home)
     try:
         for item in runs:
             if isinstance(item, SourceProblem):
-                message = f"{item.where}: {item.message}"
+                message = redact_text(f"{item.where}: {item.message}")
                 problems.append(message)
                 say.problem(message)
                 continue
             if limit is not None and len(ids) >= limit:
                 break
-            run = item if project is None else _with_project(item, project)
+            run = _redacted(item if project is None else _with_project(item, project))
             run_id = import_run_id(run.kind, run.uri, run.original_id)
             ids.append(run_id)
             outcome = _import_run(store, blobs, home, run, run_id, dry_run=dry_run, say=say)
@@ -148,6 +153,7 @@ def write_runs(
             artifacts += outcome.artifacts
             media += outcome.media
             for message in outcome.problems:
+                message = redact_text(message)
                 problems.append(message)
                 say.problem(message)
             say.run_done(run.name, _what(outcome, dry_run))
@@ -177,6 +183,27 @@ def _with_project(run: SourceRun, project: str) -> SourceRun:
     import attrs
 
     return attrs.evolve(run, project=project)
+
+
+def _redacted(run: SourceRun) -> SourceRun:
+    """`run` with its secrets redacted as a live run's are (`Run` and `polytrack.capture`
+    do the same): params and outputs by name and shape, tags, notes and name as text,
+    the git remote and the source's URI without credentials."""
+    import attrs
+
+    git = run.git
+    if git is not None and git.remote:
+        git = attrs.evolve(git, remote=redact_remote(git.remote))
+    return attrs.evolve(
+        run,
+        uri=redact_url(run.uri),
+        name=redact_text(run.name),
+        params={key: redact_value(key, value) for key, value in _params(run.params).items()},
+        tags=tuple(redact_text(tag) for tag in run.tags),
+        notes=None if run.notes is None else redact_text(run.notes),
+        outputs={str(key): redact_value(str(key), value) for key, value in run.outputs.items()},
+        git=git,
+    )
 
 
 def _what(outcome: _Outcome, dry_run: bool) -> str:
@@ -312,15 +339,21 @@ _MISSING: Final = object()
 
 
 def _params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The source's params as polytrack's: JSON scalars as they are, the rest as text."""
+    """The source's params as `init(params=...)` records them (`flatten_params`: nested
+    mappings as dotted keys, lists kept, secrets redacted); a value it refuses as text,
+    and a float that is not finite as text too (NaN would never compare equal to what
+    is stored, and every import would write it again)."""
+    from polytrack.run import flatten_params
+
     result: dict[str, Any] = {}
     for key, value in params.items():
-        if value is None or isinstance(value, (str, bool, int)):
-            result[str(key)] = value
-        elif isinstance(value, float):
-            result[str(key)] = value if math.isfinite(value) else str(value)
-        else:
-            result[str(key)] = str(value)
+        try:
+            flat: dict[str, Any] = dict(flatten_params({str(key): value}))
+        except InvalidInputError:
+            flat = {str(key): str(value)}
+        for name, leaf in flat.items():
+            finite = not isinstance(leaf, float) or math.isfinite(leaf)
+            result[name] = leaf if finite else str(leaf)
     return result
 
 
@@ -359,8 +392,10 @@ def _snapshot(run: SourceRun) -> list[Event]:
         return events
     code = {k: env.pop(k) for k in _CODE_FIELDS if k in env}
     known = {k: env.pop(k) for k in _ENVIRONMENT_FIELDS if k in env}
-    variables = {str(k): str(v) for k, v in dict(known.pop("variables", {}) or {}).items()}
-    variables.update({str(k): str(v) for k, v in env.items()})
+    variables = {str(k): v for k, v in dict(known.pop("variables", {}) or {}).items()}
+    variables.update({str(k): v for k, v in env.items()})
+    # As `polytrack.capture.environment` records a live run's variables.
+    variables = {k: str(redact_value(k, str(v), strict=True)) for k, v in variables.items()}
     if known or variables:
         events.append(
             EnvironmentState(
@@ -378,7 +413,7 @@ def _snapshot(run: SourceRun) -> list[Event]:
         argv = code.get("argv") or ()
         events.append(
             CodeState(
-                argv=tuple(str(a) for a in argv),
+                argv=tuple(redact_argv([str(a) for a in argv])),
                 cwd=str(code.get("cwd", "")),
                 executable=str(code.get("executable", "")),
                 entrypoint=None if code.get("entrypoint") is None else str(code["entrypoint"]),
@@ -407,6 +442,7 @@ def _new_points(run: SourceRun, read: RunRead | None, outcome: _Outcome) -> list
     stored = {} if read is None else read.metrics
     for key, found in gathered.items():
         try:
+            _check_key(key)  # here, not in the writer: one bad key must not stop the rest
             steps = np.concatenate([np.asarray(s.steps, dtype=np.int64).reshape(-1) for s in found])
             values = np.concatenate(
                 [np.asarray(s.values, dtype=np.float64).reshape(-1) for s in found]
@@ -414,6 +450,9 @@ def _new_points(run: SourceRun, read: RunRead | None, outcome: _Outcome) -> list
             times = np.concatenate(
                 [np.asarray(s.timestamps, dtype=np.float64).reshape(-1) for s in found]
             )
+        except InvalidInputError as exc:
+            outcome.problems.append(f"run {run.name}: {exc}")
+            continue
         except (TypeError, ValueError, OverflowError) as exc:
             outcome.problems.append(f"run {run.name}: metric {key!r}: {exc}")
             continue
@@ -481,7 +520,15 @@ def _artifacts(
             count += 1
             if dry_run:
                 continue
-            event = _store_artifact(name, kind, files, blobs, run)
+            try:
+                event = _store_artifact(name, kind, files, blobs, run)
+            except OSError as exc:
+                if isinstance(exc, StoreError):
+                    raise  # the store cannot be written: no run can be
+                # A source file gone or unreadable (a dangling symlink): this artifact only.
+                outcome.problems.append(f"run {run.name}: artifact {name!r}: {exc}")
+                count -= 1
+                continue
             if event is not None:
                 attempt.get().append(event)
     except ImportSourceError as exc:
