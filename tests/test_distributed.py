@@ -90,6 +90,14 @@ def test_other_launchers_and_their_jobs() -> None:
     assert (both.source, both.rank, both.job) == ("torch", 0, "slurm:42.0")  # type: ignore[union-attr]
 
 
+def test_torchruns_default_rendezvous_id_names_no_job() -> None:
+    """TORCHELASTIC_RUN_ID "none" (torchrun's default with --master-port) is no job's name:
+    two such jobs on one master port must not share a run, so the parent completes it."""
+    env = {"RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    found = distributed_from_env({**env, "TORCHELASTIC_RUN_ID": "none"})
+    assert (found.job, found.same_parent) == ("local:127.0.0.1:29500:2", True)  # type: ignore[union-attr]
+
+
 def test_no_job_without_two_processes_or_with_bad_variables() -> None:
     """A world of one is no distributed job; a malformed rank is refused by name."""
     assert distributed_from_env({}) is None
@@ -435,3 +443,20 @@ def test_a_rank_killed_with_sigkill_keeps_what_it_logged(home: Path) -> None:
     assert view.history("rank1/acc")[0].tolist() == [1]
     assert view.history("loss")[1].tolist() == [1.0]
     assert (view.status, view.damaged) == ("succeeded", ())
+
+
+def test_resume_on_every_rank_continues_that_run(home: Path) -> None:
+    """init(resume=<name>) on every rank of a new job: rank 1's metrics go into the run
+    rank 0 continues, not into a side journal of the job's hashed id, read by no one."""
+    first = polytrack.init(name="pretrain", capture=False, environ=_environ(home, 0))
+    first.finish()
+    job = {"TORCHELASTIC_RUN_ID": "second-job"}
+    rank1 = polytrack.init(
+        resume="pretrain", capture=False, log_all_ranks=True, environ=_environ(home, 1, **job)
+    )
+    rank1.log_metrics({"loss": 2.0}, step=5)
+    rank1.finish()
+    rank0 = polytrack.init(resume="pretrain", capture=False, environ=_environ(home, 0, **job))
+    rank0.finish()
+    assert rank1.id == rank0.id == first.id
+    assert polytrack.get_run(first.id, home=home).history("rank1/loss")[1].tolist() == [2.0]

@@ -180,6 +180,12 @@ def init(
         # A rank of a distributed job: all ranks record into one run, rank 0 creates it.
         from polytrack.ranks import RankRun, join_job
 
+        if resume is not None and settings.distributed.rank != 0:
+            # Rank 0 continues `resume`: the others record beside it, not under the job's id.
+            from polytrack.store.local import LocalStore
+
+            with LocalStore.open(settings.home) as store:
+                settings = settings.evolve(run_id=store.resolve(resume))
         settings = join_job(settings)
         if settings.distributed is not None and settings.distributed.rank != 0:
             rank_run = RankRun.start(settings, on_finish=_state.forget)

@@ -204,8 +204,11 @@ def distributed_from_env(environ: Mapping[str, str]) -> Distributed | None:
             return None
         addr, port = environ.get("MASTER_ADDR", ""), environ.get("MASTER_PORT", "")
         same_parent = False
-        if environ.get("TORCHELASTIC_RUN_ID"):
-            job = f"torchelastic:{environ['TORCHELASTIC_RUN_ID']}:{addr}:{port}"
+        elastic = environ.get("TORCHELASTIC_RUN_ID", "")
+        # "none" is torchrun's default `--rdzv-id` (static rendezvous, `--master-port`
+        # given): every such job has it, so it names none.
+        if elastic and elastic != "none":
+            job = f"torchelastic:{elastic}:{addr}:{port}"
         elif environ.get("SLURM_JOB_ID"):
             job = f"slurm:{environ['SLURM_JOB_ID']}.{environ.get('SLURM_STEP_ID', '')}"
         elif environ.get("PMIX_NAMESPACE"):

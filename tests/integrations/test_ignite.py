@@ -143,3 +143,24 @@ def test_handler_refuses_another_logger(tmp_path: Path) -> None:
     Other().attach(trainer, OutputHandler("t", output_transform=lambda x: x), Events.STARTED)
     with pytest.raises(polytrack.InvalidInputError, match="PolytrackLogger"):
         trainer.run(_loader(), max_epochs=1)
+
+
+def test_a_with_block_that_raises_finishes_the_run_failed(tmp_path: Path) -> None:
+    """A `with PolytrackLogger()` block left by an exception records the run as failed."""
+    home = tmp_path / "home"
+    trainer, _, _ = _engines()
+
+    @trainer.on(Events.ITERATION_COMPLETED(once=2))
+    def _crash(engine: Engine) -> None:
+        raise ValueError("diverged")
+
+    logger = PolytrackLogger(project="ign", dir=home, capture=False)
+    with pytest.raises(ValueError, match="diverged"), logger:
+        logger.attach_output_handler(
+            trainer, event_name=Events.ITERATION_COMPLETED, tag="t", output_transform=lambda x: x
+        )
+        trainer.run(_loader(), max_epochs=1)
+    assert logger.run.finished
+    view = polytrack.get_run(logger.run.id, home=home)
+    assert view.status == "failed"
+    assert view.history("t/output")[0].tolist() == [1]  # the crash came first at 2

@@ -152,6 +152,21 @@ def test_records_into_the_current_run_and_leaves_it_running() -> None:
     assert {"loss", "val_loss", "after"} <= set(view.metrics)
 
 
+def test_a_callback_reused_across_runs_follows_the_current_run() -> None:
+    """One callback, two `with polytrack.init()` folds: each fold's epochs go into that
+    fold's run, not into the first run after it finished."""
+    callback = PolytrackCallback(metrics=["loss"])
+    model = tiny_model()
+    folds = []
+    for fold in range(2):
+        with polytrack.init(**RUN_ARGS, name=f"fold{fold}") as run:
+            fit(model, callback, epochs=2, validation=False)
+            assert callback.run is run
+        folds.append(run.id)
+    for run_id in folds:
+        assert polytrack.get_run(run_id).history("loss")[0].tolist() == [0, 1]
+
+
 def test_a_second_fit_records_a_second_run() -> None:
     """A callback that started (and finished) a run starts another for the next fit(),
     whose global batch steps count from the start again."""

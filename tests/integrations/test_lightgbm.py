@@ -107,3 +107,25 @@ def test_cv_records_mean_and_stdv_and_finishes() -> None:
     assert run.history("valid-auc-mean")[1].tolist() == results["valid auc-mean"]
     assert run.history("valid-auc-stdv")[1].tolist() == results["valid auc-stdv"]
     assert run.artifacts() == []
+
+
+def _break_blob_store(home: Path) -> None:
+    """Make every artifact copy into `home` fail: its blob store is a file, not a folder."""
+    blobs = home / "blobs"
+    if blobs.exists():
+        import shutil
+
+        shutil.rmtree(blobs)
+    blobs.write_text("not a folder")
+
+
+def test_a_failed_model_copy_warns_and_training_succeeds() -> None:
+    """The model's copy failing (a tracking failure) warns; lgb.train returns its booster."""
+    train, _, _ = _data()
+    run = polytrack.init(capture=False)
+    _break_blob_store(run.settings.home)
+    with pytest.warns(polytrack.TrackingWarning, match="could not store artifact 'model'"):
+        booster = lgb.train(PARAMS, train, 3, callbacks=[PolytrackCallback(log_importance=False)])
+    assert booster.num_trees() == 3
+    assert not run.finished  # a run it found is left to its owner
+    run.finish()

@@ -125,6 +125,25 @@ def test_patch_twice_records_once_and_follows_the_given_run(
     assert polytrack.get_run(current.id, home=home).metrics == {}
 
 
+def test_nested_patched_restores_the_outer_block(tmp_path: Path, writer_class: type) -> None:
+    """An inner patched() leaves the outer block's patch and run in place when it ends."""
+    home = tmp_path / "home"
+    outer = polytrack.init(project="tb", dir=home, capture=False, reinit="create_new")
+    inner = polytrack.init(project="tb", dir=home, capture=False, reinit="create_new")
+    original = writer_class.add_scalar
+    writer = writer_class(str(tmp_path / "tb"))
+    with bridge.patched(run=outer):
+        with bridge.patched(run=inner):
+            writer.add_scalar("x", 1.0, 0)
+        writer.add_scalar("x", 2.0, 1)
+    assert writer_class.add_scalar is original
+    writer.close()
+    for run in (outer, inner):
+        run.finish()
+    assert polytrack.get_run(inner.id, home=home).history("x")[0].tolist() == [0]
+    assert polytrack.get_run(outer.id, home=home).history("x")[0].tolist() == [1]
+
+
 def test_without_a_run_the_writer_works_alone(tmp_path: Path, writer_class: type) -> None:
     """With no current run, patched writers write their files and record nothing."""
     with bridge.patched():

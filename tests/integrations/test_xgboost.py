@@ -136,3 +136,21 @@ def test_an_unknown_model_format_is_refused() -> None:
     """model_format other than json/ubj raises before training."""
     with pytest.raises(InvalidInputError, match="model_format"):
         PolytrackCallback(model_format="pickle")
+
+
+def test_a_failed_model_copy_warns_and_the_run_it_started_succeeds() -> None:
+    """The model's copy failing (a tracking failure) warns; xgb.train returns its booster
+    and the callback's own run still finishes succeeded, its metrics kept."""
+    train, _ = _data()
+    home = Path(polytrack.Settings.from_env().home)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "blobs").write_text("not a folder: every artifact copy fails")
+    with pytest.warns(polytrack.TrackingWarning, match="could not store artifact 'model'"):
+        booster = xgb.train(
+            PARAMS, train, 3, evals=[(train, "train")], verbose_eval=False,
+            callbacks=[PolytrackCallback(name="xgb", capture=False, log_importance=False)],
+        )  # fmt: skip
+    assert booster.num_boosted_rounds() == 3
+    [run] = polytrack.runs()
+    assert run.status == "succeeded"
+    assert run.history("train-logloss")[0].tolist() == [0, 1, 2]

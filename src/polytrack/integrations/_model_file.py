@@ -8,11 +8,13 @@ working directory.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from polytrack.errors import StoreError
 from polytrack.run import DisabledRun, Run
 
 __all__ = ["log_model_file", "param_value"]
@@ -29,8 +31,8 @@ def log_model_file(
 ) -> None:
     """Have `save(path)` write the model to `<tmp>/<filename>`, keep it as model `name`.
 
-    Raises:
-        StoreError: the copy into the blob store failed (the message says why).
+    A failed copy into the blob store has warned (`TrackingWarning`) and raises nothing:
+    a tracking failure never ends the user's training.
     """
     if isinstance(run, DisabledRun):
         return  # nothing is recorded: do not pay for saving the model either
@@ -38,7 +40,9 @@ def log_model_file(
         path = Path(folder) / filename
         save(path)
         run.log_model(path, name, framework=framework, metadata=metadata)
-        run.artifact(name)  # waits for the background copy before the folder goes
+        # Waits for the background copy before the folder goes; its failure has warned.
+        with contextlib.suppress(StoreError):
+            run.artifact(name)
 
 
 def param_value(value: Any) -> Any:

@@ -25,12 +25,15 @@ class RunHandle:
         self._run = run
         self._init_args: Mapping[str, Any] = init_args
         self._owned = False
+        self._found = False  # `_run` is the run that was current, not one given or started
 
     @property
     def run(self) -> Run | DisabledRun:
-        """The run, started now if there is none yet."""
-        if self._run is None:
+        """The run, started now if there is none yet. A run found current that has
+        finished since is looked for again (a callback reused for the next run)."""
+        if self._run is None or (self._found and self._run.finished):
             current = polytrack.current_run()
+            self._found = current is not None and not current.finished
             if current is not None and not current.finished:
                 self._run = current
             else:
@@ -43,10 +46,10 @@ class RunHandle:
         """True when this handle started the run (and so finishes it)."""
         return self._owned
 
-    def finish(self, status: str = "succeeded") -> None:
+    def finish(self, status: str = "succeeded", *, message: str | None = None) -> None:
         """Finish the run if this handle started it; a run it found is left recording."""
         if self._owned and self._run is not None and not self._run.finished:
-            self._run.finish(status)
+            self._run.finish(status, message=message)
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[Run | DisabledRun]:

@@ -41,7 +41,7 @@ from torch.optim import Optimizer
 
 from polytrack.errors import InvalidInputError
 from polytrack.integrations._run import RunHandle
-from polytrack.run import DisabledRun, Run
+from polytrack.run import DisabledRun, Run, exit_status
 
 __all__ = ["OptimizerParamsHandler", "OutputHandler", "PolytrackLogger", "global_step_from_engine"]
 
@@ -89,6 +89,12 @@ class PolytrackLogger(BaseLogger):
     def close(self) -> None:
         """Finish the run if this logger started it (succeeded); a run found is left open."""
         self._handle.finish()
+
+    def __exit__(self, type: Any, value: Any, traceback: Any) -> None:
+        # Ignite's own closes alike whatever happened: a run the block failed in would
+        # read succeeded. Judged as a `with polytrack.init()` block judges it.
+        status, message = exit_status(value if isinstance(value, BaseException) else None)
+        self._handle.finish(status, message=message)
 
     def __getattr__(self, name: str) -> Any:
         # Only public names: private ones are looked up by copy, pickle and Ignite itself.

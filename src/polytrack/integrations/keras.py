@@ -277,10 +277,7 @@ class PolytrackCallback(keras.callbacks.Callback):
                 model.save(str(path), overwrite=True)
 
         self._model_logged = True
-        with contextlib.suppress(StoreError):  # the run has warned; training goes on
-            log_model_file(
-                run, save, filename, name="model", framework=FRAMEWORK, metadata=metadata
-            )
+        log_model_file(run, save, filename, name="model", framework=FRAMEWORK, metadata=metadata)
 
 
 def _number(value: Any) -> float | None:

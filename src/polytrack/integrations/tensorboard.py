@@ -126,17 +126,24 @@ def unpatch() -> None:
 
 @contextlib.contextmanager
 def patched(*, run: Run | DisabledRun | None = None) -> Iterator[None]:
-    """`patch()` for the block, `unpatch()` after it.
+    """`patch()` for the block; after it, what was before: `unpatch()`, or inside an
+    outer `patched()` (or after `patch()`) the outer block's run again.
 
     Example:
         >>> with polytrack.integrations.tensorboard.patched(run=run):
         ...     trainer.fit(model)     # Lightning's TensorBoardLogger, mirrored
     """
+    with _lock:
+        was_patched, previous = bool(_originals), _target[0]
     patch(run=run)
     try:
         yield
     finally:
-        unpatch()
+        if was_patched:
+            with _lock:
+                _target[0] = previous
+        else:
+            unpatch()
 
 
 def _writer_classes() -> list[type]:

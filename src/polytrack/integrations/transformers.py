@@ -36,13 +36,12 @@ records, else one it starts with `polytrack.init(**init_args)` (named after
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from polytrack.errors import InvalidInputError, StoreError
+from polytrack.errors import InvalidInputError
 from polytrack.integrations._model_file import log_model_file, param_value
 from polytrack.integrations._run import RunHandle
 from polytrack.run import DisabledRun, Run
@@ -231,9 +230,7 @@ class PolytrackCallback(TrainerCallback):
             metadata["best_metric"] = state.best_metric
         if state.best_model_checkpoint is not None:
             metadata["best_model_checkpoint"] = state.best_model_checkpoint
-        # A failed copy has warned (TrackingWarning); the Trainer goes on.
-        with contextlib.suppress(StoreError):
-            log_model_file(run, save, "model", name="model", framework=FRAMEWORK, metadata=metadata)
+        log_model_file(run, save, "model", name="model", framework=FRAMEWORK, metadata=metadata)
 
 
 def _log_model_from_env(environ: Mapping[str, str]) -> bool:
