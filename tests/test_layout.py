@@ -34,6 +34,7 @@ BASE = frozenset(
         "_speedups",
         "_forkgate",
         "_names",
+        "_client_config",
     }
 )
 # The face: the run and the module-level API over it, at the package root.

@@ -15,7 +15,6 @@ from polytrack.errors import InvalidInputError
 
 __all__ = [
     "CAPTURES",
-    "ClientConfig",
     "CONSOLE_MODES",
     "DEFAULT_ENV_ALLOWLIST",
     "Distributed",
@@ -415,39 +414,12 @@ class Settings:
         return attrs.evolve(self, **changes)
 
 
-@frozen
-class ClientConfig:
-    """What a Polyaxon script reads of `settings.CLIENT_CONFIG`, from polytrack's own
-    environment: `is_managed` is true in a workload `polytrack run` started (locally or
-    on Kubernetes: both set `POLYTRACK_RUN_ID`, the run `init()` attaches to), as
-    Polyaxon's is in a job its agent scheduled; `is_offline` is `POLYTRACK_MODE=offline`,
-    `no_op` `POLYTRACK_MODE=disabled`. There is no server to name: `host` is None."""
-
-    is_managed: bool = False
-    is_offline: bool = False
-    no_op: bool = False
-    host: str | None = None
-    # Polyaxon's pause before a script ends (for its sidecar): polytrack's journal is
-    # durable when a call returns, so there is nothing to wait for.
-    tracking_flush_delay: float = 0.0
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientConfig:
-        """Read `POLYTRACK_RUN_ID` and `POLYTRACK_MODE` from `environ` (default:
-        `os.environ`)."""
-        env = os.environ if environ is None else environ
-        mode = env.get("POLYTRACK_MODE", "").strip().lower()
-        return cls(
-            is_managed=bool(env.get("POLYTRACK_RUN_ID")),
-            is_offline=mode == "offline",
-            no_op=mode == "disabled",
-        )
-
-
 def __getattr__(name: str) -> Any:
     # Polyaxon's `settings.CLIENT_CONFIG`, read when asked (PEP 562): importing this
-    # module reads no environment.
+    # module reads no environment, and `init()` never builds the class.
     if name == "CLIENT_CONFIG":
+        from polytrack._client_config import ClientConfig
+
         return ClientConfig.from_env()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

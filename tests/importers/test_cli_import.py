@@ -74,3 +74,15 @@ def test_an_unknown_kind_is_a_usage_error(home: Path) -> None:
     result = cli("import", "comet", "x", "--home", str(home))
     assert result.code == 2
     assert "invalid choice: 'comet'" in result.err
+
+
+def test_import_source_takes_a_kind_of_kinds(home: Path) -> None:
+    """`import_source` (the CLI's way in) refuses a kind no reader reads, naming them."""
+    import polytrack.importers
+    from polytrack.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="mlflow, tensorboard, wandb, polyaxon"):
+        polytrack.importers.import_source(
+            "aim", "./repo", {}, project=None, home=home, dry_run=True, progress=False, limit=None
+        )
+    assert not home.exists()

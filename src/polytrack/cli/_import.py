@@ -58,7 +58,7 @@ def register(commands: Subcommands, parent: Parser) -> None:
 
 
 def run_import(args: argparse.Namespace, ctx: Context) -> int:
-    from polytrack.importers import _import
+    from polytrack.importers import import_source
     from polytrack.importers._progress import Progress
 
     options: dict[str, object] = {}
@@ -67,7 +67,7 @@ def run_import(args: argparse.Namespace, ctx: Context) -> int:
             raise InvalidInputError("--experiment is for mlflow sources")
         options["experiment"] = args.experiment
     with ctx.warnings_as_notes():
-        summary = _import(
+        summary = import_source(
             args.kind,
             args.source,
             options,

@@ -17,10 +17,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from polytrack.errors import InvalidInputError
 from polytrack.importers._progress import ImportSummary, Progress
 from polytrack.settings import Settings
 
-__all__ = ["ImportSummary", "mlflow", "polyaxon", "tensorboard", "wandb"]
+__all__ = ["KINDS", "ImportSummary", "import_source", "mlflow", "polyaxon", "tensorboard", "wandb"]
 
 KINDS = ("mlflow", "tensorboard", "wandb", "polyaxon")
 
@@ -54,7 +55,7 @@ def mlflow(
         >>> polytrack.importers.mlflow("./mlruns", project="imported").describe()
     """
     options: dict[str, Any] = {} if experiment is None else {"experiment": experiment}
-    return _import(
+    return import_source(
         "mlflow", source, options, project=project, home=home, dry_run=dry_run,
         progress=progress, limit=limit,
     )  # fmt: skip
@@ -72,7 +73,7 @@ def tensorboard(
 ) -> ImportSummary:
     """Import TensorBoard event files (a log directory: one run per directory of event
     files). Keywords as `mlflow()`; `options` go to the TensorBoard reader."""
-    return _import(
+    return import_source(
         "tensorboard", source, options, project=project, home=home, dry_run=dry_run,
         progress=progress, limit=limit,
     )  # fmt: skip
@@ -90,7 +91,7 @@ def wandb(
 ) -> ImportSummary:
     """Import W&B runs (offline run directories). Keywords as `mlflow()`; `options` go to
     the W&B reader."""
-    return _import(
+    return import_source(
         "wandb", source, options, project=project, home=home, dry_run=dry_run,
         progress=progress, limit=limit,
     )  # fmt: skip
@@ -108,13 +109,13 @@ def polyaxon(
 ) -> ImportSummary:
     """Import Polyaxon runs (traceml offline runs). Keywords as `mlflow()`; `options` go
     to the Polyaxon reader."""
-    return _import(
+    return import_source(
         "polyaxon", source, options, project=project, home=home, dry_run=dry_run,
         progress=progress, limit=limit,
     )  # fmt: skip
 
 
-def _import(
+def import_source(
     kind: str,
     source: str | os.PathLike[str],
     options: dict[str, Any],
@@ -125,11 +126,19 @@ def _import(
     progress: bool | Progress | None,
     limit: int | None,
 ) -> ImportSummary:
-    """Read `source` with the kind's reader and write what it yields (`progress`: as the
-    public functions take it, or a `Progress` made by the caller: the CLI's, on its
-    stderr)."""
+    """Import `source` with the reader of `kind` (one of `KINDS`), `options` going to that
+    reader: what `mlflow()`, `tensorboard()`, `wandb()` and `polyaxon()` do, for a caller
+    that picks the kind at run time (the CLI). `progress` is as those functions take it,
+    or a `Progress` made by the caller (the CLI's, on its stderr).
+
+    Raises:
+        InvalidInputError: `kind` is none of `KINDS`.
+        ImportSourceError: the source, or the reader it needs, cannot be opened.
+    """
     from polytrack.importers._writer import write_runs
 
+    if kind not in KINDS:
+        raise InvalidInputError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     reader = importlib.import_module(f"polytrack.importers._{kind}")
     store_home = Path(home).expanduser() if home is not None else Settings.from_env().home
     return write_runs(

@@ -65,7 +65,7 @@ from polytrack.redact import redact_argv, redact_remote, redact_text, redact_url
 from polytrack.store.blobs import BlobStore
 from polytrack.store.imported import ImportedRun
 from polytrack.store.local import LocalStore, RunRead, read_events
-from polytrack.store.writer import _check_key
+from polytrack.store.writer import check_key
 
 __all__ = ["import_run_id", "write_runs"]
 
@@ -442,7 +442,7 @@ def _new_points(run: SourceRun, read: RunRead | None, outcome: _Outcome) -> list
     stored = {} if read is None else read.metrics
     for key, found in gathered.items():
         try:
-            _check_key(key)  # here, not in the writer: one bad key must not stop the rest
+            check_key(key)  # here, not in the writer: one bad key must not stop the rest
             steps = np.concatenate([np.asarray(s.steps, dtype=np.int64).reshape(-1) for s in found])
             values = np.concatenate(
                 [np.asarray(s.values, dtype=np.float64).reshape(-1) for s in found]

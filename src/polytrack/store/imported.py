@@ -56,7 +56,7 @@ from polytrack.store.journal import (
     fsync_dir,
 )
 from polytrack.store.reader import segment_dtype
-from polytrack.store.writer import _check_key
+from polytrack.store.writer import check_key
 
 __all__ = ["SPAN", "ImportedRun", "next_attempt"]
 
@@ -230,7 +230,7 @@ def _checked(
     key: object, steps: npt.ArrayLike, values: npt.ArrayLike, times: npt.ArrayLike
 ) -> tuple[str, npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """One key's arrays, converted and checked (see `ImportedRun.write_points`)."""
-    name = _check_key(key)
+    name = check_key(key)
     try:
         step = np.asarray(steps, dtype=np.int64).reshape(-1)
         value = np.asarray(values, dtype=np.float64).reshape(-1)

@@ -38,7 +38,7 @@ from polytrack.store.journal import (
 if TYPE_CHECKING:
     from polytrack._speedups import Appender
 
-__all__ = ["JournalWriter", "LogMetrics"]
+__all__ = ["JournalWriter", "LogMetrics", "check_key"]
 
 # Beyond this many distinct key sets per attempt, dicts are written as single points:
 # each stream costs a file and a map.
@@ -367,7 +367,7 @@ class JournalWriter:
                 continue
 
     def _key_id(self, key: object) -> int:
-        return self._key_ids_of({_check_key(key): 0.0})[key]  # type: ignore[index]
+        return self._key_ids_of({check_key(key): 0.0})[key]  # type: ignore[index]
 
     def _key_ids_of(self, keys: Mapping[str, object]) -> dict[str, int]:
         """The ids of checked `keys`, defining the new ones: all of them, or none when they
@@ -614,10 +614,16 @@ def _check_metrics(metrics: object) -> dict[str, float]:
             "metrics must be a mapping of names to values (or names as keywords); "
             f"got {type(metrics).__name__}"
         )
-    return {_check_key(key): _check_value(key, value) for key, value in metrics.items()}
+    return {check_key(key): _check_value(key, value) for key, value in metrics.items()}
 
 
-def _check_key(key: object) -> str:
+def check_key(key: object) -> str:
+    """`key` if it can name a metric (text of 1 to 250 characters, valid UTF-8), for the
+    writers of the store: the live one and the importer's.
+
+    Raises:
+        InvalidMetricError: it cannot (names it).
+    """
     if not isinstance(key, str):
         raise InvalidMetricError(
             f"metric keys must be strings; got {type(key).__name__} {safe_repr(key)}"
